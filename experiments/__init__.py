@@ -1,0 +1,1 @@
+"""Experiments: settings, evaluation, results store, analysis, report and the gmg CLI."""

@@ -1,0 +1,1 @@
+"""Interpretability: hook points, channel interventions, patching, attributions, reliance."""

@@ -1,0 +1,1 @@
+"""Linear probes: activation datasets, probes and their controls."""

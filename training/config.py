@@ -1,0 +1,169 @@
+"""Training configuration: one dataclass, named presets, overrides from CLI or TOML."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from training.env import EnvConfig
+from training.levels import LevelError, check_world_dim
+from training.model import ModelConfig
+from training.objects import parse_object
+
+
+class ConfigError(ValueError):
+    """A preset, field or value that cannot be used."""
+
+
+@dataclass
+class TrainConfig:
+    """Every hyperparameter of one PPO run (CleanRL's names)."""
+
+    preset: str = "cpu"
+    seed: int = 0
+    total_timesteps: int = 200_000  # env steps
+    num_envs: int = 64
+    num_steps: int = 64  # rollout length per env
+    num_minibatches: int = 4
+    update_epochs: int = 3
+    learning_rate: float = 5e-4
+    anneal_lr: bool = False
+    gamma: float = 0.95
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    clip_vloss: bool = False
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    norm_adv: bool = True
+    scale_rewards: bool = True  # divide rewards by a running std of the discounted return
+    widths: tuple[int, ...] = (8, 16, 16)
+    hidden: int = 256
+    goal: str = "yellow_line"
+    background: str = "black"
+    world_dim: int = 5
+    obs_size: int = 64
+    num_levels: int = 100_000
+    start_level: int = 0
+    timeout: int = 500
+    bf16: bool = False  # bf16 autocast (10x slower on CPUs without native bf16; see README)
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the network
+    checkpoint_every: int = 20  # updates between resumable checkpoints
+    threads: int = 0  # torch CPU threads; 0 = all cores
+
+    # derived sizes, computed in one place
+    batch_size: int = field(init=False, default=0)
+    minibatch_size: int = field(init=False, default=0)
+    num_iterations: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(int(w) for w in self.widths)
+        self.batch_size = self.num_envs * self.num_steps
+        self.minibatch_size = self.batch_size // max(self.num_minibatches, 1)
+        self.num_iterations = -(-self.total_timesteps // max(self.batch_size, 1))
+
+    def validate(self) -> "TrainConfig":
+        def bad(msg: str) -> ConfigError:
+            return ConfigError(msg)
+
+        for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden", "num_levels", "timeout"):
+            if getattr(self, name) < 1:
+                raise bad(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise bad(f"learning_rate must be positive, got {self.learning_rate}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise bad(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("clip_coef", "ent_coef", "vf_coef", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                raise bad(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.batch_size % self.num_minibatches:
+            raise bad(
+                f"batch of num_envs x num_steps = {self.batch_size} does not split into "
+                f"{self.num_minibatches} minibatches; change num_minibatches or num_steps"
+            )
+        if not self.widths or any(w < 1 for w in self.widths):
+            raise bad(f"widths must be positive channel counts, got {list(self.widths)}")
+        try:
+            check_world_dim(self.world_dim)
+            parse_object(self.goal)
+        except (LevelError, ValueError) as e:
+            raise bad(str(e)) from None
+        if self.background not in ("black", "grey", "textured"):
+            raise bad(f"unknown background {self.background!r}: use black, grey or textured")
+        return self
+
+    def env_config(self) -> EnvConfig:
+        return EnvConfig(objects=(self.goal,), world_dim=self.world_dim, size=self.obs_size,
+                         background=self.background, timeout=self.timeout)
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(widths=self.widths, hidden=self.hidden, obs_size=self.obs_size)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+
+PAPER = dict(
+    total_timesteps=5_000_000, num_envs=256, num_steps=256, num_minibatches=8, update_epochs=3,
+    learning_rate=5e-4, gamma=0.999, gae_lambda=0.95, widths=(16, 32, 32), background="black",
+)
+PRESETS: dict[str, dict] = {
+    "paper": {**PAPER, "bf16": True},
+    "paper-textured": {**PAPER, "bf16": True, "total_timesteps": 10_000_000, "background": "textured"},
+    # measured on 2 CPU cores; see README "The cpu preset"
+    "cpu": {},
+}
+# fields that change what is learned; a resumed run must match them exactly
+RUN_FIELDS_IGNORED_ON_RESUME = ("total_timesteps", "checkpoint_every", "threads", "compile")
+_INIT_FIELDS = {f.name: f for f in fields(TrainConfig) if f.init}
+
+
+def _coerce(name: str, value):
+    if name not in _INIT_FIELDS:
+        allowed = ", ".join(sorted(_INIT_FIELDS))
+        raise ConfigError(f"unknown training field {name!r}; fields are: {allowed}")
+    default = getattr(TrainConfig(), name)
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError
+                return value.lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+            return tuple(int(v) for v in value)
+        if isinstance(default, int):
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"field {name} expects {type(default).__name__}, got {value!r}") from None
+
+
+def make_config(preset: str = "cpu", overrides: dict | None = None, toml_path: str | Path | None = None) -> TrainConfig:
+    """A validated config: preset, then TOML file, then explicit overrides."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+    values = dict(PRESETS[preset])
+    if toml_path is not None:
+        import tomllib
+
+        try:
+            with open(toml_path, "rb") as f:
+                values.update(tomllib.load(f))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {toml_path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {toml_path} is not valid TOML: {e}") from None
+    values.update(overrides or {})
+    values.pop("preset", None)
+    kwargs = {k: _coerce(k, v) for k, v in values.items()}
+    return TrainConfig(preset=preset, **kwargs).validate()

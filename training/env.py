@@ -1,0 +1,234 @@
+"""The colour-shape maze: N procgen-style mazes stepping in lockstep as torch tensors.
+
+All state lives on one device; ``step`` makes no host-device copy. Levels come from a
+level sampler (training: seeded uniform draws from a range; evaluation: a fixed list in
+order) and are generated once per sampler as a bank (see ``training.levels``). Finished
+episodes reset automatically in the same step (procgen's convention): the returned
+observation is the new level's first frame and ``info`` describes the finished episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import torch
+
+from training.levels import Levels, generate, sample_training_levels, start_cell, check_world_dim
+from training.objects import ObjectSpec, parse_object
+from training.render import Renderer
+
+NUM_ACTIONS = 15
+TIMEOUT = 500
+REWARD_GOAL, REWARD_OTHER = 10.0, -10.0
+EVAL_START = 1_000_000_000  # evaluation level ids start here, disjoint from training ranges
+# procgen's 15 actions: 0-8 are (vx, vy) in {-1, 0, 1}^2 (x right, y up), 9-14 no-ops
+ACTION_NAMES = (
+    "left_down", "left", "left_up", "down", "noop", "up", "right_down", "right",
+    "right_up", "d", "a", "w", "s", "q", "e",
+)
+# simplified moves for people: action index of each named move
+MOVES = {"left": 1, "down": 3, "up": 5, "right": 7, "noop": 4}
+
+
+def action_deltas(device: torch.device | str = "cpu") -> torch.Tensor:
+    """int64 (15, 2): (d_row, d_col) of each action in the maze (diagonals go sideways)."""
+    out = []
+    for a in range(NUM_ACTIONS):
+        vx, vy = (a // 3 - 1, a % 3 - 1) if a < 9 else (0, 0)
+        if vx != 0:
+            vy = 0
+        out.append((-vy, vx))
+    return torch.tensor(out, dtype=torch.int64, device=device)
+
+
+class TrainingLevels:
+    """Uniform draws from ``[start, start + num_levels)``; ``seed`` fixes the order."""
+
+    def __init__(self, num_levels: int = 100_000, seed: int = 0, start: int = 0):
+        if num_levels < 1:
+            raise ValueError(f"num_levels must be at least 1, got {num_levels}")
+        self.num_levels, self.seed, self.start = int(num_levels), int(seed), int(start)
+
+    def ids(self) -> torch.Tensor:
+        return torch.arange(self.start, self.start + self.num_levels)
+
+    def rows(self, counters: torch.Tensor) -> torch.Tensor:
+        """Bank row of the ``counters``-th level drawn."""
+        return sample_training_levels(self.seed, counters, self.num_levels)
+
+
+class EvaluationLevels:
+    """A fixed list of level ids, used in order (and cycled)."""
+
+    def __init__(self, level_ids: Sequence[int] | torch.Tensor | None = None, n: int = 1000):
+        if level_ids is None:
+            level_ids = torch.arange(EVAL_START, EVAL_START + n)
+        self.level_ids = torch.as_tensor(level_ids, dtype=torch.int64).reshape(-1)
+        if self.level_ids.numel() == 0:
+            raise ValueError("evaluation needs at least one level id")
+
+    def ids(self) -> torch.Tensor:
+        return self.level_ids
+
+    def rows(self, counters: torch.Tensor) -> torch.Tensor:
+        return counters % self.level_ids.numel()
+
+
+@lru_cache(maxsize=8)
+def _bank(ids: tuple[int, int, int] | tuple[int, ...], world_dim: int, n_objects: int) -> Levels:
+    # keyed by (start, stop, step) for ranges or the explicit tuple of ids
+    t = torch.arange(*ids[1:]) if ids[0] == -1 else torch.tensor(ids, dtype=torch.int64)
+    return generate(t, world_dim, n_objects)
+
+
+def level_bank(sampler, world_dim: int, n_objects: int, device: torch.device) -> Levels:
+    """Every level a sampler can draw, generated once (cached per process on the CPU)."""
+    ids = sampler.ids()
+    if isinstance(sampler, TrainingLevels):
+        key: tuple[int, ...] = (-1, sampler.start, sampler.start + sampler.num_levels)
+    else:
+        key = tuple(int(i) for i in ids)
+    return _bank(key, world_dim, n_objects).to(device)
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """What makes one maze distribution: size, objects, background, timeout."""
+
+    objects: tuple[str, ...] = ("yellow_line",)
+    world_dim: int = 5
+    size: int = 64
+    background: str = "black"
+    timeout: int = TIMEOUT
+
+    def object_specs(self) -> tuple[ObjectSpec, ...]:
+        return tuple(parse_object(o) for o in self.objects)
+
+
+class MazeEnv:
+    """``num_envs`` mazes on ``device``; obj1 is the goal (+10), others end the episode (-10).
+
+    ``step(actions)`` takes int64 (N,) actions and returns
+    ``obs`` uint8 (N, size, size, 3), ``reward`` float32 (N,), ``terminated`` and
+    ``truncated`` bool (N,), and ``info``: a dict of (N,) tensors describing the
+    finished episode where ``done`` (``level``, ``reached`` 0 = timeout / 1 = obj1 /
+    2 = obj2, ``length``, ``path_len`` (N, K)) plus ``level_now`` of every env.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        config: EnvConfig = EnvConfig(),
+        levels: TrainingLevels | EvaluationLevels | None = None,
+        device: torch.device | str = "cpu",
+    ):
+        check_world_dim(config.world_dim)
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        if config.timeout < 1:
+            raise ValueError(f"timeout must be at least 1 step, got {config.timeout}")
+        self.config = config
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.specs = config.object_specs()
+        if not self.specs:
+            raise ValueError("the maze needs at least one object (the goal)")
+        self.sampler = levels if levels is not None else TrainingLevels()
+        self.bank = level_bank(self.sampler, config.world_dim, len(self.specs), self.device)
+        self.renderer = Renderer(config.world_dim, config.size, config.background, self.specs, self.device)
+        self._deltas = action_deltas(self.device)
+        self._world = config.world_dim
+        self._rewards = torch.tensor(
+            [REWARD_GOAL] + [REWARD_OTHER] * (len(self.specs) - 1), dtype=torch.float32, device=self.device
+        )
+        self.reset()
+
+    # ----------------------------------------------------------------- state
+    def reset(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Restart the sampler (or load the given bank rows) in every env; first frames."""
+        n, dev = self.num_envs, self.device
+        self.counter = torch.zeros((), dtype=torch.int64, device=dev)
+        if rows is None:
+            rows = self.sampler.rows(torch.arange(n, device=dev))
+            self.counter += n
+        self.row = rows.to(dev).clone()
+        self.agent = torch.full((n,), start_cell(self._world), dtype=torch.int64, device=dev)
+        self.mirrored = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.steps = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.static = self._render_static(self.row)
+        return self.observe()
+
+    def _render_static(self, rows: torch.Tensor) -> torch.Tensor:
+        b = self.bank
+        bg = self.renderer.background_frames(b.background[rows], b.bg_offset[rows])
+        wall = ~b.free[rows].reshape(rows.shape[0], -1)
+        return self.renderer.static(wall, b.objects[rows], bg)
+
+    def observe(self) -> torch.Tensor:
+        """Current frames, uint8 (N, size, size, 3)."""
+        return self.renderer.with_agent(self.static, self.agent, self.mirrored)
+
+    @property
+    def level_ids(self) -> torch.Tensor:
+        return self.bank.level_ids[self.row]
+
+    @property
+    def free(self) -> torch.Tensor:
+        """bool (N, W, W) walkable cells of each env's level."""
+        return self.bank.free[self.row]
+
+    @property
+    def objects(self) -> torch.Tensor:
+        """int64 (N, K) flat cells of the objects of each env's level."""
+        return self.bank.objects[self.row]
+
+    # ------------------------------------------------------------------ step
+    def step(self, actions: torch.Tensor):
+        w = self._world
+        actions = actions.to(self.device, torch.int64)
+        d = self._deltas[actions]  # (N, 2)
+        r, c = self.agent // w, self.agent % w
+        nr, nc = r + d[:, 0], c + d[:, 1]
+        inside = (nr >= 0) & (nr < w) & (nc >= 0) & (nc < w)
+        target = (nr.clamp(0, w - 1) * w + nc.clamp(0, w - 1))
+        free = self.bank.free.view(self.bank.free.shape[0], -1)[self.row, target]
+        self.agent = torch.where(inside & free, target, self.agent)
+        self.mirrored = torch.where(d[:, 1] > 0, True, torch.where(d[:, 1] < 0, False, self.mirrored))
+        self.steps += 1
+
+        objs = self.bank.objects[self.row]  # (N, K)
+        hit = objs == self.agent[:, None]
+        reached = torch.where(hit.any(1), hit.to(torch.int64).argmax(1) + 1, 0)
+        terminated = reached > 0
+        truncated = ~terminated & (self.steps >= self.config.timeout)
+        reward = torch.where(terminated, self._rewards[(reached - 1).clamp(min=0)], 0.0)
+        done = terminated | truncated
+        info = {
+            "level": self.bank.level_ids[self.row],
+            "reached": reached,
+            "length": self.steps.clone(),
+            "path_len": self.bank.path_len[self.row],
+            "done": done,
+        }
+        self._autoreset(done)
+        info["level_now"] = self.bank.level_ids[self.row]
+        return self.observe(), reward, terminated, truncated, info
+
+    def _autoreset(self, done: torch.Tensor) -> None:
+        order = torch.cumsum(done.to(torch.int64), 0) - 1
+        new_rows = self.sampler.rows(self.counter + order)
+        self.counter = self.counter + done.sum()
+        self.row = torch.where(done, new_rows, self.row)
+        self.agent = torch.where(done, start_cell(self._world), self.agent)
+        self.mirrored = self.mirrored & ~done
+        self.steps = torch.where(done, 0, self.steps)
+        if self.device.type == "cpu":
+            # on the CPU a data-dependent subset costs nothing extra: redraw only new levels
+            idx = done.nonzero().squeeze(1)
+            if idx.numel():
+                self.static[idx] = self._render_static(self.row[idx])
+        else:
+            # on an accelerator, redraw every env and select: no host sync in step
+            self.static = torch.where(done[:, None, None], self._render_static(self.row), self.static)
