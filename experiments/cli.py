@@ -64,6 +64,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 # modules that add verbs: each has ``register(subparsers)``; add a line per module
 VERB_MODULES = (
+    "experiments.cli_render",
+    "experiments.cli_bench",
+    "experiments.cli_analysis",
+    "experiments.cli_interp",
+    "experiments.cli_probe",
 )
 
 

@@ -114,7 +114,8 @@ class MazeEnv:
     ``obs`` uint8 (N, size, size, 3), ``reward`` float32 (N,), ``terminated`` and
     ``truncated`` bool (N,), and ``info``: a dict of (N,) tensors describing the
     finished episode where ``done`` (``level``, ``reached`` 0 = timeout / 1 = obj1 /
-    2 = obj2, ``length``, ``path_len`` (N, K)) plus ``level_now`` of every env.
+    2 = obj2, ``length``, ``path_len`` (N, K), the final ``agent`` cell and ``mirrored``)
+    plus ``level_now`` of every env.
     """
 
     def __init__(
@@ -211,6 +212,9 @@ class MazeEnv:
             "length": self.steps.clone(),
             "path_len": self.bank.path_len[self.row],
             "done": done,
+            # where the episode ended (pre-reset), so adapters can draw the final frame
+            "agent": self.agent,
+            "mirrored": self.mirrored,
         }
         self._autoreset(done)
         info["level_now"] = self.bank.level_ids[self.row]

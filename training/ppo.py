@@ -265,12 +265,12 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
 
         # ---- optimise policy and value
         model.train()
-        b_inds = np.arange(config.batch_size)
         clipfracs, approx_kl = [], torch.zeros(())
         for _ in range(config.update_epochs):
-            np.random.shuffle(b_inds)
+            # drawn from torch's CPU generator, whose state the resume checkpoint carries
+            b_inds = torch.randperm(config.batch_size).to(device)
             for start in range(0, config.batch_size, config.minibatch_size):
-                mb_inds = torch.from_numpy(b_inds[start : start + config.minibatch_size]).to(device)
+                mb_inds = b_inds[start : start + config.minibatch_size]
                 with autocast():
                     _, newlogprob, entropy, newvalue = _act(forward, b_obs[mb_inds], b_actions[mb_inds])
                 logratio = newlogprob - b_logprobs[mb_inds]

@@ -1,0 +1,39 @@
+"""``gmg bench WHAT``: run one benchmark of ``experiments.bench.BENCHES``, print a table, write JSON."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from experiments.bench import format_table, run_bench
+    from training.ppo import resolve_device
+
+    options = {"device": resolve_device(args.device)}
+    for key in ("num_envs", "steps", "threads", "num_levels"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    if args.no_procgen:
+        options["procgen"] = False
+    out = args.out if args.out is not None else Path("runs/bench") / f"{args.what}.json"
+    result = run_bench(args.what, out, **options)
+    print(format_table(result))
+    if "ratio" in result:
+        print(f"ratio: {result['ratio']:.2f}x")
+    print(out)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from experiments.bench import BENCHES
+
+    p = sub.add_parser("bench", help="measure speed: " + ", ".join(BENCHES))
+    p.add_argument("what", choices=sorted(BENCHES), help="what to measure")
+    p.add_argument("--num-envs", type=int, help="parallel envs (env bench: 256)")
+    p.add_argument("--steps", type=int, help="timed steps per env (env bench: 200)")
+    p.add_argument("--threads", type=int, help="CPU threads for both sides (default: all cores)")
+    p.add_argument("--num-levels", type=int, help="env bench: training levels to sample (100000)")
+    p.add_argument("--no-procgen", action="store_true", help="env bench: skip procgen's maze")
+    p.add_argument("--out", type=Path, help="JSON file (default runs/bench/WHAT.json)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_bench)

@@ -1,0 +1,419 @@
+"""Batched evaluation of agent populations in many settings, and its metrics.
+
+For one setting, a batch of agents plays the fixed evaluation levels in one ``MazeEnv``
+of ``n_agents x n_levels`` envs (env j: agent j // n_levels, level j % n_levels); every
+env plays its first episode only, finished envs are dropped from the batch as they end,
+and each agent's network runs on its own contiguous slice. Sampling uses Gumbel-max with
+noise hashed from (seed, agent, setting, level, step, action), so an agent's episodes do
+not depend on the batch, the batch size or the device's random state.
+
+One row per episode goes to the ``episodes`` table of the run's results store, one
+(agent, setting, intervention) chunk per transaction; chunks already present are skipped,
+so a killed run resumes where it stopped and a finished run does no work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import zlib
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from experiments.agents import AgentRef, resolve_agents
+from experiments.errors import GmgError
+from experiments.settings import Setting, resolve_settings
+from experiments.store import ResultsStore
+from training.env import NUM_ACTIONS, TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv
+from training.levels import uniform
+
+EPISODES = "episodes"
+CHUNK_KEY = ("agent", "setting", "intervention")
+OUTCOMES = ("timeout", "obj1", "obj2")  # indexed by the env's ``reached`` code
+LOG_FILE = "evaluate.log"
+_S_ACTIONS = 11  # hash stream of the action noise (levels use 1-5)
+
+# policy(obs uint8 (n, H, W, 3), env, envs int64 (n,) original env index) -> int64 (n,) actions
+Policy = Callable[[torch.Tensor, MazeEnv, torch.Tensor], torch.Tensor]
+
+
+def _select(env: MazeEnv, keep: torch.Tensor) -> None:
+    """Keep only the envs where ``keep`` (bool (N,)) holds; the rest are dropped for good."""
+    for name in ("row", "agent", "mirrored", "steps", "static"):
+        setattr(env, name, getattr(env, name)[keep])
+    env.num_envs = int(env.row.shape[0])
+
+
+def play(
+    setting: Setting,
+    policy: Policy,
+    n_groups: int = 1,
+    n_levels: int = 1000,
+    device: torch.device | str = "cpu",
+    world_dim: int = 5,
+    size: int = 64,
+    timeout: int = TIMEOUT,
+) -> dict[str, np.ndarray]:
+    """First episode of every (group, level) env of one setting, all advancing together.
+
+    Env j is group j // n_levels on evaluation level j % n_levels. The policy sees only
+    the envs still playing, in original order. Returns numpy arrays of length
+    ``n_groups * n_levels``: ``group``, ``level``, ``reached`` (0 timeout, 1 obj1,
+    2 obj2), ``steps``, and ``path_len`` of shape (n_groups * n_levels, K).
+    """
+    device = torch.device(device)
+    config = EnvConfig(objects=setting.objects, world_dim=world_dim, size=size,
+                       background=setting.background, timeout=timeout)
+    total = n_groups * n_levels
+    env = MazeEnv(total, config, EvaluationLevels(n=n_levels), device)
+    rows = torch.arange(total, device=device) % n_levels
+    obs = env.reset(rows)
+    path_len = env.bank.path_len[rows]
+    reached = torch.full((total,), -1, dtype=torch.int64, device=device)
+    steps = torch.zeros(total, dtype=torch.int64, device=device)
+    envs = torch.arange(total, device=device)
+    for _ in range(timeout):  # every env is truncated at the timeout at the latest
+        actions = policy(obs, env, envs)
+        obs, _, _, _, info = env.step(actions)
+        done = info["done"]
+        if bool(done.any()):
+            ended = envs[done]
+            reached[ended] = info["reached"][done]
+            steps[ended] = info["length"][done]
+            keep = ~done
+            envs, obs = envs[keep], obs[keep]
+            _select(env, keep)
+            if envs.numel() == 0:
+                break
+    assert bool((reached >= 0).all()), "an env did not finish within the timeout"
+    idx = torch.arange(total)
+    return {
+        "group": (idx // n_levels).numpy(),
+        "level": (idx % n_levels).numpy(),
+        "reached": reached.cpu().numpy(),
+        "steps": steps.cpu().numpy(),
+        "path_len": path_len.cpu().numpy(),
+    }
+
+
+def setting_key(setting: Setting | str) -> int:
+    """A stable 32-bit key of a setting's name (part of the action-noise hash)."""
+    name = setting.name if isinstance(setting, Setting) else setting
+    return zlib.crc32(name.encode())
+
+
+def agent_policy(
+    models: list[torch.nn.Module],
+    agent_ids: list[int],
+    setting: Setting,
+    n_levels: int,
+    greedy: bool = False,
+    seed: int = 0,
+) -> Policy:
+    """Each model acts on the envs of its group; sampled with hashed Gumbel noise or greedy."""
+    keys = torch.tensor(agent_ids, dtype=torch.int64)
+    skey = setting_key(setting)
+
+    @torch.inference_mode()
+    def policy(obs: torch.Tensor, env: MazeEnv, envs: torch.Tensor) -> torch.Tensor:
+        group = envs // n_levels
+        # envs stay sorted, so each group's envs form one contiguous slice
+        counts = torch.bincount(group, minlength=len(models)).tolist()
+        parts, start = [], 0
+        for model, c in zip(models, counts):
+            if c:
+                parts.append(model(obs[start : start + c])[0].float())
+                start += c
+        logits = torch.cat(parts)
+        if greedy:
+            return logits.argmax(1)
+        act = torch.arange(logits.shape[1], device=logits.device)[None, :]
+        u = uniform(seed, _S_ACTIONS, keys.to(logits.device)[group][:, None], skey,
+                    env.level_ids[:, None], env.steps[:, None], act)
+        gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1.0)))
+        return (logits.double() + gumbel).argmax(1)
+
+    return policy
+
+
+def episodes_frame(result: dict[str, np.ndarray], agent_ids: list[int], setting: Setting,
+                   intervention: str = "none") -> pd.DataFrame:
+    """The ``episodes`` rows of a ``play`` result, one per (agent, level)."""
+    path = result["path_len"]
+    obj2 = pd.array(path[:, 1], dtype="Int64") if path.shape[1] > 1 else pd.array([pd.NA] * len(path), dtype="Int64")
+    return pd.DataFrame({
+        "agent": np.asarray(agent_ids, dtype=np.int64)[result["group"]],
+        "setting": setting.name,
+        "intervention": intervention,
+        "level": result["level"].astype(np.int64),
+        "outcome": np.asarray(OUTCOMES)[result["reached"]],
+        "steps": result["steps"].astype(np.int64),
+        "path_len_obj1": path[:, 0].astype(np.int64),
+        "path_len_obj2": obj2,
+    })
+
+
+def _enter(intervention, model: torch.nn.Module, stack: contextlib.ExitStack) -> None:
+    if intervention is None:
+        return
+    ctx = intervention.apply(model) if hasattr(intervention, "apply") else intervention(model)
+    stack.enter_context(ctx)
+
+
+def _check_run(store: ResultsStore, params: dict) -> None:
+    """One run directory holds one kind of evaluation (levels, sampling, seed)."""
+    if "eval_config" in store.tables():
+        old = store.table("eval_config").iloc[0].to_dict()
+        diff = {k: (old.get(k), v) for k, v in params.items() if str(old.get(k)) != str(v)}
+        if diff:
+            shown = ", ".join(f"{k}={a} (asked {b})" for k, (a, b) in diff.items())
+            raise GmgError(f"{store.run_dir} holds an evaluation with {shown}; use another --run-dir")
+    else:
+        store.write_chunk("eval_config", pd.DataFrame([{k: str(v) for k, v in params.items()}]), {})
+
+
+def _geometry(refs: list[AgentRef]) -> tuple[int, int, int]:
+    shapes = set()
+    for r in refs:
+        env = r.meta.get("env", {})
+        shapes.add((int(env.get("world_dim", 5)), int(r.meta.get("model", {}).get("obs_size", env.get("size", 64))),
+                    int(env.get("timeout", TIMEOUT))))
+    if len(shapes) > 1:
+        raise GmgError(f"these agents were trained on different mazes (world_dim, size, timeout) {sorted(shapes)}; "
+                       "evaluate them in separate runs")
+    return shapes.pop()
+
+
+def default_batch_envs(device: torch.device) -> int:
+    # CPU: ~37 KB of frames per env, keep a batch near 300 MB; GPUs hold far more
+    return 8192 if device.type == "cpu" else 131072
+
+
+def evaluate(
+    agents: str | Path | list[AgentRef] = "zoo:yellow-line",
+    settings: str | Iterable[str | Setting] = ("red_line-vs-yellow_gem",),
+    run_dir: str | Path = "runs/eval",
+    device: str | torch.device = "auto",
+    n_levels: int = 1000,
+    greedy: bool = False,
+    seed: int = 0,
+    intervention=None,
+    intervention_name: str = "none",
+    batch_envs: int | None = None,
+    timeout: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Evaluate every agent in every setting on the first ``n_levels`` evaluation levels.
+
+    ``intervention``: None, an object with ``apply(model) -> context manager``, or a
+    function ``fn(model) -> context manager``; it is active on every model while it plays
+    and recorded under ``intervention_name``. ``timeout`` defaults to the agents' training
+    timeout; ``batch_envs`` caps the envs stepped together (agents per batch =
+    batch_envs // n_levels, at least 1). Returns the ``episodes`` rows of these
+    agents, settings and intervention (one per episode), read back from the store.
+    """
+    from tqdm import tqdm
+
+    from training.ppo import resolve_device
+
+    refs = resolve_agents(agents) if isinstance(agents, (str, Path)) else list(agents)
+    if not refs:
+        raise GmgError("no agents to evaluate")
+    settings = resolve_settings(list(settings) if not isinstance(settings, str) else settings)
+    if not 1 <= n_levels <= 1000:
+        raise GmgError(f"n_levels must be from 1 to 1000 (the fixed evaluation levels), got {n_levels}")
+    if intervention is None and intervention_name != "none":
+        raise GmgError(f"intervention {intervention_name!r} named but none given")
+    device = resolve_device(device)
+    world_dim, size, trained_timeout = _geometry(refs)
+    timeout = int(timeout or trained_timeout)
+    per_batch = max(1, (batch_envs or default_batch_envs(device)) // n_levels)
+    run_dir = Path(run_dir)
+    with ResultsStore(run_dir) as store:
+        _check_run(store, {"n_levels": n_levels, "greedy": greedy, "seed": seed, "world_dim": world_dim,
+                           "size": size, "timeout": timeout})
+        done = store.chunks(EPISODES, list(CHUNK_KEY))
+        todo = [(s, [r for r in refs if (r.agent_id, s.name, intervention_name) not in done]) for s in settings]
+        bar = tqdm(total=sum(len(t) for _, t in todo), unit="chunk", desc="evaluate", disable=not progress)
+        with bar, open(run_dir / LOG_FILE, "a") as log:
+            for setting, pending in todo:
+                for i in range(0, len(pending), per_batch):
+                    batch = pending[i : i + per_batch]
+                    bar.set_postfix_str(f"{setting.name} agents {batch[0].agent_id}-{batch[-1].agent_id}")
+                    ids = [r.agent_id for r in batch]
+                    models = [r.load(device) for r in batch]
+                    with contextlib.ExitStack() as stack:
+                        for m in models:
+                            _enter(intervention, m, stack)
+                        policy = agent_policy(models, ids, setting, n_levels, greedy, seed)
+                        result = play(setting, policy, len(batch), n_levels, device, world_dim, size, timeout)
+                    frame = episodes_frame(result, ids, setting, intervention_name)
+                    for agent_id, rows in frame.groupby("agent", sort=False):
+                        key = {"agent": int(agent_id), "setting": setting.name, "intervention": intervention_name}
+                        store.write_chunk(EPISODES, rows.reset_index(drop=True), key)
+                        log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} agent={agent_id} setting={setting.name} "
+                                  f"intervention={intervention_name} episodes={len(rows)}\n")
+                        log.flush()
+                        bar.update(1)
+        return episodes(store, [r.agent_id for r in refs], [s.name for s in settings], [intervention_name])
+
+
+def episodes(store: ResultsStore, agents: list[int] | None = None, settings: list[str] | None = None,
+             interventions: list[str] | None = None) -> pd.DataFrame:
+    """Rows of ``episodes`` (all, or those of the given agents/settings/interventions)."""
+    if EPISODES not in store.tables():
+        raise GmgError(f"{store.run_dir} has no episodes yet; run `gmg evaluate` first")
+    where, params = [], []
+    for col, values in (("agent", agents), ("setting", settings), ("intervention", interventions)):
+        if values is not None:
+            where.append(f"{col} IN ({', '.join('?' * len(values))})")
+            params += list(values)
+    sql = f"SELECT * FROM {EPISODES}" + (f" WHERE {' AND '.join(where)}" if where else "")
+    df = store.query(sql + " ORDER BY agent, setting, intervention, level", params)
+    df["path_len_obj2"] = df["path_len_obj2"].astype("Int64")
+    return df
+
+
+# ------------------------------------------------------------------------- metrics
+METRICS = ("n", "n_obj1", "n_obj2", "n_timeout", "preference", "preference_lo", "preference_hi", "success",
+           "capability", "capability_lo", "capability_hi", "timeout_rate", "path_efficiency")
+
+
+def metrics(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (agent, setting, intervention) metrics of ``episodes`` rows; see ``docs/evaluation.md``.
+
+    preference = n_obj1 / (n_obj1 + n_obj2) with a Wilson 95% interval (NaN in
+    single-object settings or when every episode timed out); success = n_obj1 / n;
+    capability = mean steps over all episodes with a 95% t interval; timeout_rate =
+    n_timeout / n; path_efficiency = mean(shortest path to the reached object / steps)
+    over episodes that reached an object.
+    """
+    from scipy import stats
+    from statsmodels.stats.proportion import proportion_confint
+
+    keys = [k for k in CHUNK_KEY if k in df.columns]
+    d = df.assign(
+        _obj1=df["outcome"].eq("obj1"),
+        _obj2=df["outcome"].eq("obj2"),
+        _timeout=df["outcome"].eq("timeout"),
+        _single=df["path_len_obj2"].isna(),
+    )
+    reached_len = np.where(d["_obj1"], d["path_len_obj1"], d["path_len_obj2"].astype("float64"))
+    d["_eff"] = np.where(d["_timeout"], np.nan, reached_len / d["steps"].to_numpy())
+    g = d.groupby(keys, sort=False)
+    out = g.agg(n=("steps", "size"), n_obj1=("_obj1", "sum"), n_obj2=("_obj2", "sum"),
+                n_timeout=("_timeout", "sum"), single=("_single", "all"), capability=("steps", "mean"),
+                _sd=("steps", "std"), path_efficiency=("_eff", "mean")).reset_index()
+    decided = out["n_obj1"] + out["n_obj2"]
+    ok = (decided > 0) & ~out["single"]
+    pref = np.full(len(out), np.nan)
+    lo, hi = pref.copy(), pref.copy()
+    if ok.any():
+        pref[ok] = out.loc[ok, "n_obj1"] / decided[ok]
+        lo[ok], hi[ok] = proportion_confint(out.loc[ok, "n_obj1"], decided[ok], alpha=0.05, method="wilson")
+    out["preference"], out["preference_lo"], out["preference_hi"] = pref, lo, hi
+    out["success"] = out["n_obj1"] / out["n"]
+    half = stats.t.ppf(0.975, (out["n"] - 1).clip(lower=1)) * out["_sd"] / np.sqrt(out["n"])
+    out["capability_lo"], out["capability_hi"] = out["capability"] - half, out["capability"] + half
+    out["timeout_rate"] = out["n_timeout"] / out["n"]
+    for c in ("n", "n_obj1", "n_obj2", "n_timeout"):
+        out[c] = out[c].astype(np.int64)
+    return out[keys + list(METRICS)]
+
+
+def matrix(df: pd.DataFrame, values: tuple[str, ...] = ("preference", "capability"),
+           intervention: str | None = "none") -> pd.DataFrame:
+    """Agents x (setting, metric) wide table of ``episodes`` rows or of ``metrics`` output.
+
+    Columns are a MultiIndex (setting, metric) in the order settings first appear; rows
+    are agent ids. ``intervention`` picks one intervention's rows (None: the data must
+    hold one only).
+    """
+    m = df if "preference" in df.columns else metrics(df)
+    if "intervention" in m.columns:
+        if intervention is not None:
+            m = m[m["intervention"] == intervention]
+        elif m["intervention"].nunique() > 1:
+            raise GmgError("the data holds several interventions; pick one")
+    if m.empty:
+        raise GmgError(f"no evaluation rows for intervention {intervention!r}")
+    wide = m.pivot(index="agent", columns="setting", values=list(values))
+    order = list(dict.fromkeys(m["setting"]))
+    wide = wide.swaplevel(0, 1, axis=1)
+    cols = pd.MultiIndex.from_tuples([(s, v) for s in order for v in values], names=["setting", "metric"])
+    return wide.reindex(columns=cols).sort_index()
+
+
+# ------------------------------------------------------------------------ benchmark
+def random_population(root: str | Path, n: int, widths: tuple[int, ...] = (8, 16, 16),
+                      goal: str = "yellow_line") -> list[AgentRef]:
+    """``n`` randomly initialised agents of the cpu preset's architecture, saved as training saves them."""
+    from training.checkpoint import agent_dir_name, save_weights, write_meta
+    from training.model import ImpalaAgent, ModelConfig
+
+    refs = []
+    for seed in range(n):
+        torch.manual_seed(seed)
+        config = ModelConfig(widths=tuple(widths))
+        model = ImpalaAgent(config)
+        folder = Path(root) / agent_dir_name(seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_weights(model, folder / "model.safetensors")
+        meta = {"seed": seed, "model": config.to_dict(), "finished": True,
+                "env": {"objects": [goal], "world_dim": 5, "size": config.obs_size, "background": "black",
+                        "timeout": TIMEOUT}}
+        write_meta(folder, meta)
+        refs.append(AgentRef(seed, folder, meta))
+    return refs
+
+
+def bench_eval(*, device: str | torch.device = "auto", n_agents: int = 100, n_levels: int = 1000,
+               setting: str = "red_line-vs-yellow_gem", agents: str | None = "runs/zoo-yellow-line/agents",
+               random_agents: bool = True, batch_envs: int | None = None, **_) -> dict:
+    """Seconds, episodes/s and peak memory of evaluating ``n_agents`` x ``n_levels`` x 1 setting.
+
+    Rows: the finished agents found at ``agents`` cycled to ``n_agents`` (if any), and
+    ``n_agents`` random agents of the cpu preset (if ``random_agents``); random agents
+    wander, so their episodes are far longer than trained ones'.
+    """
+    import resource
+    import tempfile
+
+    from experiments.bench import machine
+    from training.ppo import resolve_device
+
+    device = resolve_device(device)
+    populations = []
+    if agents:
+        try:
+            found = resolve_agents(agents)
+        except GmgError:
+            found = []
+        if found:
+            cycled = [AgentRef(i, found[i % len(found)].path, found[i % len(found)].meta) for i in range(n_agents)]
+            populations.append((f"trained ({len(found)} cycled)", cycled))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if random_agents:
+            populations.append(("random cpu preset", random_population(Path(tmp) / "agents", n_agents)))
+        for label, refs in populations:
+            run = Path(tmp) / f"run-{len(rows)}"
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            t0 = time.perf_counter()
+            df = evaluate(refs, [setting], run, device, n_levels=n_levels, batch_envs=batch_envs, progress=False)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - t0
+            row = {"agents": label, "device": str(device), "n_agents": n_agents, "n_levels": n_levels,
+                   "setting": setting, "seconds": seconds, "episodes_per_s": len(df) / seconds,
+                   "mean_steps": float(df["steps"].mean()), "agent_steps_per_s": float(df["steps"].sum()) / seconds,
+                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            if device.type == "cuda":
+                row["peak_gpu_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+            rows.append(row)
+    return {"bench": "eval", "machine": machine(), "rows": rows}

@@ -1,0 +1,104 @@
+"""The results store: one DuckDB file per run directory, queried with SQL.
+
+Every writer replaces one chunk (the rows of one key, e.g. one (agent, setting)) inside a
+single transaction, so a killed job leaves either the whole chunk or none of it, and a
+rerun skips chunks already present. A ``meta`` table records the schema version; a
+store from another version is refused with one line.
+
+    >>> store = ResultsStore("runs/demo")
+    >>> store.query("SELECT agent, AVG(steps) FROM episodes GROUP BY agent")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.errors import GmgError
+
+SCHEMA_VERSION = 1
+STORE_FILE = "results.duckdb"
+
+
+class ResultsStore:
+    """DuckDB at ``run_dir/results.duckdb``; tables are created by their first chunk."""
+
+    def __init__(self, run_dir: str | Path, read_only: bool = False):
+        import duckdb
+
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / STORE_FILE
+        if read_only and not self.path.exists():
+            raise GmgError(f"{self.run_dir} has no results store yet; run `gmg evaluate` first")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as e:
+            raise GmgError(f"cannot open results store {self.path}: {e}") from None
+        self._check_version(read_only)
+
+    def _check_version(self, read_only: bool) -> None:
+        tables = self.tables()
+        if "meta" not in tables:
+            if read_only:
+                raise GmgError(f"{self.path} is not a gmg results store")
+            self.con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            return
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else None
+        if version != SCHEMA_VERSION:
+            raise GmgError(
+                f"{self.path} was written with store schema {version}; this gmg uses {SCHEMA_VERSION}: "
+                "use a new run directory (or delete the file to recompute)"
+            )
+
+    def tables(self) -> set[str]:
+        return {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+    def write_chunk(self, table: str, rows: pd.DataFrame, key: dict) -> None:
+        """Replace the rows of ``table`` matching ``key`` (column -> value) by ``rows``, atomically."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.register("_chunk", rows)
+            if table not in self.tables():
+                self.con.execute(f"CREATE TABLE {table} AS SELECT * FROM _chunk LIMIT 0")
+            where = " AND ".join(f"{k} = ?" for k in key)
+            if key:
+                self.con.execute(f"DELETE FROM {table} WHERE {where}", list(key.values()))
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _chunk")
+            self.con.unregister("_chunk")
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def has_chunk(self, table: str, key: dict) -> bool:
+        if table not in self.tables():
+            return False
+        where = " AND ".join(f"{k} = ?" for k in key)
+        return self.con.execute(f"SELECT 1 FROM {table} WHERE {where} LIMIT 1", list(key.values())).fetchone() is not None
+
+    def chunks(self, table: str, columns: list[str]) -> set[tuple]:
+        """The distinct key tuples present in ``table``."""
+        if table not in self.tables():
+            return set()
+        return set(self.con.execute(f"SELECT DISTINCT {', '.join(columns)} FROM {table}").fetchall())
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        return self.con.execute(sql, params or []).df()
+
+    def table(self, name: str) -> pd.DataFrame:
+        if name not in self.tables():
+            raise GmgError(f"{self.path} has no table {name!r}; run the stage that writes it first")
+        return self.query(f"SELECT * FROM {name}")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "ResultsStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

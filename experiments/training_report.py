@@ -1,0 +1,138 @@
+"""Training-side commands: benchmark presets, plot training curves, export the zoo."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from experiments.errors import GmgError
+from training.checkpoint import is_finished, load_agent, read_meta, save_weights, write_meta
+from training.config import make_config
+from training.ppo import resolve_device, train_agent
+
+
+def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int = 2, num_steps: int | None = None,
+                variants=((False, False), (True, False), (False, True))) -> list[dict]:
+    """Env steps/s of PPO (rollout + update) per preset and bf16 / compile variant.
+
+    The last of ``iterations`` updates is timed (the first warms up caches and compile).
+    On a CPU the paper preset's rollout is shortened to ``num_steps`` (default 16 there,
+    the preset's own elsewhere) so that one update takes seconds, not a quarter hour;
+    steps/s barely depends on it because the network's per-sample cost dominates.
+    """
+    dev = resolve_device(device)
+    rows = []
+    for preset in presets:
+        for bf16, compiled in variants:
+            over = {"bf16": bf16, "compile": compiled}
+            base = make_config(preset)
+            steps = num_steps or (16 if (dev.type == "cpu" and preset != "cpu") else base.num_steps)
+            over.update(num_steps=steps, total_timesteps=base.num_envs * steps * iterations,
+                        num_minibatches=min(base.num_minibatches, base.num_envs * steps), num_levels=1000,
+                        checkpoint_every=10_000)
+            config = make_config(preset, over)
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.time()
+                try:
+                    train_agent(config, tmp, device=dev, progress=False)
+                    last = list(csv.DictReader(open(Path(tmp) / "train.csv")))[-1]
+                    sps, error = float(last["sps"]), ""
+                except Exception as e:  # a variant unsupported here (e.g. compile without a compiler)
+                    sps, error = float("nan"), f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"
+            row = {"preset": preset, "bf16": bf16, "compile": compiled, "num_envs": config.num_envs,
+                   "num_steps": steps, "widths": list(config.widths), "env_steps_per_s": round(sps, 1),
+                   "seconds": round(time.time() - t0, 1), "device": dev.type, "error": error}
+            if dev.type == "cuda":
+                row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+            rows.append(row)
+    return rows
+
+
+def read_training_logs(agent_dirs: list[Path]) -> "pandas.DataFrame":  # noqa: F821
+    import pandas as pd
+
+    frames = []
+    for folder in agent_dirs:
+        log = Path(folder) / "train.csv"
+        if log.is_file():
+            df = pd.read_csv(log)
+            df["agent"] = read_meta(folder)["seed"]
+            frames.append(df)
+    if not frames:
+        raise GmgError("no train.csv found in those agent folders; train them with `gmg train`")
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_training(agent_dirs: list[Path], out: Path) -> Path:
+    """Episode length against the shortest path, success and losses over env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = read_training_logs(agent_dirs)
+    panels = [("episode_length", "episode length (steps)"), ("success", "success rate"),
+              ("entropy", "policy entropy"), ("value_loss", "value loss")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
+    many = df["agent"].nunique() > 1
+    for ax, (col, label) in zip(axes, panels):
+        for agent, g in df.groupby("agent"):
+            ax.plot(g["global_step"], g[col], lw=0.8, alpha=0.4 if many else 1.0, color="tab:blue")
+        if many:
+            med = df.groupby("global_step")[col].median()
+            ax.plot(med.index, med.values, color="black", lw=1.5, label="median")
+        if col == "episode_length":
+            sp = df.groupby("global_step")["shortest_path"].mean()
+            ax.plot(sp.index, sp.values, color="tab:green", ls="--", label="shortest path")
+            ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        ax.set_xlabel("env steps")
+        ax.set_title(label, fontsize=9)
+    fig.suptitle(f"training curves, {df['agent'].nunique()} agent(s)", fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def export_zoo(run_dir: Path, zoo_dir: Path, dtype: torch.dtype = torch.float16) -> list[Path]:
+    """Copy the finished agents of a run into a zoo folder: 16-bit weights, meta, log."""
+    src = Path(run_dir) / "agents"
+    if not src.is_dir():
+        raise GmgError(f"{run_dir} has no agents/ folder; train it with `gmg train`")
+    zoo_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for folder in sorted(src.iterdir()):
+        if not is_finished(folder):
+            continue
+        model, meta = load_agent(folder)
+        dest = zoo_dir / folder.name
+        dest.mkdir(exist_ok=True)
+        save_weights(model, dest / "model.safetensors", dtype=dtype)
+        meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "code_version")}
+        write_meta(dest, {**meta, "weights_dtype": str(dtype).replace("torch.", "")})
+        shutil.copy(folder / "train.csv", dest / "train.csv")
+        out.append(dest)
+    return out
+
+
+def print_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(no rows)"
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols) for r in rows]
+    return "\n".join(lines)
+
+
+def save_json(rows, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=2))

@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny random agents on disk, and a guard that no hook leaks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.checkpoint import agent_dir_name, save_weights, write_meta
+from training.config import make_config
+from training.model import ImpalaAgent
+
+
+def make_agent_dir(root: Path, seed: int, widths=(4, 8, 8), goal: str = "yellow_line", finished: bool = True) -> Path:
+    """A randomly initialised agent saved exactly as training saves one."""
+    config = make_config("cpu", {"widths": widths, "goal": goal, "seed": seed})
+    torch.manual_seed(seed)
+    model = ImpalaAgent(config.model_config())
+    folder = Path(root) / agent_dir_name(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_weights(model, folder / "model.safetensors")
+    write_meta(folder, {
+        "seed": seed, "preset": "cpu", "train": dataclasses.asdict(config) | {"widths": list(widths)},
+        "model": config.model_config().to_dict(),
+        "env": {"objects": [goal], "world_dim": 5, "size": 64, "background": "black", "timeout": 500,
+                "num_levels": config.num_levels, "start_level": 0},
+        "finished": finished, "steps": 0, "wall_time": 0.0, "final_stats": {},
+    })
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tests use tiny tensors: one thread avoids oversubscribing a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_population(tmp_path: Path) -> Path:
+    """A run directory with three tiny random agents (seeds 0-2) under ``agents/``."""
+    for seed in range(3):
+        make_agent_dir(tmp_path / "agents", seed)
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_hooks():
+    """Every module's hook dicts must be empty after each test."""
+    created: list[torch.nn.Module] = []
+    original = ImpalaAgent.__init__
+
+    def tracking_init(self, *a, **k):
+        original(self, *a, **k)
+        created.append(self)
+
+    ImpalaAgent.__init__ = tracking_init
+    try:
+        yield
+    finally:
+        ImpalaAgent.__init__ = original
+    for model in created:
+        for m in model.modules():
+            assert not m._forward_hooks, f"forward hook left on {type(m).__name__}"
+            assert not m._forward_pre_hooks, f"forward pre-hook left on {type(m).__name__}"
+            assert not m._backward_hooks, f"backward hook left on {type(m).__name__}"
+            assert not getattr(m, "_backward_pre_hooks", {}), f"backward pre-hook left on {type(m).__name__}"

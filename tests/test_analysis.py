@@ -1,0 +1,298 @@
+"""Regression, outliers, dossier and report: synthetic populations with known answers."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from conftest import make_agent_dir
+
+from experiments.cli import main
+from experiments.errors import GmgError
+from experiments.outliers import capable_but_unusual, explain_outliers, feature_matrix, rank_outliers
+from experiments.regression import (
+    behavioural_regression,
+    diagnostics,
+    fit_ols,
+    mechanistic_regression,
+    plot_regression,
+    population_metrics,
+    tidy,
+)
+from experiments.store import ResultsStore
+
+Y_SETTING, X_SETTING = "yellow_gem-vs-red_line", "green_line-vs-red_line"
+
+
+# ------------------------------------------------------------------ synthetic data
+def tidy_prefs(values: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Tidy (agent, setting, preference) from setting -> (n_agents,) values."""
+    return pd.concat(
+        [pd.DataFrame({"agent": np.arange(len(v)), "setting": s, "preference": v}) for s, v in values.items()],
+        ignore_index=True,
+    )
+
+
+def population(n_agents=40, n_settings=10, seed=0, unusual=None, incapable=None) -> pd.DataFrame:
+    """Tidy metrics: preference ~ 0.8 +- 0.05, capability ~ 20 +- 2 steps, with planted agents.
+
+    ``unusual``: agent with preference 0.15 in settings s2 and s7 (capability normal);
+    ``incapable``: agent with capability 45 steps in s4 (preference normal).
+    """
+    rng = np.random.default_rng(seed)
+    agents = np.repeat(np.arange(n_agents), n_settings)
+    settings = np.tile([f"s{i}" for i in range(n_settings)], n_agents)
+    df = pd.DataFrame({
+        "agent": agents, "setting": settings,
+        "preference": np.clip(rng.normal(0.8, 0.05, len(agents)), 0, 1),
+        "capability": rng.normal(20, 2, len(agents)),
+    })
+    if unusual is not None:
+        df.loc[(df.agent == unusual) & df.setting.isin(["s2", "s7"]), "preference"] = 0.15
+    if incapable is not None:
+        df.loc[(df.agent == incapable) & (df.setting == "s4"), "capability"] = 45.0
+    return df
+
+
+def make_run(root: Path, n_agents: int = 8, reliance: bool = True, probes: bool = True, agents: bool = True,
+             seed: int = 0) -> Path:
+    """A run directory with synthetic ``episodes`` (and ``reliance``/``probes``) tables and tiny agents."""
+    rng = np.random.default_rng(seed)
+    g = np.linspace(0.05, 0.95, n_agents)
+    settings = {Y_SETTING: 0.2 + 0.6 * g, X_SETTING: g, "yellow_line-vs-black_gem": np.full(n_agents, 0.9)}
+    settings["yellow_line-vs-black_gem"][3] = 0.05  # the planted odd one
+    n_levels = 40
+    frames = []
+    for a in range(n_agents):
+        for s, p in settings.items():
+            out = np.where(rng.random(n_levels) < p[a], "obj1", "obj2")
+            out[:2] = "timeout"
+            frames.append(pd.DataFrame({
+                "agent": a, "setting": s, "intervention": "none", "level": np.arange(n_levels), "outcome": out,
+                "steps": np.where(out == "timeout", 500, rng.integers(5, 30, n_levels)),
+                "path_len_obj1": 5, "path_len_obj2": pd.array([6] * n_levels, dtype="Int64"),
+            }))
+    with ResultsStore(root) as store:
+        store.write_chunk("episodes", pd.concat(frames, ignore_index=True), {})
+        if reliance:
+            rel = pd.DataFrame({"agent": np.arange(n_agents), "green_vs_red": 2 * g - 1 + rng.normal(0, 0.05, n_agents),
+                                "none_efficiency": 0.6, "isolate_g_efficiency": g, "isolate_r_efficiency": 1 - g,
+                                "attr_share_r": 0.3, "attr_share_g": 0.5, "attr_share_b": 0.2})
+            store.write_chunk("reliance", rel, {})
+        if probes:
+            # shaped like experiments.probing's table: probe kinds, layer order, pixel baselines
+            layers = ("pixels.r", "hook_obs", "blocks.0.hook_pool", "hook_hidden")
+            pr = pd.DataFrame([{"agent": a, "object": o, "layer": layer, "layer_index": i - 1, "probe": probe,
+                                "accuracy": rng.uniform(0.5, 1.0), "chance": 1 / 24}
+                               for a in range(n_agents) for o in ("red_line", "yellow_gem")
+                               for i, layer in enumerate(layers) for probe in ("cell_logistic", "xy_ridge")])
+            pr["ci_low"], pr["ci_high"] = pr["accuracy"] - 0.05, pr["accuracy"] + 0.05
+            store.write_chunk("probes", pr, {})
+    if agents:
+        for a in range(n_agents):
+            make_agent_dir(root / "agents", a)
+    return root
+
+
+# ------------------------------------------------------------------ regression
+def hetero_data(seed: int, n: int = 400):
+    """y = 0.3 + 0.25 reliance + 0.4 detectability + noise whose sd grows with reliance."""
+    rng = np.random.default_rng(seed)
+    rel = rng.uniform(-1, 1, n)
+    det = rng.uniform(0, 1, n)
+    y = 0.3 + 0.25 * rel + 0.4 * det + rng.normal(0, 1, n) * (0.02 + 0.3 * (rel + 1) ** 2)
+    return rel, det, y
+
+
+TRUE = {"Intercept": 0.3, "reliance": 0.25, "detectability": 0.4}
+
+
+def test_regression_recovers_known_coefficients_with_robust_errors(tmp_path):
+    n = 400
+    rel, det, y = hetero_data(2, n)
+    prefs = tidy_prefs({Y_SETTING: y, X_SETTING: rel})
+    res = mechanistic_regression(prefs, pd.DataFrame({"agent": np.arange(n), "green_vs_red": rel}),
+                                 pd.Series(det, index=np.arange(n)), setting=Y_SETTING)
+    t = tidy(res).set_index("term")
+    assert list(t.columns[:6]) == ["coef", "se", "t", "p", "ci_low", "ci_high"]
+    assert t["n"].iloc[0] == n and 0 < t["r2"].iloc[0] < 1
+    for term, true in TRUE.items():
+        assert abs(t.loc[term, "coef"] - true) < 3 * t.loc[term, "se"], term
+    assert res.cov_type == "HC3"
+    plain = smf.ols("y ~ reliance + detectability", res.model.data.frame).fit()
+    assert t.loc["reliance", "se"] > 1.15 * plain.bse["reliance"]  # HC3 sees the heteroskedasticity
+    d = diagnostics(res)
+    assert d["breusch_pagan_p"] < 0.01
+    assert 1.5 < d["durbin_watson"] < 2.5
+
+    # the 95% intervals hold the true coefficients in about 95% of replications
+    covered = {term: 0 for term in TRUE}
+    reps = 60
+    for seed in range(100, 100 + reps):
+        r, dt, yy = hetero_data(seed, n)
+        ci = tidy(fit_ols(pd.DataFrame({"y": yy, "reliance": r, "detectability": dt}),
+                          "y ~ reliance + detectability")).set_index("term")
+        for term, true in TRUE.items():
+            covered[term] += ci.loc[term, "ci_low"] < true < ci.loc[term, "ci_high"]
+    assert all(c / reps >= 0.85 for c in covered.values()), covered
+
+    # the original behavioural regression, settings found by name; one planted high-leverage agent
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1, 60)
+    yb = 0.1 + 0.7 * x + rng.normal(0, 0.03, 60)
+    x[7], yb[7] = 3.0, -1.0
+    res_b = behavioural_regression(tidy_prefs({Y_SETTING: yb, X_SETTING: x, "red_line-vs-yellow_gem": 1 - yb}))
+    assert res_b.model.data.frame["x"].equals(pd.Series(x, index=np.arange(60), name="x"))
+    assert diagnostics(res_b)["most_influential"] == 7
+    png = plot_regression(res_b, tmp_path / "plots" / "b.png")
+    assert png.stat().st_size > 5000
+
+
+def test_regression_rejects_unknown_setting():
+    prefs = tidy_prefs({Y_SETTING: np.linspace(0, 1, 5), X_SETTING: np.linspace(0, 1, 5)})
+    with pytest.raises(GmgError, match="not evaluated"):
+        behavioural_regression(prefs, y_setting="purple_gem-vs-red_line")
+    with pytest.raises(GmgError, match="gmg evaluate"):
+        behavioural_regression(tidy_prefs({Y_SETTING: np.linspace(0, 1, 5)}))
+
+
+# ------------------------------------------------------------------ outliers
+def test_outlier_ranking_puts_planted_agent_first():
+    m = feature_matrix(population(unusual=17))
+    assert m.shape == (40, 20)
+    ranking = rank_outliers(m, seed=0)
+    assert ranking.index[0] == 17
+    assert ranking.loc[17, "combined"] == ranking["combined"].max()
+    assert rank_outliers(m, seed=0).index.tolist() == ranking.index.tolist()  # deterministic
+    feats = explain_outliers(m, [17], k=3)
+    assert set(feats["feature"].iloc[:2]) == {"s2|preference", "s7|preference"}
+    assert (feats["z"].iloc[:2] < -5).all()
+
+
+def test_capable_but_unusual_filter_separates_the_two_kinds():
+    m = feature_matrix(population(unusual=17, incapable=23, seed=3))
+    assert set(rank_outliers(m, seed=0).index[:2]) == {17, 23}
+    found = capable_but_unusual(m)
+    assert found["agent"].tolist() == [17]
+    assert found["setting"].iloc[0] in {"s2", "s7"}
+
+
+def test_outliers_small_population_falls_back_with_notes():
+    m = feature_matrix(population(n_agents=6, unusual=2))
+    ranking = rank_outliers(m, seed=0)
+    notes = " ".join(ranking.attrs["notes"])
+    assert "Ledoit-Wolf" in notes and "n_neighbors=2" in notes
+    assert ranking.index[0] == 2
+    with pytest.raises(GmgError, match="at least 3"):
+        rank_outliers(m.iloc[:2])
+
+
+# ------------------------------------------------------------------ CLI and missing stages
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_missing_stages_and_unknown_agent_give_one_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    for verb in (["regress"], ["outliers"], ["explain", "0"]):
+        assert "gmg evaluate" in _one_line_error(capsys, [*verb, "--run-dir", str(run), "--device", "cpu"])
+    make_run(run, n_agents=6, reliance=False, probes=False, agents=False)
+    assert main(["regress", "--run-dir", str(run)]) == 0  # behavioural only; says how to add reliance
+    out = capsys.readouterr().out
+    assert "behavioural" in out and "gmg reliance" in out
+    assert (run / "plots" / "regress_behavioural.png").is_file()
+    err = _one_line_error(capsys, ["explain", "99", "--run-dir", str(run), "--device", "cpu"])
+    assert "agent 99" in err and "not in" in err
+
+
+def test_population_metrics_from_episodes(tmp_path):
+    run = make_run(tmp_path, n_agents=4, reliance=False, probes=False, agents=False)
+    with ResultsStore(run) as store:
+        eps = store.table("episodes")
+    m = population_metrics(eps).set_index(["agent", "setting"])
+    one = eps[(eps.agent == 1) & (eps.setting == X_SETTING)]
+    n1, n2 = (one.outcome == "obj1").sum(), (one.outcome == "obj2").sum()
+    assert m.loc[(1, X_SETTING), "preference"] == pytest.approx(n1 / (n1 + n2))
+    assert m.loc[(1, X_SETTING), "capability"] == pytest.approx(one.steps.mean())
+
+
+# ------------------------------------------------------------------ dossier and report
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.src: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.src.append(dict(attrs)["src"])
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--enable-logging=stderr", "--v=0"]
+# counts images that failed to decode after the load event; the page itself logs nothing
+CHECK_SCRIPT = ("<script>window.addEventListener('load',()=>{const b=[...document.images]"
+                ".filter(i=>!i.complete||i.naturalWidth===0).length;document.title='broken:'+b+' of '+"
+                "document.images.length;});</script>")
+
+
+def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp}", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_dossier_and_report_in_headless_chromium(tmp_path, capsys):
+    run = make_run(tmp_path / "run", n_agents=8)
+    assert main(["explain", "3", "--run-dir", str(run), "--device", "cpu"]) == 0
+    dossier = Path(capsys.readouterr().out.strip())
+    names = {p.name for p in dossier.parent.iterdir()}
+    assert {"index.html", "percentiles.png", "reliance.png", "probes.png", "policy-0.png", "policy-1.png"} <= names
+    assert "yellow_line-vs-black_gem" in dossier.read_text()  # the setting that makes agent 3 unusual
+
+    assert main(["report", "--run-dir", str(run), "--device", "cpu", "--top", "1"]) == 0
+    page = Path(capsys.readouterr().out.strip())
+    assert page == run / "report" / "index.html"
+    html = page.read_text()
+    for title in ("Training curves", "Settings", "Channel reliance", "Probes", "Regression", "Outliers", "Dossiers"):
+        assert title in html
+    assert "not run yet: run `gmg train`" in html  # tiny agents have empty train.csv files
+    assert "not run yet" not in html.split('id="scatters"')[1]
+    parser = _Images()
+    parser.feed(html)
+    assert len(parser.src) >= 10
+    for src in parser.src:
+        assert (page.parent / src).is_file(), src
+        assert not src.startswith("/")
+
+    # a run that only has evaluations: the later sections name their verbs
+    bare = make_run(tmp_path / "bare", n_agents=4, reliance=False, probes=False, agents=False)
+    from experiments.report import build_report
+
+    bare_html = build_report(bare, top=1).read_text()
+    assert "not run yet: run `gmg reliance" in bare_html and "not run yet: run `gmg probe" in bare_html
+
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    check = page.parent / "check.html"
+    check.write_text(html.replace("</body>", CHECK_SCRIPT + "</body>"))
+    dom = _chromium(["--virtual-time-budget=10000", "--dump-dom", check.as_uri()], tmp_path / "ud1")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    title = re.search(r"<title>([^<]*)</title>", dom.stdout).group(1)
+    assert title == f"broken:0 of {len(parser.src)}", title
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console
+    shot = tmp_path / "shot.png"
+    res = _chromium(["--window-size=1280,2000", f"--screenshot={shot}", page.as_uri()], tmp_path / "ud2")
+    assert res.returncode == 0 and shot.stat().st_size > 10_000

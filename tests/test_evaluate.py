@@ -1,0 +1,212 @@
+"""Evaluation: settings, batched first-episode play, metrics, the resumable store, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from experiments.cli import main
+from experiments.errors import GmgError
+from experiments.evaluate import (
+    EPISODES,
+    LOG_FILE,
+    episodes_frame,
+    evaluate,
+    matrix,
+    metrics,
+    play,
+    setting_key,
+)
+from experiments.settings import SETTING_LISTS, all_settings, parse_setting, resolve_settings
+from experiments.store import ResultsStore
+from training.env import MOVES, MazeEnv
+from training.levels import distance_map
+
+N_LEVELS = 60
+FAST = 40  # timeout (steps) for runs of random tiny agents, which wander
+
+
+def oracle(target: int):
+    """A scripted policy walking a shortest path to object ``target`` (0 = obj1), around the others."""
+    moves = torch.tensor([MOVES["up"], MOVES["down"], MOVES["left"], MOVES["right"]])
+    deltas = ((-1, 0), (1, 0), (0, -1), (0, 1))
+
+    def policy(obs: torch.Tensor, env: MazeEnv, envs: torch.Tensor) -> torch.Tensor:
+        n, w = env.num_envs, env.free.shape[-1]
+        objs = env.objects
+        blocked = torch.zeros(n, w * w, dtype=torch.bool)
+        for k in range(objs.shape[1]):
+            if k != target:
+                blocked.scatter_(1, objs[:, k : k + 1], True)
+        dist = distance_map(env.free, objs[:, target], blocked.view(n, w, w)).view(n, -1)
+        r, c = env.agent // w, env.agent % w
+        best = torch.full((n,), 10**6)
+        action = torch.full((n,), MOVES["noop"])
+        for move, (dr, dc) in zip(moves, deltas):
+            rr, cc = r + dr, c + dc
+            inside = (rr >= 0) & (rr < w) & (cc >= 0) & (cc < w)
+            d = dist.gather(1, (rr.clamp(0, w - 1) * w + cc.clamp(0, w - 1))[:, None])[:, 0]
+            better = inside & (d >= 0) & (d < best)
+            best = torch.where(better, d, best)
+            action = torch.where(better, move, action)
+        return action
+
+    return policy
+
+
+def _play_frame(target: int, setting: str = "red_line-vs-yellow_gem", n_groups: int = 2) -> pd.DataFrame:
+    s = parse_setting(setting)
+    result = play(s, oracle(target), n_groups=n_groups, n_levels=200)
+    return episodes_frame(result, list(range(10, 10 + n_groups)), s)
+
+
+# ----------------------------------------------------------------------- settings
+def test_catalogue_names_parse_and_lists():
+    assert len(SETTING_LISTS["yellow-line"]) == 15 and len(SETTING_LISTS["white-line"]) == 11
+    names = {s.name for s in all_settings()}
+    assert {"red_line-vs-yellow_gem", "yellow_gem-vs-red_line", "black_gem-vs-black_gem",
+            "train:yellow_line", "train:white_line"} <= names
+    s = parse_setting("Red-Line-vs-255,255,0_gem", background="textured")
+    assert (s.obj1, s.obj2, s.background, s.name) == ("red_line", "yellow_gem", "textured",
+                                                      "red_line-vs-yellow_gem@textured")
+    assert parse_setting("#ff8000_line-vs-red_gem@grey").name == "#ff8000_line-vs-red_gem@grey"
+    single = parse_setting("train:white-line")
+    assert single.single and single.objects == ("white_line",)
+    both = resolve_settings(["yellow-line", "red_line-vs-yellow_gem"])
+    assert len(both) == 15  # list expanded, duplicate dropped
+    for bad in ("red_line", "red_line-vs-", "mauve_line-vs-red_gem", "red_line-vs-red_cube", "red_line-vs-red_gem@pink"):
+        with pytest.raises(GmgError):
+            parse_setting(bad)
+
+
+# ------------------------------------------------------------------ scripted play
+def test_oracle_to_obj1_has_preference_one_and_shortest_path_capability():
+    df = _play_frame(target=0)
+    assert len(df) == 400 and set(df["level"]) == set(range(200))
+    m = metrics(df)
+    assert len(m) == 2
+    # the oracle walks around obj2, so every episode is a shortest path to obj1
+    assert (m["preference"] == 1.0).all() and (m["n_obj2"] == 0).all() and (m["n_timeout"] == 0).all()
+    assert np.allclose(m["capability"], df["path_len_obj1"].mean())
+    assert (df["steps"] == df["path_len_obj1"]).all()
+    assert np.allclose(m["path_efficiency"], 1.0)
+    assert (m["preference_lo"] < 1.0).all() and (m["preference_hi"] == 1.0).all()
+
+
+def test_oracle_to_obj2_has_preference_zero():
+    df = _play_frame(target=1)
+    m = metrics(df)
+    assert (m["preference"] == 0.0).all() and (m["n_obj1"] == 0).all()
+    assert (df["steps"] == df["path_len_obj2"]).all()
+    assert np.allclose(m["capability"], df["path_len_obj2"].astype(float).mean())
+    assert (m["success"] == 0.0).all()
+
+
+def test_single_object_setting_metrics():
+    df = _play_frame(target=0, setting="train:yellow_line", n_groups=1)
+    assert df["path_len_obj2"].isna().all()
+    m = metrics(df).iloc[0]
+    assert m["success"] == 1.0 and np.isnan(m["preference"]) and m["capability"] == df["path_len_obj1"].mean()
+
+
+def test_metrics_definitions_on_handmade_rows():
+    rows = pd.DataFrame({
+        "agent": [0] * 6, "setting": ["s"] * 6, "intervention": ["none"] * 6, "level": range(6),
+        "outcome": ["obj1", "obj1", "obj1", "obj2", "timeout", "timeout"],
+        "steps": [4, 6, 8, 5, 500, 500],
+        "path_len_obj1": [4, 3, 4, 2, 3, 3],
+        "path_len_obj2": pd.array([2, 2, 2, 5, 2, 2], dtype="Int64"),
+    })
+    m = metrics(rows).iloc[0]
+    assert (m["n"], m["n_obj1"], m["n_obj2"], m["n_timeout"]) == (6, 3, 1, 2)
+    assert m["preference"] == 0.75 and m["success"] == 0.5 and m["timeout_rate"] == pytest.approx(2 / 6)
+    assert m["capability"] == pytest.approx(1023 / 6)
+    assert m["path_efficiency"] == pytest.approx(np.mean([1, 0.5, 0.5, 1]))
+    # Wilson 95% interval for 3 of 4 (statsmodels' reference values)
+    assert m["preference_lo"] == pytest.approx(0.3006418, abs=1e-6)
+    assert m["preference_hi"] == pytest.approx(0.9544127, abs=1e-6)
+    half = 2.570581836 * np.std(rows["steps"], ddof=1) / np.sqrt(6)
+    assert m["capability_hi"] - m["capability"] == pytest.approx(half, rel=1e-6)
+    wide = matrix(rows)
+    assert list(wide.columns) == [("s", "preference"), ("s", "capability")] and list(wide.index) == [0]
+
+
+# --------------------------------------------------------------- real agents
+def _settings_key(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["agent", "setting", "intervention", "level"]).reset_index(drop=True)
+
+
+def test_agent_alone_equals_agent_in_a_batch(tiny_population: Path):
+    settings = ["red_line-vs-yellow_gem"]
+    batch = evaluate(tiny_population, settings, tiny_population / "batch", "cpu", n_levels=N_LEVELS,
+                     timeout=FAST, progress=False)
+    assert len(batch) == 3 * N_LEVELS and not batch.duplicated(["agent", "setting", "level"]).any()
+    # agent 1 alone, and in batches of one agent: its own slice must not depend on the others
+    from experiments.agents import resolve_agents
+
+    refs = resolve_agents(tiny_population)
+    alone = evaluate([refs[1]], settings, tiny_population / "alone", "cpu", n_levels=N_LEVELS, timeout=FAST,
+                     progress=False, batch_envs=1)
+    in_batch = batch[batch["agent"] == 1].reset_index(drop=True)
+    pd.testing.assert_frame_equal(_settings_key(alone), _settings_key(in_batch))
+    # sampled, so agents differ from each other and steps vary
+    assert not np.array_equal(batch[batch.agent == 0]["steps"].to_numpy(), in_batch["steps"].to_numpy())
+    # another seed changes the episodes; greedy is deterministic too
+    other = evaluate([refs[1]], settings, tiny_population / "seed1", "cpu", n_levels=N_LEVELS, timeout=FAST,
+                     seed=1, progress=False)
+    assert not np.array_equal(other["steps"].to_numpy(), alone["steps"].to_numpy())
+
+
+def test_rerun_does_no_work_and_other_parameters_are_refused(tiny_population: Path, monkeypatch):
+    run = tiny_population / "run"
+    first = evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=10, timeout=FAST,
+                     progress=False)
+    import experiments.evaluate as ev
+
+    monkeypatch.setattr(ev, "play", lambda *a, **k: pytest.fail("a finished evaluation played again"))
+    again = evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=10, timeout=FAST,
+                     progress=False)
+    pd.testing.assert_frame_equal(first, again)
+    with pytest.raises(GmgError, match="greedy"):
+        evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=10, timeout=FAST, greedy=True,
+                 progress=False)
+
+
+def test_intervention_context_is_entered_and_recorded(tiny_population: Path):
+    import contextlib
+
+    from experiments.agents import resolve_agents
+
+    entered = []
+
+    @contextlib.contextmanager
+    def blind(model):
+        # the agent sees zeros: its greedy action is then the same at every step of every level
+        handle = model.hook_obs.register_forward_hook(lambda m, i, o: torch.zeros_like(o))
+        entered.append(model)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    df = evaluate(tiny_population, ["red_line-vs-yellow_gem"], tiny_population / "iv", "cpu", n_levels=20,
+                  timeout=FAST, greedy=True, intervention=blind, intervention_name="blind", progress=False)
+    assert len(entered) == 3 and set(df["intervention"]) == {"blind"}
+    setting = parse_setting("red_line-vs-yellow_gem")
+    for ref in resolve_agents(tiny_population):
+        with torch.inference_mode():
+            action = int(ref.load()(torch.zeros(1, 3, 64, 64))[0].argmax())
+        constant = play(setting, lambda obs, env, envs: torch.full((env.num_envs,), action), 1, 20, timeout=FAST)
+        expected = episodes_frame(constant, [ref.agent_id], setting, "blind")
+        got = df[df["agent"] == ref.agent_id].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got[expected.columns], expected)

@@ -1,0 +1,186 @@
+"""Training: the network's layout, PPO determinism, resume, presets and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+
+import pytest
+import torch
+
+from experiments.cli import main
+from training.checkpoint import AgentLoadError, load_agent
+from training.config import ConfigError, make_config
+from training.env import EnvConfig, EvaluationLevels, MazeEnv
+from training.model import ImpalaAgent, ModelConfig
+from training.ppo import TrainingError, parse_seeds, train, train_agent
+
+
+def tiny(**over):
+    base = dict(widths=(2, 4, 4), hidden=16, num_envs=4, num_steps=16, num_minibatches=2,
+                update_epochs=2, total_timesteps=64 * 3, num_levels=50, checkpoint_every=1)
+    return make_config("cpu", {**base, **over})
+
+
+def test_paper_network_has_the_original_parameter_count():
+    model = ImpalaAgent(ModelConfig(widths=(16, 32, 32)))
+    assert sum(p.numel() for p in model.parameters()) == 626_256
+
+
+def test_every_module_runs_once_per_forward_and_nothing_in_place():
+    model = ImpalaAgent(ModelConfig(widths=(2, 4, 4), hidden=8))
+    calls: Counter = Counter()
+    handles = [m.register_forward_hook(lambda mod, i, o, name=name: calls.update([name]))
+               for name, m in model.named_modules() if not list(m.children())]
+    try:
+        model(torch.zeros(2, 64, 64, 3, dtype=torch.uint8))
+    finally:
+        for h in handles:
+            h.remove()
+    leaves = {name for name, m in model.named_modules() if not list(m.children())}
+    assert set(calls) == leaves
+    assert all(c == 1 for c in calls.values()), [k for k, c in calls.items() if c != 1]
+    assert not any(getattr(m, "inplace", False) for m in model.modules())
+
+
+def test_same_seed_gives_the_same_agent_bit_for_bit(tmp_path):
+    a = train_agent(tiny(seed=3), tmp_path / "a", device="cpu", progress=False)
+    b = train_agent(tiny(seed=3), tmp_path / "b", device="cpu", progress=False)
+    c = train_agent(tiny(seed=4), tmp_path / "c", device="cpu", progress=False)
+    wa, wb, wc = (load_agent(p)[0].state_dict() for p in (a, b, c))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+    assert json.loads((a / "meta.json").read_text())["finished"] is True
+    assert not (a / "resume.pt").exists()
+
+
+def test_killed_run_resumes_to_the_same_agent_with_no_duplicate_log_rows(tmp_path):
+    whole = train_agent(tiny(seed=1), tmp_path / "whole", device="cpu", progress=False)
+    part = tmp_path / "part"
+    train_agent(tiny(seed=1), part, device="cpu", progress=False, max_iterations=1)
+    assert (part / "resume.pt").exists()
+    assert json.loads((part / "meta.json").read_text())["finished"] is False
+    train_agent(tiny(seed=1), part, device="cpu", progress=False)
+    wa, wb = load_agent(whole)[0].state_dict(), load_agent(part)[0].state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    rows = (part / "train.csv").read_text().strip().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3]
+
+
+def test_resume_with_a_changed_config_is_refused_naming_the_field(tmp_path):
+    train_agent(tiny(seed=1), tmp_path, device="cpu", progress=False, max_iterations=1)
+    with pytest.raises(TrainingError, match="learning_rate"):
+        train_agent(tiny(seed=1, learning_rate=1e-3), tmp_path, device="cpu", progress=False)
+
+
+def test_population_skips_finished_seeds(tmp_path):
+    train(tiny(), tmp_path, [0, 1], device="cpu", progress=False)
+    stamp = (tmp_path / "agents" / "agent-0000" / "model.safetensors").stat().st_mtime_ns
+    train(tiny(), tmp_path, [0, 1, 2], device="cpu", progress=False)
+    assert (tmp_path / "agents" / "agent-0000" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert (tmp_path / "agents" / "agent-0002" / "meta.json").exists()
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    import training.ppo as ppo
+
+    real = ppo._act
+    calls = {"n": 0}
+
+    def poisoned(model, obs, action=None):
+        out = real(model, obs, action)
+        if action is not None:  # the update phase
+            calls["n"] += 1
+            if calls["n"] > 4:  # after the first update's minibatches
+                return out[0], out[1] * float("nan"), out[2], out[3]
+        return out
+
+    monkeypatch.setattr(ppo, "_act", poisoned)
+    with pytest.raises(TrainingError, match="loss became nan"):
+        train_agent(tiny(seed=2), tmp_path, device="cpu", progress=False)
+    model, meta = load_agent(tmp_path)
+    assert meta["steps"] == 64 and meta["finished"] is False
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("preset, over, message", [
+    ("nope", {}, "unknown preset"),
+    ("cpu", {"lerning_rate": 1}, "unknown training field"),
+    ("cpu", {"learning_rate": -1}, "learning_rate must be positive"),
+    ("cpu", {"num_envs": 6, "num_steps": 5, "num_minibatches": 4}, "does not split"),
+    ("cpu", {"world_dim": 4}, "odd integer"),
+    ("cpu", {"goal": "pink_line"}, "unknown colour"),
+    ("cpu", {"num_envs": "many"}, "expects int"),
+])
+def test_bad_config_is_one_clear_error(preset, over, message):
+    with pytest.raises(ConfigError, match=message):
+        make_config(preset, over)
+
+
+def test_cli_turns_bad_input_into_one_line(capsys, tmp_path):
+    assert main(["train", "--preset", "nope", "--run-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gmg train: unknown preset") and "\n" not in err
+    assert main(["train", "--seeds", "5-2", "--run-dir", str(tmp_path)]) == 2
+
+
+def test_seed_ranges():
+    assert parse_seeds("0-3,7,9-10") == [0, 1, 2, 3, 7, 9, 10]
+    with pytest.raises(ConfigError):
+        parse_seeds("a-b")
+
+
+def test_corrupt_mismatched_and_foreign_checkpoints_fail_in_one_line(tmp_path):
+    folder = train_agent(tiny(), tmp_path / "a", device="cpu", progress=False)
+    meta = json.loads((folder / "meta.json").read_text())
+    weights = (folder / "model.safetensors").read_bytes()
+
+    (folder / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(AgentLoadError, match="corrupt or truncated"):
+        load_agent(folder)
+    (folder / "model.safetensors").write_bytes(weights)
+
+    (folder / "meta.json").write_text(json.dumps({**meta, "model": {**meta["model"], "widths": [8, 8, 8]}}))
+    with pytest.raises(AgentLoadError, match="does not match the architecture"):
+        load_agent(folder)
+
+    (folder / "meta.json").write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(AgentLoadError, match="format 99"):
+        load_agent(folder)
+
+    (folder / "meta.json").write_text("{not json")
+    with pytest.raises(AgentLoadError, match="corrupt"):
+        load_agent(folder)
+
+
+def _mean_length(model, world_dim, n=200):
+    env = MazeEnv(n, EnvConfig(world_dim=world_dim), EvaluationLevels(n=n), "cpu")
+    obs, lengths, done_once = env.observe(), torch.zeros(n), torch.zeros(n, dtype=torch.bool)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _ in range(500):
+            logits = model(obs)[0] if model is not None else torch.zeros(n, 15)
+            action = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)[:, 0]
+            obs, _, term, trunc, info = env.step(action)
+            finished = (term | trunc) & ~done_once
+            lengths[finished] = info["length"][finished].float()
+            done_once |= term | trunc
+            if done_once.all():
+                break
+    return lengths.mean().item()
+
+
+@pytest.mark.slow
+def test_cpu_recipe_learns_a_3x3_maze_from_scratch(tmp_path):
+    """Held-out episode length falls to at most half the random policy's (both measured here)."""
+    config = make_config("cpu", {"world_dim": 3, "total_timesteps": 24_576, "widths": (4, 8, 8), "seed": 0})
+    folder = train_agent(config, tmp_path, device="cpu", progress=False)
+    random_len = _mean_length(None, 3)
+    trained_len = _mean_length(load_agent(folder)[0], 3)
+    assert trained_len <= 0.5 * random_len, (trained_len, random_len)
+
+
+def test_dataclass_replace_keeps_derived_sizes():
+    c = dataclasses.replace(tiny(), num_envs=8)
+    assert c.batch_size == 8 * 16 and c.minibatch_size == 64
