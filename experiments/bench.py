@@ -150,8 +150,16 @@ def bench_env(
 
 
 # name -> function(*, device, **options) -> dict with "rows"; other modules add entries here
+def bench_train(*, device: torch.device | str = "cpu", **_) -> dict:
+    """PPO env steps/s per preset, with and without bf16 autocast and torch.compile."""
+    from experiments.training_report import bench_train as measure
+
+    return {"bench": "train", "machine": machine(), "rows": measure(device=str(device))}
+
+
 BENCHES: dict[str, Callable[..., dict]] = {
     "env": bench_env,
+    "train": bench_train,
 }
 
 

@@ -10,9 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-USER_ERRORS: tuple[type[BaseException], ...] = ()
-
-
 def _user_errors() -> tuple[type[BaseException], ...]:
     from training.assets import AssetsNotFound
     from training.checkpoint import AgentLoadError
@@ -44,31 +41,15 @@ def _overrides(items: list[str]) -> dict:
     return out
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from training.config import make_config
-    from training.ppo import parse_seeds, resolve_device, train
-
-    overrides = _overrides(args.set)
-    if args.goal:
-        overrides["goal"] = args.goal
-    if args.background:
-        overrides["background"] = args.background
-    if args.steps:
-        overrides["total_timesteps"] = args.steps
-    config = make_config(args.preset, overrides, args.config)
-    seeds = parse_seeds(args.seeds)
-    device = resolve_device(args.device)
-    run = train(config, args.run_dir, seeds, device=device, progress=not args.quiet)
-    print(run / "agents")
-
-
 # modules that add verbs: each has ``register(subparsers)``; add a line per module
 VERB_MODULES = (
+    "experiments.cli_train",
     "experiments.cli_render",
     "experiments.cli_bench",
     "experiments.cli_analysis",
     "experiments.cli_interp",
     "experiments.cli_probe",
+    "experiments.cli_eval",
 )
 
 
@@ -80,18 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in VERB_MODULES:
         importlib.import_module(name).register(sub)
 
-    p = sub.add_parser("train", help="train a population of PPO agents (resumes and skips finished seeds)")
-    p.add_argument("--preset", default="cpu", help="cpu, paper or paper-textured")
-    p.add_argument("--seeds", default="0", help="e.g. 0-31 or 0,3,5-7")
-    p.add_argument("--goal", help="training object, e.g. yellow_line, white_line")
-    p.add_argument("--background", help="black, grey or textured")
-    p.add_argument("--steps", help="total env steps per agent")
-    p.add_argument("--config", help="TOML file of field = value overrides")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any training field")
-    p.add_argument("--run-dir", default="runs/train", type=Path)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_train)
     return parser
 
 

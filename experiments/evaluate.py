@@ -28,7 +28,7 @@ from experiments.agents import AgentRef, resolve_agents
 from experiments.errors import GmgError
 from experiments.settings import Setting, resolve_settings
 from experiments.store import ResultsStore
-from training.env import NUM_ACTIONS, TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv
+from training.env import TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv
 from training.levels import uniform
 
 EPISODES = "episodes"

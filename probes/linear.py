@@ -35,7 +35,7 @@ from training.render import pixel_cells
 
 def _one_class_error(name: str, classes: np.ndarray) -> ProbeError:
     return ProbeError(
-        f"{name} needs at least two classes in the labels, got only class {classes[0]!r}: "
+        f"{name} needs at least two classes in the labels, got only one class ({classes[0]!r}): "
         "use more scenes or a label that varies"
     )
 
@@ -124,6 +124,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             kwargs.update(l1_ratios=(0.0,), scoring="accuracy", use_legacy_attributes=False)
         self.model_ = LogisticRegressionCV(**kwargs).fit(Z, y)
         self.C_ = float(np.ravel(self.model_.C_)[0])
+        self.n_iter_ = np.atleast_1d(np.max(self.model_.n_iter_))
         self.coef_, self.intercept_ = _compose(self.model_.coef_, self.model_.intercept_, self.scaler_, self.pca_)
         return self
 
@@ -134,15 +135,18 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X):
         """Scores (n_samples, n_classes), or (n_samples,) for two classes."""
-        return self.model_.decision_function(self._reduced(X))
+        Z = self._reduced(X)
+        return self.model_.decision_function(Z)
 
     def predict_proba(self, X):
         """Class probabilities (n_samples, n_classes)."""
-        return self.model_.predict_proba(self._reduced(X))
+        Z = self._reduced(X)
+        return self.model_.predict_proba(Z)
 
     def predict(self, X):
         """Predicted labels (n_samples,)."""
-        return self.model_.predict(self._reduced(X))
+        Z = self._reduced(X)
+        return self.model_.predict(Z)
 
 
 class RidgeProbe(RegressorMixin, BaseEstimator):
@@ -176,6 +180,11 @@ class RidgeProbe(RegressorMixin, BaseEstimator):
         self.alpha_ = float(self.model_.alpha_)
         self.coef_, self.intercept_ = _compose(self.model_.coef_, self.model_.intercept_, self.scaler_, self.pca_)
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # x and y together
+        return tags
 
     def predict(self, X):
         """Predictions (n_samples,) or (n_samples, n_targets)."""
@@ -214,18 +223,19 @@ class PositionReadout(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    map_shape : (C, H, W) of the flattened conv map, or None: every feature is its own
-        position with one channel and class k is position k (a generic form used by the
-        scikit-learn checks).
+    map_shape : (C, H, W) of the flattened conv map, or None: a generic form (used by the
+        scikit-learn checks) where every feature is a position with one channel and the
+        i-th class is scored at position ``i % n_features``.
     world_dim, size : maze cells per side and frame size in pixels (placing positions in cells).
     C : float, inverse L2 strength of the shared logistic regression.
     max_iter : int
 
-    Labels are cell indices (row * world_dim + col), integers in [0, n_cells).
+    With a ``map_shape``, labels are cell indices (row * world_dim + col) in [0, n_cells).
 
     Attributes
     ----------
-    classes_ : ndarray, cells seen in training (predictions are among them).
+    classes_ : ndarray, labels seen in training (predictions are among them).
+    cells_ : ndarray, the group (cell) scoring each class.
     coef_ : ndarray (1, C) weights on the standardised channel vector.
     intercept_ : ndarray (1,)
     n_features_in_ : int
@@ -240,7 +250,7 @@ class PositionReadout(ClassifierMixin, BaseEstimator):
 
     def _groups(self, n_features: int) -> tuple[tuple[int, int, int], list[np.ndarray]]:
         if self.map_shape is None:
-            return (1, 1, n_features), [np.array([k]) for k in range(n_features)]
+            return (1, 1, n_features), [np.array([k % n_features]) for k in range(len(self.classes_))]
         shape = tuple(int(s) for s in self.map_shape)
         if len(shape) != 3 or int(np.prod(shape)) != n_features:
             raise ProbeError(
@@ -264,11 +274,18 @@ class PositionReadout(ClassifierMixin, BaseEstimator):
             raise _one_class_error(type(self).__name__, self.classes_)
         self.shape_, self.groups_ = self._groups(X.shape[1])
         n_cells = len(self.groups_)
-        if not np.issubdtype(self.classes_.dtype, np.integer) or self.classes_.min() < 0 or self.classes_.max() >= n_cells:
-            raise ProbeError(f"PositionReadout labels must be cell indices 0..{n_cells - 1}, got {self.classes_[:5]!r}")
+        if self.map_shape is None:
+            self.cells_ = np.arange(len(self.classes_))  # class i is scored at group i
+            y_cell = np.searchsorted(self.classes_, y)
+        else:
+            if (not np.issubdtype(self.classes_.dtype, np.integer) or self.classes_.min() < 0
+                    or self.classes_.max() >= n_cells):
+                raise ProbeError(f"PositionReadout labels must be cell indices 0..{n_cells - 1}, got {self.classes_[:5]!r}")
+            self.cells_ = self.classes_.astype(np.int64)
+            y_cell = y.astype(np.int64)
         F = self._cell_features(X)  # (n, cells, C)
         rows = F.reshape(-1, F.shape[-1])
-        target = (np.arange(n_cells)[None, :] == y[:, None]).reshape(-1).astype(np.int64)
+        target = (np.arange(n_cells)[None, :] == y_cell[:, None]).reshape(-1).astype(np.int64)
         self.scaler_ = StandardScaler().fit(rows)
         self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(self.scaler_.transform(rows), target)
         self.coef_ = self.model_.coef_.copy()
@@ -285,7 +302,7 @@ class PositionReadout(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X):
         """Scores of the training classes (n_samples, n_classes)."""
-        return self.cell_scores(X)[:, self.classes_]
+        return self.cell_scores(X)[:, self.cells_]
 
     def predict(self, X):
         """The highest-scoring cell among ``classes_`` (n_samples,)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -25,7 +24,6 @@ from experiments.evaluate import (
     matrix,
     metrics,
     play,
-    setting_key,
 )
 from experiments.settings import SETTING_LISTS, all_settings, parse_setting, resolve_settings
 from experiments.store import ResultsStore
@@ -34,6 +32,15 @@ from training.levels import distance_map
 
 N_LEVELS = 60
 FAST = 40  # timeout (steps) for runs of random tiny agents, which wander
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # tiny batches: a second intra-op thread only adds contention (5x slower on a busy 2-core box)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 def oracle(target: int):
@@ -210,3 +217,137 @@ def test_intervention_context_is_entered_and_recorded(tiny_population: Path):
         expected = episodes_frame(constant, [ref.agent_id], setting, "blind")
         got = df[df["agent"] == ref.agent_id].reset_index(drop=True)
         pd.testing.assert_frame_equal(got[expected.columns], expected)
+
+
+# -------------------------------------------------------------- kill and resume
+KILL_SETTINGS = ["red_line-vs-yellow_gem", "red_line-vs-green_line", "yellow_line-vs-black_gem", "train:yellow_line"]
+
+
+def _eval_args(pop: Path, run: Path) -> list[str]:
+    return ["evaluate", "--agents", str(pop), "--run-dir", str(run), "--settings", *KILL_SETTINGS,
+            "--n-levels", "12", "--timeout", "20", "--device", "cpu", "--batch-envs", "12", "--quiet"]
+
+
+def _store_rows(run: Path) -> pd.DataFrame:
+    with ResultsStore(run, read_only=True) as store:
+        return _settings_key(store.table(EPISODES))
+
+
+def test_sigkilled_evaluation_resumes_with_nothing_lost_or_duplicated(tiny_population: Path):
+    run = tiny_population / "killed"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", *_eval_args(tiny_population, run)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = run / LOG_FILE
+    deadline = time.monotonic() + 120
+    try:
+        while not (log.exists() and log.read_text().count("\n") >= 2):
+            assert proc.poll() is None, f"evaluation ended before it could be killed: {proc.stderr.read()!r}"
+            assert time.monotonic() < deadline, "no chunk written within 120 s"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    total = len(KILL_SETTINGS) * 3
+    partial = _store_rows(run)
+    n_chunks = len(partial.groupby(["agent", "setting", "intervention"]))
+    assert 2 <= n_chunks < total, "the kill must land mid-run"
+    assert main(_eval_args(tiny_population, run)) == 0  # resume
+    resumed = _store_rows(run)
+    assert not resumed.duplicated(["agent", "setting", "intervention", "level"]).any()
+    # an uninterrupted run in one batch per setting gives exactly the same rows
+    reference = evaluate(tiny_population, KILL_SETTINGS, tiny_population / "whole", "cpu", n_levels=12, timeout=20,
+                         progress=False)
+    pd.testing.assert_frame_equal(resumed, _settings_key(reference))
+    assert len(resumed) == total * 12
+    assert log.read_text().count("\n") == total  # each chunk written exactly once
+
+
+# ------------------------------------------------------------------- bad input
+def _one_line_error(capsys, argv: list[str], *words: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for w in words:
+        assert w in err, err
+
+
+def test_bad_input_gives_one_clear_line(tiny_population: Path, capsys):
+    run = tiny_population / "bad"
+    base = ["evaluate", "--agents", str(tiny_population), "--run-dir", str(run), "--n-levels", "5", "--timeout", "5",
+            "--device", "cpu", "--quiet"]
+    _one_line_error(capsys, [*base, "--settings", "red_line-vs-"], "unknown setting", "OBJ1-vs-OBJ2")
+    _one_line_error(capsys, [*base, "--settings", "mauve_line-vs-red_gem"], "unknown colour", "mauve")
+    _one_line_error(capsys, [*base, "--settings", "red_line-vs-red_cube"], "cube")
+    _one_line_error(capsys, ["evaluate", "--agents", str(tiny_population / "nope"), "--run-dir", str(run)],
+                    "no agents at", "nope")
+    _one_line_error(capsys, ["rollout", "--agents", str(tiny_population), "--agent", "7", "--run-dir", str(run)],
+                    "[7]")
+    _one_line_error(capsys, ["plot", "--run-dir", str(tiny_population / "empty")], "no results store")
+    # a store written by another schema version is refused, not silently mixed
+    ResultsStore(run).close()
+    import duckdb
+
+    con = duckdb.connect(str(run / "results.duckdb"))
+    con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    con.close()
+    _one_line_error(capsys, [*base, "--settings", "red_line-vs-yellow_gem"], "schema 999")
+    assert not (run / LOG_FILE).exists()
+
+
+# ---------------------------------------------------------- CLI, plots, rollout
+def test_cli_evaluate_plot_rollout_settings(tiny_population: Path, capsys):
+    from PIL import Image
+
+    run = tiny_population / "cli"
+    argv = ["evaluate", "--agents", str(tiny_population), "--run-dir", str(run), "--n-levels", "8",
+            "--timeout", "20", "--device", "cpu", "--quiet", "--settings", "red_line-vs-yellow_gem",
+            "train:yellow_line"]
+    assert main(argv) == 0
+    assert "16" not in capsys.readouterr().err
+    rows = _store_rows(run)
+    assert len(rows) == 3 * 2 * 8 and set(rows["setting"]) == {"red_line-vs-yellow_gem", "train:yellow_line"}
+
+    assert main(["plot", "--run-dir", str(run)]) == 0
+    plots = sorted(p.name for p in (run / "plots").glob("*.png"))
+    assert plots == ["heatmap-capability.png", "heatmap-preference.png", "histograms.png",
+                     "scatter-red_line-vs-yellow_gem.png"]
+    assert all(Image.open(run / "plots" / p).size[0] > 100 for p in plots)
+
+    # the GIF replays exactly the episode the evaluation recorded
+    level = 3
+    assert main(["rollout", "--agents", str(tiny_population), "--agent", "1", "--setting",
+                 "red_line-vs-yellow_gem", "--level", str(level), "--run-dir", str(run), "--device", "cpu",
+                 "--timeout", "20"]) == 0
+    gif = run / "rollouts" / f"agent-0001-red_line-vs-yellow_gem-level{level}.gif"
+    want = rows[(rows.agent == 1) & (rows.setting == "red_line-vs-yellow_gem") & (rows.level == level)].iloc[0]
+    assert f"{want['outcome']} after {want['steps']} steps" in capsys.readouterr().out
+    with Image.open(gif) as im:
+        assert im.size == (4 * 64 * 4 + 3 * 4, 64 * 4)
+        # frames up to the end, the last held twice (GIF merges identical frames: a bump into a wall)
+        assert 2 < im.n_frames <= want["steps"] + 2
+
+    assert main(["settings", "red_line-vs-yellow_gem", "--run-dir", str(run)]) == 0
+    thumb = np.asarray(Image.open(run / "settings" / "red_line-vs-yellow_gem.png").convert("RGB"))
+    colours = {tuple(c) for c in thumb.reshape(-1, 3)}
+    assert (255, 0, 0) in colours and (255, 255, 0) in colours
+
+
+def test_scatter_has_both_object_icons_and_one_dot_per_agent():
+    from matplotlib.offsetbox import AnnotationBbox
+
+    from experiments.plots import object_icon, scatter_setting
+
+    m = pd.DataFrame({"agent": [0, 1, 2], "setting": ["red_line-vs-yellow_gem"] * 3,
+                      "preference": [0.2, 0.5, 0.9], "capability": [8.0, 12.0, 30.0]})
+    fig = scatter_setting(m, "red_line-vs-yellow_gem")
+    ax = fig.axes[0]
+    icons = [a for a in ax.artists if isinstance(a, AnnotationBbox)]
+    assert len(icons) == 2
+    assert np.allclose(ax.collections[0].get_offsets(), [[8, 0.2], [12, 0.5], [30, 0.9]])
+    texts = {t.get_text() for t in ax.texts}
+    assert {"red line", "yellow gem"} <= texts
+    icon = object_icon("red_line")
+    assert icon.shape == (52, 52, 3) and (icon.reshape(-1, 3) == (255, 0, 0)).all(1).any()

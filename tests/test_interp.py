@@ -372,3 +372,12 @@ def test_cli_ablate_attribute_and_one_line_errors(tiny_population, capsys):
     assert err.count("\n") == 1 and "hook_obs" in err
     assert main(["ablate", *base, "--layer", "hook_obs", "--channels", "y", "--n-obs", "2"]) == 2
     assert main(["attribute", *base, "--method", "shap", "--n-obs", "2"]) == 2
+
+
+def test_reliance_scatter_plot(tmp_path):
+    from experiments.plots_interp import plot_reliance_scatter
+
+    rel = pd.DataFrame({"agent": [0, 1, 2, 3], "green_vs_red": [0.9, -0.5, 0.1, np.nan]})
+    prefs = pd.DataFrame({"agent": [0, 1, 2, 5], "preference": [0.8, 0.1, 0.5, 0.3]})
+    path = plot_reliance_scatter(rel, prefs, tmp_path / "s.png")
+    assert path.is_file() and path.stat().st_size > 1000

@@ -241,15 +241,6 @@ def test_probe_population_store_and_cli(tiny_population, tmp_path):
 
 # ---- scikit-learn conformance -------------------------------------------------------------
 
-def _expected_failures(estimator):
-    if isinstance(estimator, PositionReadout):
-        # class k is map position k: labels must be integer cells, so string labels
-        # cannot be scored by this readout; every other check applies
-        return {"check_classifiers_classes": "labels are cell indices, not arbitrary strings"}
-    return {}
-
-
-@parametrize_with_checks([LinearProbe(Cs=(0.1, 1.0), cv=2, n_components=None), RidgeProbe(), PositionReadout()],
-                         expected_failed_checks=_expected_failures)
+@parametrize_with_checks([LinearProbe(Cs=(0.1, 1.0), cv=2, n_components=None), RidgeProbe(), PositionReadout()])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)

@@ -1,0 +1,136 @@
+"""Verbs ``gmg settings``, ``gmg evaluate``, ``gmg plot`` and ``gmg rollout``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from experiments.agents import DEFAULT_AGENTS
+
+DEFAULT_RUN = Path("runs/eval")
+
+
+def _ids(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    from training.ppo import parse_seeds
+
+    return parse_seeds(text)
+
+
+def cmd_settings(args: argparse.Namespace) -> None:
+    from experiments.settings import SETTING_LISTS, all_settings, resolve_settings, write_thumbnails
+
+    settings = resolve_settings(args.names, args.background) if args.names else all_settings()
+    lists = {n: name for name, items in SETTING_LISTS.items() for n in items}
+    for s in settings:
+        print(f"{s.name:40s} obj1={s.obj1:14s} obj2={s.obj2 or '-':14s} background={s.background:8s} "
+              f"{lists.get(s.name, '')}")
+    if not args.no_thumbnails:
+        paths = write_thumbnails(settings, args.run_dir / "settings")
+        print(f"{len(paths)} thumbnails in {args.run_dir / 'settings'}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from experiments.agents import resolve_agents
+    from experiments.evaluate import evaluate, metrics
+    from experiments.settings import default_settings, resolve_settings
+
+    refs = resolve_agents(args.agents, _ids(args.ids))
+    if args.settings in (None, ["auto"]):
+        goal = (refs[0].meta.get("env", {}).get("objects") or ["yellow_line"])[0]
+        settings = default_settings(goal, args.background)
+    else:
+        settings = resolve_settings(args.settings, args.background)
+    intervention, name = None, "none"
+    if args.intervention.strip().lower() != "none":
+        intervention, name = _intervention(args.intervention)
+    df = evaluate(refs, settings, args.run_dir, args.device, n_levels=args.n_levels, greedy=args.greedy,
+                  seed=args.seed, intervention=intervention, intervention_name=name, batch_envs=args.batch_envs,
+                  timeout=args.timeout, progress=not args.quiet)
+    m = metrics(df)
+    summary = m.groupby("setting", sort=False)[["preference", "capability", "timeout_rate"]].mean()
+    print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"{len(df)} episodes in {args.run_dir / 'results.duckdb'} (table episodes)")
+
+
+def _intervention(spec: str):
+    """``--intervention SPEC`` (``isolate:g``, ``ablate:r``, ...) -> (intervention, its name)."""
+    from experiments.errors import GmgError
+    from interp.interventions import parse_intervention
+
+    try:
+        iv = parse_intervention(spec)
+    except ValueError as e:
+        raise GmgError(str(e)) from None
+    return iv, getattr(iv, "name", spec.strip().lower())
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from experiments.plots import plot_run
+
+    paths = plot_run(args.run_dir, args.intervention)
+    print(f"{len(paths)} plots in {args.run_dir / 'plots'}")
+
+
+def cmd_rollout(args: argparse.Namespace) -> None:
+    from experiments.agents import resolve_agents
+    from experiments.rollout import default_path, rollout
+    from experiments.settings import parse_setting
+    from training.ppo import resolve_device
+
+    ref = resolve_agents(args.agents, [args.agent])[0]
+    setting = parse_setting(args.setting, args.background)
+    out = args.out or default_path(args.run_dir, ref, setting, args.level)
+    path, record = rollout(ref, setting, out, args.level, args.greedy, args.seed, resolve_device(args.device),
+                           timeout=args.timeout)
+    print(f"{path}: {record['outcome']} after {record['steps']} steps")
+
+
+def _common(p: argparse.ArgumentParser, agents: bool = True) -> None:
+    if agents:
+        p.add_argument("--agents", default=DEFAULT_AGENTS, help="zoo:NAME, a run directory or an agent folder")
+    p.add_argument("--run-dir", default=DEFAULT_RUN, type=Path)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def register(sub) -> None:
+    p = sub.add_parser("settings", help="list evaluation settings and write a thumbnail of each")
+    p.add_argument("names", nargs="*", help="settings or list names (default: the whole catalogue)")
+    p.add_argument("--background", help="black (default), grey or textured")
+    p.add_argument("--no-thumbnails", action="store_true")
+    _common(p, agents=False)
+    p.set_defaults(func=cmd_settings)
+
+    p = sub.add_parser("evaluate", help="evaluate agents in settings on the fixed evaluation levels (resumable)")
+    _common(p)
+    p.add_argument("--ids", help="agent ids, e.g. 0-9 or 1,4 (default: all)")
+    p.add_argument("--settings", nargs="+", help="OBJ1-vs-OBJ2, train:OBJ or a list name (yellow-line, "
+                   "white-line); default: the list of the agents' goal plus train:GOAL")
+    p.add_argument("--background", help="black (default), grey or textured")
+    p.add_argument("--n-levels", type=int, default=1000, help="first N of the 1000 evaluation levels")
+    p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled actions")
+    p.add_argument("--timeout", type=int, help="steps per episode (default: the agents' training timeout)")
+    p.add_argument("--intervention", default="none", help="input-channel intervention active while agents "
+                   "play: none, isolate:g, ablate:r, ablate:r=0.5, permute:grb, grey")
+    p.add_argument("--batch-envs", type=int, help="envs stepped together (default 8192 on CPU)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("plot", help="preference/capability plots of an evaluation run into RUN_DIR/plots")
+    _common(p, agents=False)
+    p.add_argument("--intervention", default="none", help="which intervention's episodes to plot")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("rollout", help="GIF of one agent on one evaluation level, view beside its R/G/B split")
+    _common(p)
+    p.add_argument("--agent", type=int, required=True, help="agent id (its seed)")
+    p.add_argument("--setting", default="red_line-vs-yellow_gem")
+    p.add_argument("--background", help="black (default), grey or textured")
+    p.add_argument("--level", type=int, default=0, help="evaluation level 0-999")
+    p.add_argument("--greedy", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=int, help="steps (default: the agent's training timeout)")
+    p.add_argument("--out", type=Path, help="GIF path (default RUN_DIR/rollouts/...)")
+    p.set_defaults(func=cmd_rollout)

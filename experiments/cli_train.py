@@ -1,0 +1,85 @@
+"""``gmg train``, ``gmg zoo`` and ``gmg plot-training``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _overrides(items: list[str] | None) -> dict:
+    from training.config import ConfigError
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip().replace("-", "_")] = v.strip()
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from training.config import make_config
+    from training.ppo import parse_seeds, resolve_device, train
+
+    overrides = _overrides(args.set)
+    for field, value in (("goal", args.goal), ("background", args.background), ("total_timesteps", args.steps)):
+        if value:
+            overrides[field] = value
+    config = make_config(args.preset, overrides, args.config)
+    seeds = parse_seeds(args.seeds)
+    run = train(config, args.run_dir, seeds, device=resolve_device(args.device), progress=not args.quiet)
+    print(run / "agents")
+
+
+def cmd_zoo(args: argparse.Namespace) -> None:
+    from experiments.agents import ZOO_DIR, resolve_agents, zoo_names
+    from experiments.training_report import export_zoo
+
+    if args.action == "export":
+        if not args.run_dir or not args.name:
+            from experiments.errors import GmgError
+
+            raise GmgError("zoo export needs --run-dir RUN and --name NAME (e.g. yellow-line)")
+        done = export_zoo(args.run_dir, ZOO_DIR / args.name)
+        print(f"{len(done)} agent(s) -> {ZOO_DIR / args.name}")
+    else:
+        for name in zoo_names():
+            refs = resolve_agents(f"zoo:{name}")
+            print(f"zoo:{name}  {len(refs)} agents  seeds {refs[0].agent_id}-{refs[-1].agent_id}")
+
+
+def cmd_plot_training(args: argparse.Namespace) -> None:
+    from experiments.agents import resolve_agents
+    from experiments.training_report import plot_training
+
+    refs = resolve_agents(args.agents)
+    print(plot_training([r.path for r in refs], args.out))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a population of PPO agents (resumes; skips finished seeds)")
+    p.add_argument("--preset", default="cpu", help="cpu, paper or paper-textured")
+    p.add_argument("--seeds", default="0", help="e.g. 0-31 or 0,3,5-7")
+    p.add_argument("--goal", help="training object, e.g. yellow_line, white_line")
+    p.add_argument("--background", help="black, grey or textured")
+    p.add_argument("--steps", help="total env steps per agent")
+    p.add_argument("--config", help="TOML file of field = value overrides")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any training field")
+    p.add_argument("--run-dir", default="runs/train", type=Path)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("zoo", help="list the bundled zoo, or export a trained run into it (16-bit weights)")
+    p.add_argument("action", choices=["list", "export"])
+    p.add_argument("--run-dir", type=Path)
+    p.add_argument("--name", help="zoo population name, e.g. yellow-line")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_zoo)
+
+    p = sub.add_parser("plot-training", help="training curves of one agent or a population")
+    p.add_argument("--agents", default="zoo:yellow-line", help="zoo:NAME, a run directory or an agent folder")
+    p.add_argument("--out", type=Path, default=Path("runs/plots/training.png"))
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_plot_training)

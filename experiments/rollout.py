@@ -1,0 +1,87 @@
+"""A GIF of one agent playing one evaluation level: its view beside its R, G and B channels.
+
+The episode is exactly the one ``evaluate`` records for that (agent, setting, level, seed):
+it uses the same hashed action noise (or greedy actions).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from experiments.agents import AgentRef
+from experiments.evaluate import OUTCOMES, agent_policy
+from experiments.settings import Setting, file_stem, parse_setting
+from training.env import TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv
+
+
+def split_frame(obs: np.ndarray, scale: int = 4, gap: int = 4) -> np.ndarray:
+    """uint8 (H, W, 3) -> (H*scale, 4*W*scale + 3*gap, 3): the view, then R, G, B alone."""
+    big = obs.repeat(scale, 0).repeat(scale, 1)
+    panels = [big]
+    for c in range(3):
+        only = np.zeros_like(big)
+        only[..., c] = big[..., c]
+        panels.append(only)
+    sep = np.full((big.shape[0], gap, 3), 255, dtype=np.uint8)
+    out = [panels[0]]
+    for p in panels[1:]:
+        out += [sep, p]
+    return np.concatenate(out, axis=1)
+
+
+def rollout(
+    ref: AgentRef,
+    setting: Setting | str,
+    out: str | Path,
+    level: int = 0,
+    greedy: bool = False,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    scale: int = 4,
+    fps: int = 5,
+    timeout: int | None = None,
+) -> tuple[Path, dict]:
+    """Play evaluation level ``level`` once and write the GIF; returns (path, episode record).
+
+    ``timeout`` defaults to the agent's training timeout, as in ``evaluate``.
+    """
+    import imageio.v2 as imageio
+
+    from experiments.errors import GmgError
+
+    setting = parse_setting(setting)
+    if not 0 <= level < 1000:
+        raise GmgError(f"level must be one of the 1000 evaluation levels (0-999), got {level}")
+    env_meta = ref.meta.get("env", {})
+    timeout = int(timeout or env_meta.get("timeout", TIMEOUT))
+    config = EnvConfig(objects=setting.objects, world_dim=int(env_meta.get("world_dim", 5)),
+                       size=int(ref.meta.get("model", {}).get("obs_size", 64)), background=setting.background,
+                       timeout=timeout)
+    env = MazeEnv(1, config, EvaluationLevels(n=level + 1), device)
+    obs = env.reset(torch.tensor([level], device=env.device))
+    # n_levels only maps env index -> agent; the noise keys on the level id itself
+    policy = agent_policy([ref.load(device)], [ref.agent_id], setting, level + 1, greedy, seed)
+    envs = torch.tensor([level], device=env.device)
+    frames = [split_frame(obs[0].cpu().numpy(), scale)]
+    for _ in range(timeout):
+        obs_before = obs
+        action = policy(obs_before, env, envs)
+        obs, _, _, _, info = env.step(action)
+        if bool(info["done"][0]):
+            break
+        frames.append(split_frame(obs[0].cpu().numpy(), scale))
+    record = {"agent": ref.agent_id, "setting": setting.name, "level": level,
+              "outcome": OUTCOMES[int(info["reached"][0])], "steps": int(info["length"][0])}
+    frames += [frames[-1]] * 2  # hold the last frame
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimsave(out, frames, duration=1000 / fps, loop=0)
+    return out, record
+
+
+def default_path(run_dir: str | Path, ref: AgentRef, setting: Setting | str, level: int) -> Path:
+    setting = parse_setting(setting)
+    return Path(run_dir) / "rollouts" / f"agent-{ref.agent_id:04d}-{file_stem(setting)}-level{level}.gif"
