@@ -160,6 +160,7 @@ def bench_train(*, device: torch.device | str = "cpu", **_) -> dict:
 BENCHES: dict[str, Callable[..., dict]] = {
     "env": bench_env,
     "train": bench_train,
+    "eval": lambda **options: __import__("experiments.evaluate", fromlist=["bench_eval"]).bench_eval(**options),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from training.assets import AssetsNotFound
@@ -44,6 +44,7 @@ def _overrides(items: list[str]) -> dict:
 # modules that add verbs: each has ``register(subparsers)``; add a line per module
 VERB_MODULES = (
     "experiments.cli_train",
+    "experiments.cli_pipeline",
     "experiments.cli_render",
     "experiments.cli_bench",
     "experiments.cli_analysis",

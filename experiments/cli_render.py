@@ -1,4 +1,4 @@
-"""``gmg render`` (PNGs of levels as the agent sees them) and ``gmg demo``."""
+"""``gmg render``: PNGs of levels as the agent sees them."""
 
 from __future__ import annotations
 
@@ -46,13 +46,6 @@ def cmd_render(args: argparse.Namespace) -> None:
         print(path)
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    from experiments.demo import demo
-    from training.ppo import resolve_device
-
-    print(demo(args.out, resolve_device(args.device)))
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="write PNGs of levels: agent's view, R/G/B channel split, level grid")
     p.add_argument("--objects", default="yellow_line", help="comma-separated, obj1 first: red_line,yellow_gem")
@@ -67,8 +60,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=Path("runs/render"), type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_render)
-
-    p = sub.add_parser("demo", help="the main job end to end (for now: renders training and test levels)")
-    p.add_argument("--out", default=Path("runs/demo"), type=Path)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.set_defaults(func=cmd_demo)

@@ -113,14 +113,23 @@ def agent_policy(
     n_levels: int,
     greedy: bool = False,
     seed: int = 0,
+    memo: bool = True,
+    stats: dict | None = None,
 ) -> Policy:
-    """Each model acts on the envs of its group; sampled with hashed Gumbel noise or greedy."""
+    """Each model acts on the envs of its group; sampled with hashed Gumbel noise or greedy.
+
+    With ``memo`` the logits of each (env, agent cell, mirrored) state are computed once:
+    in a fixed level the frame is a function of that state alone, so an agent that
+    wanders for 500 steps costs at most 2 x W x W forward passes (exact for deterministic
+    networks and interventions). ``stats["forwards"]`` (if given) counts network evaluations.
+    """
     keys = torch.tensor(agent_ids, dtype=torch.int64)
     skey = setting_key(setting)
+    cache: dict[str, torch.Tensor] = {}
 
-    @torch.inference_mode()
-    def policy(obs: torch.Tensor, env: MazeEnv, envs: torch.Tensor) -> torch.Tensor:
-        group = envs // n_levels
+    def forward(obs: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+        if stats is not None:
+            stats["forwards"] = stats.get("forwards", 0) + obs.shape[0]
         # envs stay sorted, so each group's envs form one contiguous slice
         counts = torch.bincount(group, minlength=len(models)).tolist()
         parts, start = [], 0
@@ -128,7 +137,27 @@ def agent_policy(
             if c:
                 parts.append(model(obs[start : start + c])[0].float())
                 start += c
-        logits = torch.cat(parts)
+        return torch.cat(parts)
+
+    @torch.inference_mode()
+    def policy(obs: torch.Tensor, env: MazeEnv, envs: torch.Tensor) -> torch.Tensor:
+        group = envs // n_levels
+        if memo:
+            n_states = 2 * env.free.shape[-1] ** 2
+            if not cache:  # the first call sees every env
+                cache["known"] = torch.zeros(int(envs.max()) + 1, n_states, dtype=torch.bool, device=obs.device)
+                cache["logits"] = torch.zeros(int(envs.max()) + 1, n_states, 0, device=obs.device)
+            state = env.agent * 2 + env.mirrored.long()
+            miss = ~cache["known"][envs, state]
+            if bool(miss.any()):
+                fresh = forward(obs[miss], group[miss])
+                if cache["logits"].shape[2] == 0:
+                    cache["logits"] = torch.zeros(*cache["known"].shape, fresh.shape[1], device=obs.device)
+                cache["logits"][envs[miss], state[miss]] = fresh
+                cache["known"][envs[miss], state[miss]] = True
+            logits = cache["logits"][envs, state]
+        else:
+            logits = forward(obs, group)
         if greedy:
             return logits.argmax(1)
         act = torch.arange(logits.shape[1], device=logits.device)[None, :]
@@ -206,6 +235,7 @@ def evaluate(
     batch_envs: int | None = None,
     timeout: int | None = None,
     progress: bool = True,
+    stats: dict | None = None,
 ) -> pd.DataFrame:
     """Evaluate every agent in every setting on the first ``n_levels`` evaluation levels.
 
@@ -249,7 +279,7 @@ def evaluate(
                     with contextlib.ExitStack() as stack:
                         for m in models:
                             _enter(intervention, m, stack)
-                        policy = agent_policy(models, ids, setting, n_levels, greedy, seed)
+                        policy = agent_policy(models, ids, setting, n_levels, greedy, seed, stats=stats)
                         result = play(setting, policy, len(batch), n_levels, device, world_dim, size, timeout)
                     frame = episodes_frame(result, ids, setting, intervention_name)
                     for agent_id, rows in frame.groupby("agent", sort=False):
@@ -373,7 +403,8 @@ def random_population(root: str | Path, n: int, widths: tuple[int, ...] = (8, 16
 
 def bench_eval(*, device: str | torch.device = "auto", n_agents: int = 100, n_levels: int = 1000,
                setting: str = "red_line-vs-yellow_gem", agents: str | None = "runs/zoo-yellow-line/agents",
-               random_agents: bool = True, batch_envs: int | None = None, **_) -> dict:
+               random_agents: bool = True, batch_envs: int | None = None, threads: int | None = None,
+               **_) -> dict:
     """Seconds, episodes/s and peak memory of evaluating ``n_agents`` x ``n_levels`` x 1 setting.
 
     Rows: the finished agents found at ``agents`` cycled to ``n_agents`` (if any), and
@@ -387,6 +418,8 @@ def bench_eval(*, device: str | torch.device = "auto", n_agents: int = 100, n_le
     from training.ppo import resolve_device
 
     device = resolve_device(device)
+    if threads:
+        torch.set_num_threads(threads)
     populations = []
     if agents:
         try:
@@ -404,14 +437,18 @@ def bench_eval(*, device: str | torch.device = "auto", n_agents: int = 100, n_le
             run = Path(tmp) / f"run-{len(rows)}"
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
+            stats: dict = {}
             t0 = time.perf_counter()
-            df = evaluate(refs, [setting], run, device, n_levels=n_levels, batch_envs=batch_envs, progress=False)
+            df = evaluate(refs, [setting], run, device, n_levels=n_levels, batch_envs=batch_envs, progress=False,
+                          stats=stats)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - t0
             row = {"agents": label, "device": str(device), "n_agents": n_agents, "n_levels": n_levels,
-                   "setting": setting, "seconds": seconds, "episodes_per_s": len(df) / seconds,
+                   "setting": setting, "threads": torch.get_num_threads(), "seconds": seconds, "episodes_per_s": len(df) / seconds,
                    "mean_steps": float(df["steps"].mean()), "agent_steps_per_s": float(df["steps"].sum()) / seconds,
+                   "forwards_per_episode": stats.get("forwards", 0) / len(df),
+                   "us_per_forward": seconds / max(1, stats.get("forwards", 0)) * 1e6,
                    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
             if device.type == "cuda":
                 row["peak_gpu_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20

@@ -34,6 +34,9 @@ def _short(layer: str) -> str:
 def _axes(ax, layers, rows, title):
     ax.set_xticks(range(len(layers)))
     ax.set_xticklabels([_short(la) for la in layers], rotation=70, fontsize=7)
+    n_pixels = sum(la.startswith("pixels.") for la in layers)
+    if n_pixels:
+        ax.axvline(n_pixels - 0.5, color="grey", lw=0.8)  # single-channel pixel baselines | network layers
     chance = rows["chance"].median()
     ax.axhline(chance, color="k", lw=0.8, ls=":", label="chance")
     ax.set_ylim(0, 1.02)

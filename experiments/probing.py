@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 from experiments.agents import AgentRef, resolve_agents
 from experiments.errors import GmgError
@@ -167,8 +168,11 @@ def probe_population(
         todo = [r for r in refs if not store.has_chunk(TABLE, {"agent": r.agent_id})]
         say(f"{len(refs) - len(todo)} of {len(refs)} agents already probed")
         if todo:
+            layer_names(todo[0].load("cpu"), cfg.layers if isinstance(cfg.layers, str) else list(cfg.layers))  # fail early
             datasets = make_datasets(cfg)
-            with warnings.catch_warnings():
+            # one BLAS thread: the probes are many small fits, and multi-threaded BLAS made
+            # them 10x slower on a busy 2-core CPU (measured, see docs/probes.md)
+            with warnings.catch_warnings(), threadpool_limits(1):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 baselines = _pixel_rows(datasets, cfg)
                 random_cache: dict[tuple, pd.DataFrame] = {}

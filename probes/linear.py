@@ -78,8 +78,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     Cs : int or tuple of float, inverse regularisation strengths tried (``LogisticRegressionCV``);
-        the default stops at C=1 because weaker penalties cost many lbfgs iterations and
-        never won on probe data we measured.
+        the default stops at C=1 because weaker penalties cost many lbfgs iterations.
     cv : int, number of folds (stratified when every class has that many samples).
     n_components : int or None, PCA components kept after standardising (None: no PCA).
     standardize : bool, z-score each feature first.
@@ -290,6 +289,7 @@ class PositionReadout(ClassifierMixin, BaseEstimator):
         self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(self.scaler_.transform(rows), target)
         self.coef_ = self.model_.coef_.copy()
         self.intercept_ = self.model_.intercept_.copy()
+        self.n_iter_ = self.model_.n_iter_.copy()
         return self
 
     def cell_scores(self, X) -> np.ndarray:
@@ -301,12 +301,15 @@ class PositionReadout(ClassifierMixin, BaseEstimator):
         return z.reshape(F.shape[0], F.shape[1])
 
     def decision_function(self, X):
-        """Scores of the training classes (n_samples, n_classes)."""
-        return self.cell_scores(X)[:, self.cells_]
+        """Scores of the training classes (n_samples, n_classes); for two classes the
+        difference (n_samples,), positive for ``classes_[1]`` (scikit-learn's convention)."""
+        scores = self.cell_scores(X)[:, self.cells_]
+        return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
 
     def predict(self, X):
         """The highest-scoring cell among ``classes_`` (n_samples,)."""
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        scores = self.cell_scores(X)[:, self.cells_]
+        return self.classes_[np.argmax(scores, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -447,13 +447,6 @@ def test_render_pictures_writes_the_agent_view(tmp_path):
     assert Image.open(paths["grid"]).size[0] == 3 * 64 + 4 * 2  # ceil(sqrt(6)) columns, scale 3 // 2
 
 
-def test_demo_renders(tmp_path, capsys):
-    from experiments.cli import main
-
-    assert main(["demo", "--out", str(tmp_path), "--device", "cpu"]) == 0
-    assert len(list(tmp_path.glob("*.png"))) == 9 and str(tmp_path) in capsys.readouterr().out
-
-
 def test_bench_env_side_by_side(tmp_path, monkeypatch):
     from experiments.bench import BENCHES, format_table, run_bench
 

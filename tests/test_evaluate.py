@@ -174,6 +174,21 @@ def test_agent_alone_equals_agent_in_a_batch(tiny_population: Path):
     assert not np.array_equal(other["steps"].to_numpy(), alone["steps"].to_numpy())
 
 
+def test_memoised_logits_change_nothing(tiny_population: Path):
+    from experiments.agents import resolve_agents
+    from experiments.evaluate import agent_policy
+
+    refs = resolve_agents(tiny_population)
+    models, ids = [r.load() for r in refs], [r.agent_id for r in refs]
+    setting = parse_setting("red_line-vs-green_line")
+    out = {}
+    for memo in (True, False):
+        policy = agent_policy(models, ids, setting, 15, memo=memo)
+        out[memo] = episodes_frame(play(setting, policy, 3, 15, timeout=60), ids, setting)
+    pd.testing.assert_frame_equal(out[True], out[False])
+    assert out[True]["steps"].max() > 30  # long wandering episodes, where states repeat
+
+
 def test_rerun_does_no_work_and_other_parameters_are_refused(tiny_population: Path, monkeypatch):
     run = tiny_population / "run"
     first = evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=10, timeout=FAST,

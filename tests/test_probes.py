@@ -9,6 +9,7 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
 
 from experiments.cli import main
 from experiments.probing import ProbeRunConfig, detectability_profile, probe_population
@@ -30,7 +31,7 @@ def red_lines():
 
 @pytest.fixture(autouse=True)
 def _quiet():
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore", ConvergenceWarning)
         yield
 
@@ -133,7 +134,8 @@ def test_position_readout_agrees_with_flattened_probe(red_lines):
 def test_wilson_interval_known_values():
     lo, hi = wilson_interval(50, 100)
     assert abs(lo - 0.4038) < 1e-3 and abs(hi - 0.5962) < 1e-3
-    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
+    assert wilson_interval(9, 10)[0] > 0.5
 
 
 # ---- bad input: one clear line -----------------------------------------------------------
@@ -205,7 +207,7 @@ def test_random_network_control_differs_and_is_reproducible():
 
 def test_probe_population_store_and_cli(tiny_population, tmp_path):
     cfg = ProbeRunConfig(objects=("red_line", "blue_gem"), layers=("hook_obs", "blocks.0.hook_conv", "hook_hidden"),
-                         n_scenes=80, n_components=16)
+                         n_scenes=200, n_components=32)
     run = tmp_path / "probe"
     table = probe_population(tiny_population, run, cfg, ids=[0, 1])
     assert sorted(table["agent"].unique()) == [0, 1]
@@ -215,7 +217,7 @@ def test_probe_population_store_and_cli(tiny_population, tmp_path):
     t0 = table[(table["agent"] == 0) & (table["probe"] == "cell_logistic")]
     assert set(t0["layer"]) == {"hook_obs", "blocks.0.hook_conv", "hook_hidden", "pixels.r", "pixels.g", "pixels.b"}
     obs_row = t0[(t0["object"] == "red_line") & (t0["layer"] == "hook_obs")].iloc[0]
-    assert obs_row["accuracy"] > 0.7  # the input itself shows where the red line is
+    assert obs_row["accuracy"] > max(0.4, 3 * obs_row["chance"])  # the input shows where the red line is
     # hook_obs is the same for any network: the random control equals the probe there
     assert obs_row["control_random"] == pytest.approx(obs_row["accuracy"])
     assert (t0["ci_low"] <= t0["accuracy"]).all() and (t0["accuracy"] <= t0["ci_high"]).all()
@@ -227,7 +229,7 @@ def test_probe_population_store_and_cli(tiny_population, tmp_path):
     assert list(profile.columns[:3]) == ["pixels.r", "pixels.g", "pixels.b"] and len(profile) == 4
     # a rerun through the CLI skips probed agents and adds agent 2 only
     rc = main(["probe", "--agents", str(tiny_population), "--run-dir", str(run), "--objects", "red_line,blue_gem",
-               "--layers", "hook_obs,blocks.0.hook_conv,hook_hidden", "--scenes", "80", "--device", "cpu",
+               "--layers", "hook_obs,blocks.0.hook_conv,hook_hidden", "--scenes", "200", "--device", "cpu",
                "--quiet", "--plot"])
     assert rc == 0
     from experiments.store import ResultsStore

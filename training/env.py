@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from training.levels import Levels, generate, sample_training_levels, start_cell, check_world_dim
+from training.levels import Levels, check_world_dim, generate, sample_training_levels, start_cell
 from training.objects import ObjectSpec, parse_object
 from training.render import Renderer
 

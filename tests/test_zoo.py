@@ -1,0 +1,64 @@
+"""The bundled zoo: every agent loads, matches the cpu preset, and solves held-out levels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from experiments.agents import ZOO_DIR, resolve_agents, zoo_names
+from training.config import make_config
+from training.env import EnvConfig, EvaluationLevels, MazeEnv
+
+POPULATIONS = {"yellow-line": "yellow_line", "white-line": "white_line"}
+
+
+def _zoo(name):
+    if name not in zoo_names():
+        pytest.skip(f"zoo:{name} is not bundled yet")
+    return resolve_agents(f"zoo:{name}")
+
+
+@pytest.mark.parametrize("name", sorted(POPULATIONS))
+def test_zoo_metadata_matches_the_cpu_preset(name):
+    preset = make_config("cpu", {"goal": POPULATIONS[name]}).to_dict()
+    for ref in _zoo(name):
+        train = ref.meta["train"]
+        assert ref.meta["finished"] and ref.meta["preset"] == "cpu"
+        assert ref.meta["env"]["objects"] == [POPULATIONS[name]]
+        same = {k: v for k, v in preset.items() if k not in ("seed", "threads")}
+        assert {k: train[k] for k in same} == same, ref.path.name
+        assert ref.path.name == f"agent-{ref.agent_id:04d}" and train["seed"] == ref.agent_id
+        assert (ref.path / "train.csv").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", sorted(POPULATIONS))
+def test_zoo_agents_solve_held_out_levels(name):
+    refs = _zoo(name)
+    n = 32
+    env_cfg = EnvConfig(objects=(POPULATIONS[name],))
+    for ref in refs:
+        model = ref.load("cpu")
+        env = MazeEnv(n, env_cfg, EvaluationLevels(n=n), "cpu")
+        obs, done = env.observe(), torch.zeros(n, dtype=torch.bool)
+        success, length = torch.zeros(n, dtype=torch.bool), torch.zeros(n)
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for _ in range(100):
+                probs = torch.softmax(model(obs)[0], -1)
+                obs, _, term, trunc, info = env.step(torch.multinomial(probs, 1, generator=gen)[:, 0])
+                new = (term | trunc) & ~done
+                success |= new & (info["reached"] == 1)
+                length[new] = info["length"][new].float()
+                done |= new
+                if done.all():
+                    break
+        path = env.bank.path_len[:n, 0].float()
+        assert success.float().mean() >= 0.9, (ref.path.name, success.float().mean())
+        assert length[success].mean() <= 2.0 * path[success].mean(), ref.path.name
+
+
+def test_zoo_is_small():
+    if not ZOO_DIR.is_dir():
+        pytest.skip("no zoo bundled yet")
+    size = sum(p.stat().st_size for p in ZOO_DIR.rglob("*") if p.is_file())
+    assert size < 30 * 2**20
