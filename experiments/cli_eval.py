@@ -36,6 +36,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from experiments.evaluate import evaluate, metrics
     from experiments.settings import default_settings, resolve_settings
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # 1 is faster on a busy CPU: tiny convs, contended cores
     refs = resolve_agents(args.agents, _ids(args.ids))
     if args.settings in (None, ["auto"]):
         goal = (refs[0].meta.get("env", {}).get("objects") or ["yellow_line"])[0]
@@ -115,6 +119,7 @@ def register(sub) -> None:
     p.add_argument("--intervention", default="none", help="input-channel intervention active while agents "
                    "play: none, isolate:g, ablate:r, ablate:r=0.5, permute:grb, grey")
     p.add_argument("--batch-envs", type=int, help="envs stepped together (default 8192 on CPU)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is faster on a busy CPU)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
