@@ -16,6 +16,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
             options[key] = getattr(args, key)
     if args.no_procgen:
         options["procgen"] = False
+    if args.agents:
+        options["agents"] = args.agents
+    if args.random_agents:
+        options["random_agents"] = True
     out = args.out if args.out is not None else Path("runs/bench") / f"{args.what}.json"
     result = run_bench(args.what, out, **options)
     print(format_table(result))
@@ -34,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for both sides (default: all cores)")
     p.add_argument("--num-levels", type=int, help="env bench: training levels to sample (100000)")
     p.add_argument("--no-procgen", action="store_true", help="env bench: skip procgen's maze")
+    p.add_argument("--agents", help="eval bench: trained agents to cycle to 100 (default runs/zoo-yellow-line/agents)")
+    p.add_argument("--random-agents", action="store_true", help="eval bench: also time 100 random agents (slow)")
     p.add_argument("--out", type=Path, help="JSON file (default runs/bench/WHAT.json)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_bench)

@@ -71,6 +71,13 @@ def _intervention(spec: str):
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
+    if args.what == "training":
+        from experiments.agents import resolve_agents
+        from experiments.training_report import plot_training
+
+        agents = args.agents or (args.run_dir if (args.run_dir / "agents").is_dir() else "zoo:yellow-line")
+        print(plot_training([r.path for r in resolve_agents(agents)], args.run_dir / "plots" / "training.png"))
+        return
     from experiments.plots import plot_run
 
     paths = plot_run(args.run_dir, args.intervention)
@@ -123,8 +130,10 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("plot", help="preference/capability plots of an evaluation run into RUN_DIR/plots")
+    p = sub.add_parser("plot", help="plots into RUN_DIR/plots: evaluation (default) or training curves")
     _common(p, agents=False)
+    p.add_argument("what", nargs="?", default="evaluation", choices=["evaluation", "training"])
+    p.add_argument("--agents", help="training: zoo:NAME, a run directory or agent folder (default: RUN_DIR)")
     p.add_argument("--intervention", default="none", help="which intervention's episodes to plot")
     p.set_defaults(func=cmd_plot)
 

@@ -1,4 +1,4 @@
-"""``gmg train``, ``gmg zoo`` and ``gmg plot-training``."""
+"""``gmg train`` and ``gmg zoo``."""
 
 from __future__ import annotations
 
@@ -49,14 +49,6 @@ def cmd_zoo(args: argparse.Namespace) -> None:
             print(f"zoo:{name}  {len(refs)} agents  seeds {refs[0].agent_id}-{refs[-1].agent_id}")
 
 
-def cmd_plot_training(args: argparse.Namespace) -> None:
-    from experiments.agents import resolve_agents
-    from experiments.training_report import plot_training
-
-    refs = resolve_agents(args.agents)
-    print(plot_training([r.path for r in refs], args.out))
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a population of PPO agents (resumes; skips finished seeds)")
     p.add_argument("--preset", default="cpu", help="cpu, paper or paper-textured")
@@ -77,9 +69,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="zoo population name, e.g. yellow-line")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_zoo)
-
-    p = sub.add_parser("plot-training", help="training curves of one agent or a population")
-    p.add_argument("--agents", default="zoo:yellow-line", help="zoo:NAME, a run directory or an agent folder")
-    p.add_argument("--out", type=Path, default=Path("runs/plots/training.png"))
-    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-    p.set_defaults(func=cmd_plot_training)

@@ -234,21 +234,17 @@ def _unusual_setting(matrix: pd.DataFrame, agent_id) -> str | None:
     return None if row.empty else str(row.idxmax())
 
 
-def _rollout_gifs(model, agent_id, settings: list[str], out: Path, device) -> tuple[list[Path], str | None]:
-    """Hook for rollout GIFs: uses ``experiments.rollout`` when it offers a GIF writer."""
-    try:
-        from experiments import rollout
-    except ImportError:
-        return [], "rollout GIFs skipped: experiments.rollout is not available"
-    writer = next((getattr(rollout, n) for n in ("rollout_gif", "write_gif", "save_gif", "gif") if hasattr(rollout, n)), None)
-    if writer is None:
-        return [], "rollout GIFs skipped: experiments.rollout has no GIF writer"
+def _rollout_gifs(ref, settings: list[str], out: Path, device) -> tuple[list[Path], str | None]:
+    """GIFs of the agent's first evaluation level in each setting (``experiments.rollout``)."""
+    from experiments.rollout import rollout
+
     paths = []
     for s in settings:
         try:
-            paths.append(Path(writer(model, s, out / f"rollout-{s.replace(':', '-').replace('@', '-')}.gif", device=device)))
-        except Exception as e:  # a GIF is a bonus: never lose the dossier for it
-            return paths, f"rollout GIF for {s} failed: {type(e).__name__}: {e}"
+            path, _ = rollout(ref, s, out / f"rollout-{s.replace(':', '-').replace('@', '-')}.gif", device=device)
+            paths.append(Path(path))
+        except GmgError as e:  # a GIF is a bonus: never lose the dossier for it
+            return paths, f"rollout GIF for {s} skipped: {e}"
     return paths, None
 
 
@@ -324,7 +320,7 @@ def explain(agent_id: int, run_dir: str | Path, agents_spec: str | Path | None =
             pm = policy_map(model, objects, level_id, world, size, background, device)
             figures.append((plot_policy_map(pm, out / f"policy-{i}.png", f"{label}:\n{' vs '.join(objects)}").name,
                             f"most probable move from every cell ({label})"))
-        gifs, note = _rollout_gifs(model, agent_id, [unusual] if unusual else [], out, device)
+        gifs, note = _rollout_gifs(ref, [unusual] if unusual else [], out, device)
         figures += [(p.name, f"rollout {p.stem}") for p in gifs]
         if note:
             notes.append(note)

@@ -403,7 +403,7 @@ def random_population(root: str | Path, n: int, widths: tuple[int, ...] = (8, 16
 
 def bench_eval(*, device: str | torch.device = "auto", n_agents: int = 100, n_levels: int = 1000,
                setting: str = "red_line-vs-yellow_gem", agents: str | None = "runs/zoo-yellow-line/agents",
-               random_agents: bool = True, batch_envs: int | None = None, threads: int | None = None,
+               random_agents: bool = False, batch_envs: int | None = None, threads: int | None = None,
                **_) -> dict:
     """Seconds, episodes/s and peak memory of evaluating ``n_agents`` x ``n_levels`` x 1 setting.
 

@@ -1,5 +1,7 @@
-"""The whole study in one call: evaluate -> reliance -> probes -> regression -> outliers -> report.
+"""The whole study in one call: evaluate -> reliance -> probes -> report.
 
+The report stage fits the regressions, ranks the outliers and writes their dossiers
+(``experiments.report.build_report``); a section whose inputs are missing says so.
 ``gmg demo`` runs it on the bundled zoo at a size that fits a 2-core CPU in minutes;
 ``gmg run`` runs it on any population at full size, on CPU or GPU. Every stage writes
 to the run directory's results store chunk by chunk and skips what is already there,
@@ -28,7 +30,7 @@ class PipelineConfig:
     reliance_attr: int = 32
     probe_objects: tuple[str, ...] | None = None  # None: every colour x shape of the probes stage
     probe_scenes: int = 600
-    probe_layers: str = "main"
+    probe_layers: str | tuple[str, ...] = "main"
     top_outliers: int = 3
     seed: int = 0
 
@@ -41,8 +43,10 @@ DEMO_SETTINGS = {
                    "train:white_line"),
 }
 DEMO = PipelineConfig(n_levels=200, reliance_levels=40, reliance_attr=16,
-                      probe_objects=("red_line", "green_line", "yellow_line", "yellow_gem"),
-                      probe_scenes=200, top_outliers=2)
+                      probe_objects=("red_line", "green_line", "yellow_line"), probe_scenes=160,
+                      probe_layers=("hook_obs", "blocks.0.hook_pool", "blocks.1.hook_pool", "blocks.2.hook_pool",
+                                    "hook_hidden"),
+                      top_outliers=2)
 
 
 def _goal(refs: list[AgentRef]) -> str:
@@ -59,7 +63,6 @@ def run_pipeline(agents: str | Path = "zoo:yellow-line", run_dir: str | Path = "
 
     from experiments.evaluate import evaluate
     from experiments.probing import ProbeRunConfig, probe_population
-    from experiments.regression import run_regressions
     from experiments.reliance import run_reliance
     from experiments.report import build_report
     from experiments.settings import default_settings
@@ -80,7 +83,6 @@ def run_pipeline(agents: str | Path = "zoo:yellow-line", run_dir: str | Path = "
         ("reliance", lambda: run_reliance(refs, run_dir, device, n_levels=config.reliance_levels,
                                           n_attr=config.reliance_attr, seed=config.seed)),
         ("probes", lambda: probe_population(refs, run_dir, probe_cfg, device=device)),
-        ("regression", lambda: run_regressions(run_dir)),
         ("report", lambda: build_report(run_dir, agents=[r.path for r in refs], top=config.top_outliers,
                                         device=str(device), seed=config.seed)),
     ]

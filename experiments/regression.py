@@ -199,7 +199,8 @@ def diagnostics(result) -> dict:
     out["durbin_watson"] = float(durbin_watson(resid))
     # Cook's distance comes from the nonrobust influence measures (its definition uses the OLS hat matrix)
     cooks = result.get_influence().cooks_distance[0]
-    cooks = pd.Series(cooks, index=result.model.data.row_labels)
+    # NaN where a tiny population leaves no residual degrees of freedom
+    cooks = pd.Series(cooks, index=result.model.data.row_labels).dropna()
     out["max_cooks_d"] = float(cooks.max()) if len(cooks) else np.nan
     out["most_influential"] = cooks.idxmax() if len(cooks) else None
     out["influential"] = list(cooks.index[cooks > 4 / max(len(cooks), 1)])

@@ -314,6 +314,8 @@ def build_report(run_dir: str | Path, agents: str | Path | list | None = None, t
         s.notes += reg["notes"]
     except MissingStage as e:
         s.missing = f"not run yet: {e}"
+    except GmgError as e:  # e.g. too few agents for a regression
+        s.missing = str(e)
     sections.append(s)
 
     # outliers
@@ -338,7 +340,7 @@ def build_report(run_dir: str | Path, agents: str | Path | list | None = None, t
     # dossiers
     s = Section("dossiers", "Dossiers of the top outliers")
     if ranking is None:
-        s.missing = f"not run yet: run `gmg evaluate --run-dir {run_dir}` (outliers need it)"
+        s.missing = "no outlier ranking to take them from (see Outliers above)"
     else:
         for agent_id in list(ranking.index[:top]):
             page = explain(int(agent_id), run_dir, agents, device, metrics=metrics)

@@ -8,7 +8,7 @@ from experiments.cli import main
 from experiments.pipeline import PipelineConfig, run_pipeline
 from experiments.store import ResultsStore
 
-TINY = PipelineConfig(settings=("red_line-vs-yellow_gem", "train:yellow_line"), n_levels=12,
+TINY = PipelineConfig(settings=("yellow_gem-vs-red_line", "green_line-vs-red_line", "train:yellow_line"), n_levels=12,
                       reliance_levels=6, reliance_attr=4, probe_objects=("red_line",), probe_scenes=40,
                       top_outliers=1)
 
@@ -21,7 +21,7 @@ def test_pipeline_runs_every_stage_and_resumes_without_rework(tiny_population):
         tables = store.tables()
         assert {"episodes", "reliance", "probes"} <= tables
         n = store.query("SELECT COUNT(*) AS n FROM episodes")["n"][0]
-        assert n == 3 * 2 * 12  # agents x settings x levels
+        assert n == 3 * 3 * 12  # agents x settings x levels
     html = report.read_text()
     for section in ("Outliers", "Regression", "Probes"):
         assert section.lower() in html.lower()
