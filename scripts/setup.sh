@@ -8,8 +8,10 @@ stamp=".venv/.gmg-setup-$(sha1sum pyproject.toml scripts/setup.sh | sha1sum | cu
 if [ -f "$stamp" ]; then exit 0; fi
 
 py=""
-for cand in python3.12 python3.11 python3.10 python3; do
-  if command -v "$cand" >/dev/null 2>&1; then py=$cand; break; fi
+# 3.11 first: the CPU torch wheel this workplace serves is built for it; a pyenv shim
+# without that version fails its run check and is skipped
+for cand in python3.11 python3.12 python3.10 python3; do
+  if "$cand" -c 'import sys; assert sys.version_info >= (3, 10)' >/dev/null 2>&1; then py=$cand; break; fi
 done
 [ -n "$py" ] || { echo "setup: no python3 found" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$py" -m venv .venv
