@@ -77,20 +77,19 @@ class EvaluationLevels:
 
 
 @lru_cache(maxsize=8)
-def _bank(ids: tuple[int, int, int] | tuple[int, ...], world_dim: int, n_objects: int) -> Levels:
-    # keyed by (start, stop, step) for ranges or the explicit tuple of ids
-    t = torch.arange(*ids[1:]) if ids[0] == -1 else torch.tensor(ids, dtype=torch.int64)
+def _bank(kind: str, ids: tuple[int, ...], world_dim: int, n_objects: int) -> Levels:
+    # a range is keyed by (start, stop), a list by its ids: cheap keys for the cache
+    t = torch.arange(*ids) if kind == "range" else torch.tensor(ids, dtype=torch.int64)
     return generate(t, world_dim, n_objects)
 
 
 def level_bank(sampler, world_dim: int, n_objects: int, device: torch.device) -> Levels:
     """Every level a sampler can draw, generated once (cached per process on the CPU)."""
-    ids = sampler.ids()
     if isinstance(sampler, TrainingLevels):
-        key: tuple[int, ...] = (-1, sampler.start, sampler.start + sampler.num_levels)
+        bank = _bank("range", (sampler.start, sampler.start + sampler.num_levels), world_dim, n_objects)
     else:
-        key = tuple(int(i) for i in ids)
-    return _bank(key, world_dim, n_objects).to(device)
+        bank = _bank("ids", tuple(int(i) for i in sampler.ids()), world_dim, n_objects)
+    return bank.to(device)
 
 
 @dataclass(frozen=True)
