@@ -29,18 +29,6 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _overrides(items: list[str]) -> dict:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            from training.config import ConfigError
-
-            raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        out[k.strip().replace("-", "_")] = v.strip()
-    return out
-
-
 # modules that add verbs: each has ``register(subparsers)``; add a line per module
 VERB_MODULES = (
     "experiments.cli_train",

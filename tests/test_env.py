@@ -55,14 +55,6 @@ def free_neighbours(free: np.ndarray, r: int, c: int) -> int:
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are tiny: one thread avoids thread hand-off costs on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def levels():

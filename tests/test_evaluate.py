@@ -34,14 +34,6 @@ N_LEVELS = 60
 FAST = 40  # timeout (steps) for runs of random tiny agents, which wander
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny batches: a second intra-op thread only adds contention (5x slower on a busy 2-core box)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def oracle(target: int):
     """A scripted policy walking a shortest path to object ``target`` (0 = obj1), around the others."""

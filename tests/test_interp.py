@@ -27,15 +27,6 @@ from interp.reliance import CONDITIONS, green_vs_red, policy_sensitivity, profil
 from training.model import ImpalaAgent, ModelConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # the test machine has 2 busy cores: intra-op threads only add contention
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(seed: int = 0, dtype=torch.float32) -> ImpalaAgent:
     torch.manual_seed(seed)
     model = ImpalaAgent(ModelConfig(widths=(4, 8, 8), hidden=32)).eval().to(dtype)
