@@ -327,7 +327,11 @@ def mechanistic_regression(
         if isinstance(det, pd.DataFrame):
             det = det.set_index(agent_col)["detectability"] if agent_col in det.columns else det.iloc[:, 0]
         data["detectability"] = det
-        formula += " + detectability"
+        # a second regressor needs residual degrees of freedom to mean anything
+        if data.dropna().shape[0] >= 5:
+            formula += " + detectability"
+        else:
+            data = data.drop(columns="detectability")
     data = data.dropna()
     res = fit_ols(data, formula, cov_type)
     res.gmg_labels = {"y": f"preference: {name}", "reliance": f"reliance ({col})", "detectability": "detectability"}
