@@ -245,11 +245,9 @@ def plot_outliers(matrix: pd.DataFrame, ranking: pd.DataFrame, path: str | Path,
     fig.colorbar(im, ax=ax, label="robust z")
     ax.set_title("top outliers: robust z of each feature", fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    from experiments.plots import save_figure
+
+    return save_figure(fig, path)
 
 
 def run_outliers(run_dir: str | Path, top: int = 5, seed: int = 0, preference_z_min: float = 4.0,

@@ -24,6 +24,15 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``path`` (creating its folder), close it, return the path."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
 def object_icon(name: str, cell: int = 13, scale: int = 4) -> np.ndarray:
     """An object drawn on a black cell as the agent sees it: uint8 (cell*scale, cell*scale, 3)."""
     from training.objects import parse_object

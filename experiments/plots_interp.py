@@ -22,11 +22,9 @@ def _plt():
 
 
 def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    _plt().close(fig)
-    return path
+    from experiments.plots import save_figure
+
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_reliance_bars(row: pd.Series | dict, path: str | Path) -> Path:

@@ -366,11 +366,9 @@ def plot_regression(result, path: str | Path, x: str | None = None, title: str |
     ax.set_title(title or f"slope {coef:.3f} (p={p:.3g}), R²={result.rsquared:.2f}, n={int(result.nobs)}", fontsize=9)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    from experiments.plots import save_figure
+
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------ the verb
