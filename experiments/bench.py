@@ -150,11 +150,29 @@ def bench_env(
 
 
 # name -> function(*, device, **options) -> dict with "rows"; other modules add entries here
-def bench_train(*, device: torch.device | str = "cpu", **_) -> dict:
-    """PPO env steps/s per preset, with and without bf16 autocast and torch.compile."""
+TRAIN_VARIANTS = {"fp32": (False, False), "bf16": (True, False), "compile": (False, True),
+                  "bf16+compile": (True, True)}  # name -> (bf16, compile)
+
+
+def bench_train(*, device: torch.device | str = "cpu", workers: int = 1, presets=("cpu", "paper"),
+                variants=None, **_) -> dict:
+    """PPO env steps/s per preset, with and without bf16 autocast and torch.compile.
+
+    ``workers > 1`` adds rows for that many seeds trained at once (``gmg train --workers``);
+    ``variants`` (names of ``TRAIN_VARIANTS``) limits what is timed.
+    """
+    from experiments.errors import GmgError
     from experiments.training_report import bench_train as measure
 
-    return {"bench": "train", "machine": machine(), "rows": measure(device=str(device))}
+    chosen = None
+    if variants:
+        unknown = [v for v in variants if v not in TRAIN_VARIANTS]
+        if unknown:
+            raise GmgError(f"unknown train variant {unknown[0]!r}: use {', '.join(TRAIN_VARIANTS)}")
+        chosen = {p: tuple(TRAIN_VARIANTS[v] for v in variants) for p in presets}
+    counts = (1, workers) if workers > 1 else (1,)
+    return {"bench": "train", "machine": machine(),
+            "rows": measure(device=str(device), workers=counts, presets=tuple(presets), variants=chosen)}
 
 
 BENCHES: dict[str, Callable[..., dict]] = {

@@ -18,6 +18,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
         options["procgen"] = False
     if args.agents:
         options["agents"] = args.agents
+    if args.workers:
+        options["workers"] = args.workers
+    for key in ("presets", "variants"):
+        if getattr(args, key):
+            options[key] = [v.strip() for v in getattr(args, key).split(",") if v.strip()]
     if args.random_agents:
         options["random_agents"] = True
     out = args.out if args.out is not None else Path("runs/bench") / f"{args.what}.json"
@@ -39,6 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-levels", type=int, help="env bench: training levels to sample (100000)")
     p.add_argument("--no-procgen", action="store_true", help="env bench: skip procgen's maze")
     p.add_argument("--agents", help="eval bench: trained agents to cycle to 100 (default runs/zoo-yellow-line/agents)")
+    p.add_argument("--workers", type=int, help="train bench: also time this many seeds trained at once")
+    p.add_argument("--presets", help="train bench: comma-separated presets (default cpu,paper)")
+    p.add_argument("--variants", help="train bench: comma-separated fp32, bf16, compile, bf16+compile (default: "
+                   "fp32, bf16, compile; fp32 only for paper on a CPU)")
     p.add_argument("--random-agents", action="store_true", help="eval bench: also time 100 random agents (slow)")
     p.add_argument("--out", type=Path, help="JSON file (default runs/bench/WHAT.json)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -28,7 +28,8 @@ def cmd_train(args: argparse.Namespace) -> None:
             overrides[field] = value
     config = make_config(args.preset, overrides, args.config)
     seeds = parse_seeds(args.seeds)
-    run = train(config, args.run_dir, seeds, device=resolve_device(args.device), progress=not args.quiet)
+    run = train(config, args.run_dir, seeds, device=resolve_device(args.device), progress=not args.quiet,
+                workers=args.workers)
     print(run / "agents")
 
 
@@ -36,6 +37,17 @@ def cmd_zoo(args: argparse.Namespace) -> None:
     from experiments.agents import ZOO_DIR, resolve_agents, zoo_names
     from experiments.training_report import export_zoo
 
+    if args.action == "check":
+        from experiments.training_report import HELDOUT_RATIO, HELDOUT_SUCCESS, check_agents
+
+        table = check_agents(args.agents or "zoo:yellow-line", args.run_dir or Path("runs/zoo-check"), args.device,
+                             n_levels=args.n_levels, progress=not args.quiet)
+        out = (args.run_dir or Path("runs/zoo-check")) / "heldout.csv"
+        table.to_csv(out, index=False)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"{int(table['passes'].sum())} of {len(table)} agents reach success >= {HELDOUT_SUCCESS:.0%} and "
+              f"length <= {HELDOUT_RATIO}x shortest on {args.n_levels} held-out levels -> {out}")
+        return
     if args.action == "export":
         if not args.run_dir or not args.name:
             from experiments.errors import GmgError
@@ -60,12 +72,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any training field")
     p.add_argument("--run-dir", default="runs/train", type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--workers", type=int, default=1,
+                   help="seeds trained at once, one process each (fills a GPU; on a CPU the cores are shared)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("zoo", help="list the bundled zoo, or export a trained run into it (16-bit weights)")
-    p.add_argument("action", choices=["list", "export"])
-    p.add_argument("--run-dir", type=Path)
+    p = sub.add_parser("zoo", help="list the bundled zoo, export a trained run into it (16-bit weights), "
+                                   "or check agents on held-out levels of their training distribution")
+    p.add_argument("action", choices=["list", "export", "check"])
+    p.add_argument("--run-dir", type=Path, help="export: the trained run; check: where results go")
     p.add_argument("--name", help="zoo population name, e.g. yellow-line")
-    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--agents", help="check: zoo:NAME, a run directory or agent folder (default zoo:yellow-line)")
+    p.add_argument("--n-levels", type=int, default=1000, help="check: held-out levels per agent")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_zoo)

@@ -19,8 +19,32 @@ from training.ppo import resolve_device, train_agent
 ALL_VARIANTS = ((False, False), (True, False), (False, True))  # (bf16, compile)
 
 
+def _bench_one(config, device: str) -> float:
+    """Env steps/s of the last update of a short training run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        train_agent(config, tmp, device=device, progress=False)
+        return float(list(csv.DictReader(open(Path(tmp) / "train.csv")))[-1]["sps"])
+
+
+def _bench_concurrent(config, device: str, workers: int) -> float:
+    """Summed env steps/s of ``workers`` seeds trained at once, one process each (as ``--workers``).
+
+    Each process's last update is timed and the rates are added. The timed updates need not
+    overlap fully, so this is an upper bound: a whole population's steps over its wall time
+    (``meta.json``) is the figure to quote for long runs.
+    """
+    import dataclasses
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        rates = pool.map(_bench_one, [dataclasses.replace(config, seed=s, threads=1) for s in range(workers)],
+                         [device] * workers)
+        return sum(rates)
+
+
 def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int = 2, num_steps: int | None = None,
-                variants: dict | None = None) -> list[dict]:
+                variants: dict | None = None, workers: tuple[int, ...] = (1,)) -> list[dict]:
     """Env steps/s of PPO (rollout + update) per preset and bf16 / compile variant.
 
     The last of ``iterations`` updates is timed (the first warms up caches and compile).
@@ -28,7 +52,8 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
     takes seconds, not a quarter hour (steps/s barely depends on it: the network's
     per-sample cost dominates), and the paper preset runs in float32 only (bf16 is 10x
     slower on CPUs without native bf16, as the cpu preset's bf16 row shows).
-    ``variants`` maps a preset to its (bf16, compile) pairs.
+    ``variants`` maps a preset to its (bf16, compile) pairs. Each ``workers`` count above 1
+    adds a row per preset and variant: that many seeds trained at once, steps/s summed.
     """
     dev = resolve_device(device)
     if variants is None:
@@ -45,20 +70,24 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
                         num_minibatches=min(base.num_minibatches, base.num_envs * steps), num_levels=1000,
                         checkpoint_every=10_000)
             config = make_config(preset, over)
-            with tempfile.TemporaryDirectory() as tmp:
+            for n in workers:
+                if n > 1 and compiled:  # compiling in every worker at once only measures the compiler
+                    continue
+                if dev.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
                 t0 = time.time()
                 try:
-                    train_agent(config, tmp, device=dev, progress=False)
-                    last = list(csv.DictReader(open(Path(tmp) / "train.csv")))[-1]
-                    sps, error = float(last["sps"]), ""
+                    sps = _bench_one(config, str(dev)) if n == 1 else _bench_concurrent(config, str(dev), n)
+                    error = ""
                 except Exception as e:  # a variant unsupported here (e.g. compile without a compiler)
                     sps, error = float("nan"), f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"
-            row = {"preset": preset, "bf16": bf16, "compile": compiled, "num_envs": config.num_envs,
-                   "num_steps": steps, "widths": list(config.widths), "env_steps_per_s": round(sps, 1),
-                   "seconds": round(time.time() - t0, 1), "device": dev.type, "error": error}
-            if dev.type == "cuda":
-                row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
-            rows.append(row)
+                row = {"preset": preset, "bf16": bf16, "compile": compiled, "workers": n,
+                       "num_envs": config.num_envs, "num_steps": steps, "widths": list(config.widths),
+                       "env_steps_per_s": round(sps, 1), "seconds": round(time.time() - t0, 1),
+                       "device": dev.type, "error": error}
+                if dev.type == "cuda" and n == 1:
+                    row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+                rows.append(row)
     return rows
 
 
@@ -129,6 +158,39 @@ def export_zoo(run_dir: Path, zoo_dir: Path, dtype: torch.dtype = torch.float16)
         shutil.copy(folder / "train.csv", dest / "train.csv")
         out.append(dest)
     return out
+
+
+HELDOUT_SUCCESS, HELDOUT_RATIO = 0.99, 1.5  # the zoo's bar: success and length / shortest path
+
+
+def heldout_table(episodes: "pandas.DataFrame") -> "pandas.DataFrame":  # noqa: F821
+    """Per agent: held-out success, mean length against mean shortest path, and whether it passes."""
+    g = episodes.assign(success=episodes["outcome"].eq("obj1")).groupby("agent")
+    table = g.agg(levels=("level", "size"), success=("success", "mean"), length=("steps", "mean"),
+                  shortest=("path_len_obj1", "mean"))
+    table["ratio"] = table["length"] / table["shortest"]
+    table["passes"] = (table["success"] >= HELDOUT_SUCCESS) & (table["ratio"] <= HELDOUT_RATIO)
+    return table.reset_index()
+
+
+def check_agents(agents: str, run_dir: Path, device: str = "auto", n_levels: int = 1000,
+                 progress: bool = True) -> "pandas.DataFrame":  # noqa: F821
+    """Evaluate agents on held-out levels of their own training object and background."""
+    from experiments.agents import resolve_agents
+    from experiments.evaluate import evaluate
+    from experiments.settings import resolve_settings
+
+    refs = resolve_agents(agents)
+    by_env: dict[tuple[str, str], list] = {}
+    for ref in refs:
+        env = ref.meta.get("env", {})
+        by_env.setdefault(((env.get("objects") or ["yellow_line"])[0], env.get("background", "black")), []).append(ref)
+    frames = [evaluate(group, resolve_settings([f"train:{goal}"], background), run_dir, device,
+                       n_levels=n_levels, progress=progress)
+              for (goal, background), group in by_env.items()]
+    import pandas as pd
+
+    return heldout_table(pd.concat(frames, ignore_index=True))
 
 
 def print_table(rows: list[dict]) -> str:

@@ -458,6 +458,21 @@ def test_bench_env_side_by_side(tmp_path, monkeypatch):
         run_bench("nope")
 
 
+def test_the_accelerator_reset_path_draws_the_same_frames_on_cpu():
+    """The sync-free reset of a GPU (redraw all, select) run on the CPU against the CPU path."""
+    cfg = EnvConfig(objects=("red_line", "yellow_gem"), background="textured", timeout=12)
+    a, b = MazeEnv(32, cfg, TrainingLevels(500, 3)), MazeEnv(32, cfg, TrainingLevels(500, 3))
+    b.redraw_all = True
+    acts = torch.randint(0, 15, (60, 32), generator=torch.Generator().manual_seed(0))
+    resets = 0
+    for t in range(60):
+        oa, ra, ta, ua, ia = a.step(acts[t])
+        ob, rb, tb, ub, ib = b.step(acts[t])
+        resets += int(ia["done"].sum())
+        assert torch.equal(oa, ob) and torch.equal(ra, rb) and torch.equal(ia["level_now"], ib["level_now"])
+    assert resets > 32  # timeouts and goals made many resets
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_same_levels_and_frames_on_gpu():

@@ -82,6 +82,27 @@ def test_population_skips_finished_seeds(tmp_path):
     assert (tmp_path / "agents" / "agent-0002" / "meta.json").exists()
 
 
+def test_workers_train_the_same_agents_as_one_process(tmp_path):
+    train(tiny(threads=1), tmp_path / "serial", [0, 1], device="cpu", progress=False)
+    train(tiny(threads=1), tmp_path / "parallel", [0, 1], device="cpu", progress=False, workers=2)
+    for seed in (0, 1):
+        a = load_agent(tmp_path / "serial" / "agents" / f"agent-{seed:04d}")[0].state_dict()
+        b = load_agent(tmp_path / "parallel" / "agents" / f"agent-{seed:04d}")[0].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    a0 = load_agent(tmp_path / "parallel" / "agents" / "agent-0000")[0].state_dict()
+    assert not all(torch.equal(a0[k], b[k]) for k in a0)  # and the seeds differ
+
+
+def test_a_failing_worker_names_its_seed_and_the_others_finish(tmp_path):
+    bad = tmp_path / "agents" / "agent-0001"
+    bad.mkdir(parents=True)
+    (bad / "resume.pt").write_bytes(b"not a checkpoint")
+    (bad / "meta.json").write_text("{}")
+    with pytest.raises(TrainingError, match="seed 1"):
+        train(tiny(threads=1), tmp_path, [0, 1], device="cpu", progress=False, workers=2)
+    assert (tmp_path / "agents" / "agent-0000" / "model.safetensors").exists()
+
+
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     import training.ppo as ppo
 
@@ -97,7 +118,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
         return out
 
     monkeypatch.setattr(ppo, "_act", poisoned)
-    with pytest.raises(TrainingError, match="loss became nan"):
+    with pytest.raises(TrainingError, match="loss became NaN"):
         train_agent(tiny(seed=2), tmp_path, device="cpu", progress=False)
     model, meta = load_agent(tmp_path)
     assert meta["steps"] == 64 and meta["finished"] is False

@@ -167,7 +167,8 @@ class ImpalaAgent(nn.Module):
     def get_action_and_value(self, obs: torch.Tensor, action: torch.Tensor | None = None):
         """(action, log_prob, entropy, value); samples an action when none is given."""
         logits, value = self.forward(obs)
-        dist = Categorical(logits=logits.float())
+        # no argument validation: it syncs with a GPU at every call, and PPO checks for NaN itself
+        dist = Categorical(logits=logits.float(), validate_args=False)
         if action is None:
             action = dist.sample()
         return action, dist.log_prob(action), dist.entropy(), value.float()

@@ -149,9 +149,10 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         next_obs = env.observe()
         next_done, disc_return = state["next_done"], state["disc_return"]
         global_step, iteration, wall_before = state["global_step"], state["iteration"], state["wall_time"]
-        torch.set_rng_state(state["rng_cpu"])
+        # map_location moved every tensor to the device; RNG states must be CPU byte tensors
+        torch.set_rng_state(state["rng_cpu"].cpu())
         if device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"])
+            torch.cuda.set_rng_state(state["rng_cuda"].cpu())
         # drop log rows written after this checkpoint, so none is duplicated
         if log_path.exists():
             rows = list(csv.DictReader(log_path.open()))
@@ -215,7 +216,8 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         if config.anneal_lr:
             frac = 1.0 - (iteration - 1.0) / config.num_iterations
             optimizer.param_groups[0]["lr"] = frac * config.learning_rate
-        ep_len, ep_ret, ep_path, ep_success = [], [], [], []
+        # episode statistics as on-device sums: no host sync inside the rollout
+        ep = torch.zeros(5, dtype=torch.float64, device=device)  # count, length, return, shortest, success
 
         # ---- rollout
         model.eval()
@@ -238,10 +240,8 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
             else:
                 rewards[step] = reward
             next_done = done.float()
-            ep_len.append(info["length"][done])
-            ep_ret.append(reward[done])
-            ep_path.append(info["path_len"][done][:, 0])
-            ep_success.append((info["reached"][done] == 1).float())
+            ep += torch.stack([x.double().sum() for x in (
+                done, info["length"] * done, reward * done, info["path_len"][:, 0] * done, (info["reached"] == 1) & done)])
 
         # ---- advantages (GAE)
         with torch.no_grad(), autocast():
@@ -266,6 +266,7 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         # ---- optimise policy and value
         model.train()
         clipfracs, approx_kl = [], torch.zeros(())
+        nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         for _ in range(config.update_epochs):
             # drawn from torch's CPU generator, whose state the resume checkpoint carries
             b_inds = torch.randperm(config.batch_size).to(device)
@@ -291,27 +292,32 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
                     v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
                 entropy_loss = entropy.mean()
                 loss = pg_loss - config.ent_coef * entropy_loss + v_loss * config.vf_coef
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"seed {config.seed}: loss became {loss.item()} at step {global_step}; "
-                        f"the last good checkpoint in {agent_dir} is kept (try a lower learning_rate)"
-                    )
+                nonfinite |= ~torch.isfinite(loss.detach())
                 optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
 
+        # checked once per update (a check per minibatch would stall a GPU); a model hit by a
+        # NaN is never saved, so the last good checkpoint on disk stays
+        if nonfinite.item():
+            raise TrainingError(
+                f"seed {config.seed}: the loss became NaN or infinite at step {global_step}; "
+                f"the last good checkpoint in {agent_dir} is kept (try a lower learning_rate)"
+            )
+
         # ---- log
         y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
         var_y = np.var(y_true)
-        lens = torch.cat(ep_len).float()
+        n_ep, len_sum, ret_sum, path_sum, success_sum = ep.tolist()
+        per_episode = (lambda total: total / n_ep) if n_ep else (lambda total: float("nan"))
         sps = config.batch_size / max(time.time() - t_iter, 1e-9)
         stats = {
             "iteration": iteration, "global_step": global_step,
             "wall_time": round(wall_before + time.time() - t0, 2), "sps": round(sps, 1),
-            "episodes": int(lens.numel()),
-            "episodic_return": _mean(torch.cat(ep_ret)), "episode_length": _mean(lens),
-            "shortest_path": _mean(torch.cat(ep_path).float()), "success": _mean(torch.cat(ep_success)),
+            "episodes": int(n_ep),
+            "episodic_return": per_episode(ret_sum), "episode_length": per_episode(len_sum),
+            "shortest_path": per_episode(path_sum), "success": per_episode(success_sum),
             "learning_rate": optimizer.param_groups[0]["lr"], "policy_loss": pg_loss.item(),
             "value_loss": v_loss.item(), "entropy": entropy_loss.item(), "approx_kl": approx_kl.item(),
             "clipfrac": torch.stack(clipfracs).mean().item(),
@@ -341,10 +347,6 @@ def _act(model, obs, action=None):
 
 def _value(model, obs):
     return (model if isinstance(model, ImpalaAgent) else model._orig_mod).get_value(obs)
-
-
-def _mean(x: torch.Tensor) -> float:
-    return float(x.float().mean()) if x.numel() else float("nan")
 
 
 def _round(v):
@@ -379,10 +381,17 @@ def parse_seeds(text: str | int | list[int]) -> list[int]:
 
 
 def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: str | torch.device = "auto",
-          progress: bool = True) -> Path:
-    """Train a population into ``run_dir/agents``; finished seeds are skipped, others resumed."""
+          progress: bool = True, workers: int = 1) -> Path:
+    """Train a population into ``run_dir/agents``; finished seeds are skipped, others resumed.
+
+    ``workers > 1`` trains that many seeds at once, one process each, sharing the device
+    (on a GPU this fills the card; each agent is exactly the one trained alone). On a CPU
+    the cores are divided between the workers unless ``config.threads`` is set.
+    """
     import dataclasses
 
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
     run_dir = Path(run_dir)
     (run_dir / "agents").mkdir(parents=True, exist_ok=True)
     (run_dir / "population.json").write_text(json.dumps(
@@ -395,11 +404,48 @@ def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: st
 
         outer = tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="agent", desc="population",
                      dynamic_ncols=True)
-    for seed in todo:
-        cfg = dataclasses.replace(config, seed=seed)
-        train_agent(cfg, run_dir / "agents" / agent_dir_name(seed), device=device, progress=progress)
-        if outer:
-            outer.update(1)
+    if workers > 1 and len(todo) > 1:
+        _train_in_workers(config, run_dir, todo, resolve_device(device), min(workers, len(todo)), outer)
+    else:
+        for seed in todo:
+            cfg = dataclasses.replace(config, seed=seed)
+            train_agent(cfg, run_dir / "agents" / agent_dir_name(seed), device=device, progress=progress)
+            if outer:
+                outer.update(1)
     if outer:
         outer.close()
     return run_dir
+
+
+def _train_one(config: TrainConfig, agent_dir: Path, device: str) -> int:
+    train_agent(config, agent_dir, device=device, progress=False)
+    return config.seed
+
+
+def _train_in_workers(config: TrainConfig, run_dir: Path, seeds: list[int], device: torch.device,
+                      workers: int, bar) -> None:
+    """One process per concurrently trained seed; a failed seed is reported, the others go on."""
+    import dataclasses
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = config.threads or (max(1, (os.cpu_count() or 1) // workers) if device.type == "cpu" else 1)
+    failed = []
+    # spawn, not fork: CUDA cannot be used in a forked child
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {
+            pool.submit(_train_one, dataclasses.replace(config, seed=s, threads=threads),
+                        run_dir / "agents" / agent_dir_name(s), str(device)): s
+            for s in seeds
+        }
+        for fut in as_completed(futures):
+            try:
+                fut.result()
+            except Exception as e:  # noqa: BLE001 - reported per seed below
+                failed.append(f"seed {futures[fut]}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            if bar:
+                bar.update(1)
+    if failed:
+        raise TrainingError(f"{len(failed)} of {len(seeds)} seeds failed ({'; '.join(failed[:3])}); "
+                            "rerun the same command to retry them")

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The GPU figures of the README in one pass, for a machine lent for a few minutes: trains the
+# zoo (cpu preset, --workers seeds at once), checks it on 1000 held-out levels, exports it as
+# 16-bit package data, then times env, training and evaluation on the GPU.
+#   scripts/gpu-figures.sh OUT_DIR [SECONDS]   (gmg on PATH; SECONDS = deadline for the whole pass)
+# Every step writes OUT_DIR/NAME.log; steps that would pass the deadline are skipped, so a
+# rerun (training resumes, evaluation skips what is stored) picks up where this one stopped.
+set -uo pipefail
+out=${1:?usage: scripts/gpu-figures.sh OUT_DIR [SECONDS]}
+deadline=$((SECONDS + ${2:-500}))
+device=${DEVICE:-cuda}
+workers=${WORKERS:-16}
+steps=${STEPS:-}  # total env steps per agent (default: the cpu preset's)
+yellow=${YELLOW_SEEDS:-0-31}
+white=${WHITE_SEEDS:-0-15}
+logs=$out/logs
+mkdir -p "$logs"
+
+step() {  # NAME LIMIT_S COMMAND...: run under the smaller of LIMIT_S and the time left
+  local name=$1 limit=$2 left=$((deadline - SECONDS - 15))
+  shift 2
+  ((left < limit)) && limit=$left
+  if ((limit < 10)); then echo "== $name skipped (deadline)"; return; fi
+  local t0=$SECONDS
+  timeout "$limit" "$@" >"$logs/$name.log" 2>&1
+  echo "== $name rc=$? $((SECONDS - t0)) s"
+  tail -n "${TAIL:-12}" "$logs/$name.log"
+}
+
+train_args=(--preset cpu --workers "$workers" --quiet --device "$device" ${steps:+--steps "$steps"})
+rm -rf experiments/zoo/yellow-line experiments/zoo/white-line
+zoo() {  # GOAL NAME SEEDS TRAIN_LIMIT_S CHECK_LIMIT_S
+  step "train-$2" "$4" gmg train "${train_args[@]}" --goal "$1" --seeds "$3" --run-dir "runs/zoo-$2"
+  step "export-$2" 30 gmg zoo export --run-dir "runs/zoo-$2" --name "$2"
+  step "check-$2" "$5" gmg zoo check --agents "runs/zoo-$2" --run-dir "runs/zoo-check-$2" --quiet --device "$device"
+  cp "runs/zoo-check-$2/heldout.csv" "$logs/heldout-$2.csv" 2>/dev/null
+}
+zoo yellow_line yellow-line "$yellow" 240 90
+zoo white_line white-line "$white" 150 60
+cp --parents runs/zoo-*-line/agents/*/meta.json "$logs/" 2>/dev/null
+# the zoo in pieces of at most 15 MB (what comes back from a lent machine is limited per file)
+tar -cf - experiments/zoo | split -b 15M - "$out/zoo.tar."
+step gpu-tests 45 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_env.py
+step bench-train-paper 120 gmg bench train --device "$device" --presets paper --variants fp32,bf16 --workers "$workers" --out "$logs/bench-train-paper.json"
+step bench-eval 75 gmg bench eval --device "$device" --agents runs/zoo-yellow-line/agents --out "$logs/bench-eval.json"
+step bench-env 30 gmg bench env --device "$device" --num-envs 4096 --steps 200 --no-procgen --out "$logs/bench-env.json"
+step bench-train-cpu 60 gmg bench train --device "$device" --presets cpu --variants fp32 --workers "$workers" --out "$logs/bench-train-cpu.json"
+# few files come back from a lent machine: one archive of every log, table and JSON
+tar -czf "$out/logs.tgz" -C "$out" logs && rm -rf "$logs"
+ls -la "$out"
