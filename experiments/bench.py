@@ -179,6 +179,7 @@ BENCHES: dict[str, Callable[..., dict]] = {
     "env": bench_env,
     "train": bench_train,
     "eval": lambda **options: __import__("experiments.evaluate", fromlist=["bench_eval"]).bench_eval(**options),
+    "ray": lambda **options: __import__("experiments.cluster", fromlist=["bench_ray"]).bench_ray(**options),
 }
 
 

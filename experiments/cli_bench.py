@@ -28,6 +28,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     out = args.out if args.out is not None else Path("runs/bench") / f"{args.what}.json"
     result = run_bench(args.what, out, **options)
     print(format_table(result))
+    if "ray_startup_s" in result:
+        print(f"ray start: {result['ray_startup_s']:.1f} s")
     if "ratio" in result:
         print(f"ratio: {result['ratio']:.2f}x")
     print(out)

@@ -51,7 +51,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         intervention, name = _intervention(args.intervention)
     df = evaluate(refs, settings, args.run_dir, args.device, n_levels=args.n_levels, greedy=args.greedy,
                   seed=args.seed, intervention=intervention, intervention_name=name, batch_envs=args.batch_envs,
-                  timeout=args.timeout, progress=not args.quiet)
+                  timeout=args.timeout, progress=not args.quiet, ray=args.ray, workers=args.workers)
     m = metrics(df)
     summary = m.groupby("setting", sort=False)[["preference", "capability", "timeout_rate"]].mean()
     print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
@@ -106,6 +106,8 @@ def _common(p: argparse.ArgumentParser, agents: bool = True) -> None:
 
 
 def register(sub) -> None:
+    from experiments.cluster import add_ray_arguments
+
     p = sub.add_parser("settings", help="list evaluation settings and write a thumbnail of each")
     p.add_argument("names", nargs="*", help="settings or list names (default: the whole catalogue)")
     p.add_argument("--background", help="black (default), grey or textured")
@@ -127,6 +129,7 @@ def register(sub) -> None:
                    "play: none, isolate:g, ablate:r, ablate:r=0.5, permute:grb, grey")
     p.add_argument("--batch-envs", type=int, help="envs stepped together (default 8192 on CPU)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is faster on a busy CPU)")
+    add_ray_arguments(p, "evaluation chunks")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 

@@ -21,11 +21,14 @@ def cmd_run(args: argparse.Namespace) -> None:
         n_levels=args.n_levels, reliance_levels=args.reliance_levels, probe_scenes=args.probe_scenes,
         top_outliers=args.top, seed=args.seed,
     )
-    report = run_pipeline(args.agents, args.run_dir, config, args.device, progress=not args.quiet)
+    report = run_pipeline(args.agents, args.run_dir, config, args.device, progress=not args.quiet,
+                          ray=args.ray, workers=args.workers)
     print(f"report: {report}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from experiments.cluster import add_ray_arguments
+
     p = sub.add_parser("demo", help="the whole study on the bundled zoo, sized for a CPU: ends with the report's path")
     p.add_argument("--agents", default="zoo:yellow-line", help="zoo:yellow-line or zoo:white-line")
     p.add_argument("--run-dir", default=Path("runs/demo"), type=Path)
@@ -43,5 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=3, help="dossiers of this many top outliers")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_ray_arguments(p, "evaluation chunks")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_run)

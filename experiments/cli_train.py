@@ -28,8 +28,15 @@ def cmd_train(args: argparse.Namespace) -> None:
             overrides[field] = value
     config = make_config(args.preset, overrides, args.config)
     seeds = parse_seeds(args.seeds)
-    run = train(config, args.run_dir, seeds, device=resolve_device(args.device), progress=not args.quiet,
-                workers=args.workers)
+    if args.ray:
+        from experiments.cluster import seed_runner
+
+        # each Ray task resolves the device on its own node
+        run = train(config, args.run_dir, seeds, device=args.device, progress=not args.quiet,
+                    workers=args.workers, run_seeds=seed_runner(args.ray))
+    else:
+        run = train(config, args.run_dir, seeds, device=resolve_device(args.device), progress=not args.quiet,
+                    workers=args.workers)
     print(run / "agents")
 
 
@@ -62,6 +69,8 @@ def cmd_zoo(args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from experiments.cluster import add_ray_arguments
+
     p = sub.add_parser("train", help="train a population of PPO agents (resumes; skips finished seeds)")
     p.add_argument("--preset", default="cpu", help="cpu, paper or paper-textured")
     p.add_argument("--seeds", default="0", help="e.g. 0-31 or 0,3,5-7")
@@ -72,8 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any training field")
     p.add_argument("--run-dir", default="runs/train", type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--workers", type=int, default=1,
-                   help="seeds trained at once, one process each (fills a GPU; on a CPU the cores are shared)")
+    add_ray_arguments(p, "seeds")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 

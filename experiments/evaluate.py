@@ -222,6 +222,28 @@ def default_batch_envs(device: torch.device) -> int:
     return 8192 if device.type == "cpu" else 131072
 
 
+def play_chunk(refs: list[AgentRef], setting: Setting, device: str | torch.device, n_levels: int, greedy: bool,
+               seed: int, intervention, intervention_name: str, geometry: tuple[int, int, int],
+               stats: dict | None = None) -> pd.DataFrame:
+    """The episodes of one batch of agents in one setting (no store: the caller writes them).
+
+    ``geometry`` is (world_dim, size, timeout). This is the unit of work both in-process
+    and on a Ray cluster (``experiments.cluster``), so the two give the same rows.
+    """
+    from training.ppo import resolve_device
+
+    device = resolve_device(device)
+    world_dim, size, timeout = geometry
+    ids = [r.agent_id for r in refs]
+    models = [r.load(device) for r in refs]
+    with contextlib.ExitStack() as stack:
+        for m in models:
+            _enter(intervention, m, stack)
+        policy = agent_policy(models, ids, setting, n_levels, greedy, seed, stats=stats)
+        result = play(setting, policy, len(refs), n_levels, device, world_dim, size, timeout)
+    return episodes_frame(result, ids, setting, intervention_name)
+
+
 def evaluate(
     agents: str | Path | list[AgentRef] = "zoo:yellow-line",
     settings: str | Iterable[str | Setting] = ("red_line-vs-yellow_gem",),
@@ -236,6 +258,8 @@ def evaluate(
     timeout: int | None = None,
     progress: bool = True,
     stats: dict | None = None,
+    ray: str | None = None,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Evaluate every agent in every setting on the first ``n_levels`` evaluation levels.
 
@@ -243,8 +267,10 @@ def evaluate(
     function ``fn(model) -> context manager``; it is active on every model while it plays
     and recorded under ``intervention_name``. ``timeout`` defaults to the agents' training
     timeout; ``batch_envs`` caps the envs stepped together (agents per batch =
-    batch_envs // n_levels, at least 1). Returns the ``episodes`` rows of these
-    agents, settings and intervention (one per episode), read back from the store.
+    batch_envs // n_levels, at least 1). ``ray`` (``auto``, ``local`` or an address)
+    plays the batches as Ray tasks, ``workers`` of them per GPU; this process alone writes
+    the store. Returns the ``episodes`` rows of these agents, settings and intervention
+    (one per episode), read back from the store.
     """
     from tqdm import tqdm
 
@@ -258,37 +284,40 @@ def evaluate(
         raise GmgError(f"n_levels must be from 1 to 1000 (the fixed evaluation levels), got {n_levels}")
     if intervention is None and intervention_name != "none":
         raise GmgError(f"intervention {intervention_name!r} named but none given")
-    device = resolve_device(device)
+    # on Ray each task resolves the device on its own node; the driver may have no GPU
+    device = resolve_device(device) if ray is None else str(device)
     world_dim, size, trained_timeout = _geometry(refs)
-    timeout = int(timeout or trained_timeout)
-    per_batch = max(1, (batch_envs or default_batch_envs(device)) // n_levels)
+    geometry = (world_dim, size, int(timeout or trained_timeout))
+    batch_device = device if ray is None else torch.device("cuda" if device == "cuda" else "cpu")
+    per_batch = max(1, (batch_envs or default_batch_envs(batch_device)) // n_levels)
     run_dir = Path(run_dir)
     with ResultsStore(run_dir) as store:
         _check_run(store, {"n_levels": n_levels, "greedy": greedy, "seed": seed, "world_dim": world_dim,
-                           "size": size, "timeout": timeout})
+                           "size": size, "timeout": geometry[2]})
         done = store.chunks(EPISODES, list(CHUNK_KEY))
-        todo = [(s, [r for r in refs if (r.agent_id, s.name, intervention_name) not in done]) for s in settings]
-        bar = tqdm(total=sum(len(t) for _, t in todo), unit="chunk", desc="evaluate", disable=not progress)
+        jobs = []  # (setting, agents of one batch)
+        for s in settings:
+            pending = [r for r in refs if (r.agent_id, s.name, intervention_name) not in done]
+            jobs += [(s, pending[i : i + per_batch]) for i in range(0, len(pending), per_batch)]
+        args = dict(n_levels=n_levels, greedy=greedy, seed=seed, intervention=intervention,
+                    intervention_name=intervention_name, geometry=geometry)
+        if ray is None:
+            results = ((s, batch, play_chunk(batch, s, device, stats=stats, **args)) for s, batch in jobs)
+        else:
+            from experiments.cluster import play_chunks
+
+            results = play_chunks(ray, jobs, device, args, workers=workers)
+        bar = tqdm(total=sum(len(b) for _, b in jobs), unit="chunk", desc="evaluate", disable=not progress)
         with bar, open(run_dir / LOG_FILE, "a") as log:
-            for setting, pending in todo:
-                for i in range(0, len(pending), per_batch):
-                    batch = pending[i : i + per_batch]
-                    bar.set_postfix_str(f"{setting.name} agents {batch[0].agent_id}-{batch[-1].agent_id}")
-                    ids = [r.agent_id for r in batch]
-                    models = [r.load(device) for r in batch]
-                    with contextlib.ExitStack() as stack:
-                        for m in models:
-                            _enter(intervention, m, stack)
-                        policy = agent_policy(models, ids, setting, n_levels, greedy, seed, stats=stats)
-                        result = play(setting, policy, len(batch), n_levels, device, world_dim, size, timeout)
-                    frame = episodes_frame(result, ids, setting, intervention_name)
-                    for agent_id, rows in frame.groupby("agent", sort=False):
-                        key = {"agent": int(agent_id), "setting": setting.name, "intervention": intervention_name}
-                        store.write_chunk(EPISODES, rows.reset_index(drop=True), key)
-                        log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} agent={agent_id} setting={setting.name} "
-                                  f"intervention={intervention_name} episodes={len(rows)}\n")
-                        log.flush()
-                        bar.update(1)
+            for setting, batch, frame in results:
+                bar.set_postfix_str(f"{setting.name} agents {batch[0].agent_id}-{batch[-1].agent_id}")
+                for agent_id, rows in frame.groupby("agent", sort=False):
+                    key = {"agent": int(agent_id), "setting": setting.name, "intervention": intervention_name}
+                    store.write_chunk(EPISODES, rows.reset_index(drop=True), key)
+                    log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} agent={agent_id} setting={setting.name} "
+                              f"intervention={intervention_name} episodes={len(rows)}\n")
+                    log.flush()
+                    bar.update(1)
         return episodes(store, [r.agent_id for r in refs], [s.name for s in settings], [intervention_name])
 
 

@@ -57,8 +57,12 @@ def _goal(refs: list[AgentRef]) -> str:
 
 def run_pipeline(agents: str | Path = "zoo:yellow-line", run_dir: str | Path = "runs/study",
                  config: PipelineConfig = PipelineConfig(), device: str | torch.device = "auto",
-                 progress: bool = True) -> Path:
-    """Run every stage on ``agents`` into ``run_dir``; returns the report's path."""
+                 progress: bool = True, ray: str | None = None, workers: int = 1) -> Path:
+    """Run every stage on ``agents`` into ``run_dir``; returns the report's path.
+
+    ``ray`` sends the evaluation (the stage that grows with agents x settings x levels) to
+    a Ray cluster; reliance, probes and the report run in this process.
+    """
     from tqdm import tqdm
 
     from experiments.evaluate import evaluate
@@ -79,7 +83,7 @@ def run_pipeline(agents: str | Path = "zoo:yellow-line", run_dir: str | Path = "
 
     stages = [
         ("evaluate", lambda: evaluate(refs, settings, run_dir, device, n_levels=config.n_levels,
-                                      seed=config.seed, progress=progress)),
+                                      seed=config.seed, progress=progress, ray=ray, workers=workers)),
         ("reliance", lambda: run_reliance(refs, run_dir, device, n_levels=config.reliance_levels,
                                           n_attr=config.reliance_attr, seed=config.seed)),
         ("probes", lambda: probe_population(refs, run_dir, probe_cfg, device=device)),

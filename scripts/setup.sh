@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with everything gmg needs. Idempotent: reruns only when pyproject.toml changed.
-# Usage: scripts/setup.sh [test]   ("test" also installs pytest, ruff and Debian's chromium)
+# Usage: scripts/setup.sh [test]   ("test" also installs pytest, ruff, Ray for the cluster tests
+# and Debian's chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=${1:-}
@@ -26,7 +27,7 @@ else
   $pip install --quiet "torch==2.13.0" || $pip install --quiet "torch>=2.4"
 fi
 extras=""
-[ "$want_test" = "test" ] && extras="[test]"
+[ "$want_test" = "test" ] && extras="[test,ray]"
 $pip install --quiet -e ".${extras}"
 
 # procgen only for its image assets (and `gmg bench env`): its metadata pins numpy<2, which

@@ -31,6 +31,13 @@ def make_agent_dir(root: Path, seed: int, widths=(4, 8, 8), goal: str = "yellow_
     return folder
 
 
+def tiny_config(**over):
+    """A cpu-preset config shrunk to seconds of training: 3 updates of 64 steps, a tiny network."""
+    base = dict(widths=(2, 4, 4), hidden=16, num_envs=4, num_steps=16, num_minibatches=2,
+                update_epochs=2, total_timesteps=64 * 3, num_levels=50, checkpoint_every=1)
+    return make_config("cpu", {**base, **over})
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Tests use tiny tensors: one thread avoids oversubscribing a shared 2-core machine."""

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 import torch
+from conftest import tiny_config as tiny
 
 from experiments.cli import main
 from training.checkpoint import AgentLoadError, load_agent
@@ -15,12 +16,6 @@ from training.config import ConfigError, make_config
 from training.env import EnvConfig, EvaluationLevels, MazeEnv
 from training.model import ImpalaAgent, ModelConfig
 from training.ppo import TrainingError, parse_seeds, train, train_agent
-
-
-def tiny(**over):
-    base = dict(widths=(2, 4, 4), hidden=16, num_envs=4, num_steps=16, num_minibatches=2,
-                update_epochs=2, total_timesteps=64 * 3, num_levels=50, checkpoint_every=1)
-    return make_config("cpu", {**base, **over})
 
 
 def test_paper_network_has_the_original_parameter_count():

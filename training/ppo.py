@@ -381,12 +381,14 @@ def parse_seeds(text: str | int | list[int]) -> list[int]:
 
 
 def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: str | torch.device = "auto",
-          progress: bool = True, workers: int = 1) -> Path:
+          progress: bool = True, workers: int = 1, run_seeds=None) -> Path:
     """Train a population into ``run_dir/agents``; finished seeds are skipped, others resumed.
 
     ``workers > 1`` trains that many seeds at once, one process each, sharing the device
     (on a GPU this fills the card; each agent is exactly the one trained alone). On a CPU
     the cores are divided between the workers unless ``config.threads`` is set.
+    ``run_seeds(config, run_dir, seeds, device, workers, bar)``, if given, trains the
+    unfinished seeds instead (``experiments.cluster`` passes one that uses Ray).
     """
     import dataclasses
 
@@ -404,7 +406,10 @@ def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: st
 
         outer = tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="agent", desc="population",
                      dynamic_ncols=True)
-    if workers > 1 and len(todo) > 1:
+    if run_seeds is not None:
+        if todo:
+            run_seeds(config, run_dir, todo, device, workers, outer)
+    elif workers > 1 and len(todo) > 1:
         _train_in_workers(config, run_dir, todo, resolve_device(device), min(workers, len(todo)), outer)
     else:
         for seed in todo:

@@ -1,0 +1,203 @@
+"""Sweeps on a Ray cluster: the in-process work, split into Ray tasks.
+
+Training: one task per seed, writing its checkpoints into the shared run directory (a
+retried task resumes from the last one). Evaluation: one task per batch of agents in one
+setting, returning its episode rows; the driver alone writes the results store. Each task
+asks for one CPU and ``1 / workers`` of a GPU when the device is one, so Ray packs
+``workers`` tasks per GPU. Ray is optional: without it ``--ray`` says how to install it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+from experiments.errors import GmgError
+
+INSTALL_HINT = "pip install 'gmg[ray]'"
+MAX_RETRIES = 3  # Ray reruns a task whose worker process died this many times
+# test hook: a folder; the first attempt of each task there dies mid-task (os._exit)
+FAULT_ENV = "GMG_TEST_KILL_WORKER_ONCE"
+
+
+def add_ray_arguments(p, what: str = "tasks") -> None:
+    """``--ray`` and ``--workers`` for a command that can run on a cluster."""
+    p.add_argument("--ray", metavar="auto|local|ADDRESS",
+                   help=f"run the {what} as Ray tasks: auto joins the cluster of `ray start`, local starts Ray "
+                        f"here, or a head address (needs {INSTALL_HINT})")
+    p.add_argument("--workers", type=int, default=1,
+                   help=f"{what} at once per device: processes here, or the share of a GPU each Ray task asks for")
+
+
+def connect(address: str):
+    """The ``ray`` module, connected: ``local`` starts Ray in this process, ``auto`` or an
+    address joins a running cluster (``ray start --head``). Reuses an existing connection."""
+    try:
+        import ray
+    except ImportError:
+        raise GmgError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    if ray.is_initialized():
+        return ray
+    try:
+        if address == "local":
+            ray.init(include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GmgError(f"cannot join a Ray cluster at {address!r} ({first}); start one with "
+                       "`ray start --head`, or use --ray local for Ray on this machine") from None
+    return ray
+
+
+def _resources(ray, device: str, workers: int) -> dict:
+    """One CPU per task, and 1/workers of a GPU for --device cuda (or auto on a cluster with GPUs).
+
+    The device is resolved by each task on its own node, not by the driver, which may have no GPU.
+    """
+    gpu = device == "cuda" or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+    return {"num_cpus": 1, "num_gpus": (1.0 / max(1, workers)) if gpu else 0, "max_retries": MAX_RETRIES}
+
+
+def _die_once(key: str) -> bool:
+    """True the first time ``key`` is seen under the test hook's folder (then the caller dies)."""
+    folder = os.environ.get(FAULT_ENV)
+    if not folder:
+        return False
+    marker = Path(folder) / key
+    if marker.exists():
+        return False
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return True
+
+
+def _train_task(config, agent_dir: str, device: str) -> int:
+    from training.ppo import train_agent
+
+    if _die_once(f"train-{config.seed}"):
+        train_agent(config, agent_dir, device=device, progress=False, max_iterations=1)
+        os._exit(1)  # the worker process dies after its first checkpoint
+    train_agent(config, agent_dir, device=device, progress=False)
+    return config.seed
+
+
+def _eval_task(refs, setting, device: str, args: dict):
+    from experiments.evaluate import play_chunk
+
+    frame = play_chunk(refs, setting, device, **args)
+    if _die_once(f"eval-{setting.name}-{refs[0].agent_id}"):
+        os._exit(1)  # dies with its rows computed but not returned
+    return frame
+
+
+def _completed(ray, futures: dict) -> Iterator[tuple[object, object]]:
+    """(what, result or exception) as each task ends, in completion order."""
+    pending = list(futures)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        ref = ready[0]
+        try:
+            yield futures[ref], ray.get(ref)
+        except Exception as e:  # noqa: BLE001 - a failed task is reported with what it was doing
+            yield futures[ref], e
+
+
+def _reason(e: Exception) -> str:
+    text = str(getattr(e, "cause", None) or e).strip().splitlines()
+    return text[-1] if text else type(e).__name__
+
+
+def seed_runner(address: str):
+    """A ``run_seeds`` for ``training.ppo.train`` that trains each seed as a Ray task."""
+    connect(address)
+    return lambda config, run_dir, seeds, device, workers, bar: train_seeds(
+        address, config, run_dir, seeds, str(device), workers, bar)
+
+
+def train_seeds(address: str, config, run_dir: Path, seeds: list[int], device: str, workers: int = 1,
+                bar=None) -> None:
+    """Train ``seeds`` as Ray tasks into ``run_dir/agents`` (as ``training.ppo.train`` does)."""
+    import dataclasses
+
+    from training.checkpoint import agent_dir_name
+
+    ray = connect(address)
+    task = ray.remote(**_resources(ray, device, workers))(_train_task)
+    futures = {task.remote(dataclasses.replace(config, seed=s, threads=config.threads or 1),
+                           str(Path(run_dir).resolve() / "agents" / agent_dir_name(s)), str(device)): s
+               for s in seeds}
+    failed = []
+    for seed, result in _completed(ray, futures):
+        if isinstance(result, Exception):
+            failed.append(f"seed {seed}: {_reason(result)}")
+        if bar:
+            bar.update(1)
+    if failed:
+        raise GmgError(f"{len(failed)} of {len(seeds)} seeds failed on the cluster ({'; '.join(failed[:3])}); "
+                       "rerun the same command to retry them")
+
+
+def play_chunks(address: str, jobs: list, device, args: dict, workers: int = 1) -> Iterator[tuple]:
+    """Yield (setting, agents, episodes frame) per job as Ray tasks finish; failures are
+    collected and raised at the end, after every good chunk has been yielded (and stored)."""
+    ray = connect(address)
+    task = ray.remote(**_resources(ray, str(device), workers))(_eval_task)
+    futures = {task.remote(batch, setting, str(device), args): (setting, batch) for setting, batch in jobs}
+    failed = []
+    for (setting, batch), result in _completed(ray, futures):
+        if isinstance(result, Exception):
+            failed.append(f"{setting.name} agents {batch[0].agent_id}-{batch[-1].agent_id}: {_reason(result)}")
+            continue
+        yield setting, batch, result
+    if failed:
+        raise GmgError(f"{len(failed)} of {len(jobs)} evaluation chunks failed on the cluster "
+                       f"({'; '.join(failed[:3])}); rerun the same command to run only what is missing")
+
+
+def bench_ray(*, device="cpu", seeds: int = 4, steps: int = 8192, n_levels: int = 200, **_) -> dict:
+    """Seconds of a small sweep in-process and on a local Ray (2 tasks at once on 2 cores).
+
+    Training: ``seeds`` cpu-preset agents of ``steps`` env steps, in-process with
+    ``--workers 2`` against one Ray task per seed. Evaluation: those agents x 2 settings x
+    ``n_levels`` levels, 2 agents per chunk, in this process against Ray tasks. Ray's own
+    start is timed apart; each row's ``overhead_s`` is Ray's time minus in-process time.
+    """
+    import tempfile
+    import time
+
+    from experiments.bench import machine
+    from experiments.evaluate import evaluate
+    from training.config import make_config
+    from training.ppo import train
+
+    device = str(device)
+    config = make_config("cpu", {"total_timesteps": steps, "num_levels": 1000, "threads": 1})
+    settings = ["red_line-vs-yellow_gem", "train:yellow_line"]
+    eval_args = dict(n_levels=n_levels, batch_envs=2 * n_levels, progress=False)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        ray = connect("local")
+        startup = time.perf_counter() - t0
+        for stage, local, remote in (
+            ("train", lambda: train(config, tmp / "local", list(range(seeds)), device, progress=False, workers=2),
+             lambda: train(config, tmp / "ray", list(range(seeds)), device, progress=False,
+                           run_seeds=seed_runner("local"))),
+            ("evaluate", lambda: evaluate(tmp / "local" / "agents", settings, tmp / "eval-local", device, **eval_args),
+             lambda: evaluate(tmp / "local" / "agents", settings, tmp / "eval-ray", device, ray="local",
+                              **eval_args)),
+        ):
+            t0 = time.perf_counter()
+            local()
+            t_local = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            remote()
+            t_ray = time.perf_counter() - t0
+            rows.append({"stage": stage, "in_process_s": round(t_local, 2), "ray_s": round(t_ray, 2),
+                         "overhead_s": round(t_ray - t_local, 2)})
+    ray.shutdown()
+    return {"bench": "ray", "machine": machine(), "ray_startup_s": round(startup, 2),
+            "sweep": {"seeds": seeds, "steps": steps, "settings": settings, "n_levels": n_levels}, "rows": rows}
