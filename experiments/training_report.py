@@ -26,21 +26,37 @@ def _bench_one(config, device: str) -> float:
         return float(list(csv.DictReader(open(Path(tmp) / "train.csv")))[-1]["sps"])
 
 
+def _bench_synced(config, device: str, barrier) -> tuple[float, float]:
+    """Train ``config`` after every worker is ready; (start, end) wall-clock seconds."""
+    from training.env import TrainingLevels, level_bank
+
+    torch.zeros(1, device=device)  # CUDA context (or nothing on a CPU) before the clock starts
+    level_bank(TrainingLevels(config.num_levels, config.seed, config.start_level), config.world_dim, 1, "cpu")
+    barrier.wait()
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        train_agent(config, tmp, device=device, progress=False)
+    return t0, time.time()
+
+
 def _bench_concurrent(config, device: str, workers: int) -> float:
     """Summed env steps/s of ``workers`` seeds trained at once, one process each (as ``--workers``).
 
-    Each process's last update is timed and the rates are added. The timed updates need not
-    overlap fully, so this is an upper bound: a whole population's steps over its wall time
-    (``meta.json``) is the figure to quote for long runs.
+    Every process starts its clock at a shared barrier, once Python, torch, the device and
+    the level bank are ready; the figure is all env steps over the time from that barrier to
+    the last process's end, so it includes the slowest worker and every warm-up update.
     """
     import dataclasses
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        rates = pool.map(_bench_one, [dataclasses.replace(config, seed=s, threads=1) for s in range(workers)],
-                         [device] * workers)
-        return sum(rates)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        barrier = manager.Barrier(workers)
+        spans = list(pool.map(_bench_synced, [dataclasses.replace(config, seed=s, threads=1) for s in range(workers)],
+                              [device] * workers, [barrier] * workers))
+    start, end = min(t for t, _ in spans), max(t for _, t in spans)
+    return workers * config.num_iterations * config.batch_size / (end - start)
 
 
 def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int = 2, num_steps: int | None = None,
@@ -53,7 +69,8 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
     per-sample cost dominates), and the paper preset runs in float32 only (bf16 is 10x
     slower on CPUs without native bf16, as the cpu preset's bf16 row shows).
     ``variants`` maps a preset to its (bf16, compile) pairs. Each ``workers`` count above 1
-    adds a row per preset and variant: that many seeds trained at once, steps/s summed.
+    adds a row per preset and variant: that many seeds trained at once, steps/s summed; then
+    every row, the 1-worker one too, counts all updates from a shared start to the last end.
     """
     dev = resolve_device(device)
     if variants is None:
@@ -77,10 +94,11 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
                     torch.cuda.reset_peak_memory_stats()
                 t0 = time.time()
                 try:
-                    sps = _bench_one(config, str(dev)) if n == 1 else _bench_concurrent(config, str(dev), n)
+                    # with a workers comparison every row is timed the same way (whole runs, synced)
+                    sps = _bench_one(config, str(dev)) if workers == (1,) else _bench_concurrent(config, str(dev), n)
                     error = ""
                 except Exception as e:  # a variant unsupported here (e.g. compile without a compiler)
-                    sps, error = float("nan"), f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"
+                    sps, error = float("nan"), f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:80]}"
                 row = {"preset": preset, "bf16": bf16, "compile": compiled, "workers": n,
                        "num_envs": config.num_envs, "num_steps": steps, "widths": list(config.widths),
                        "env_steps_per_s": round(sps, 1), "seconds": round(time.time() - t0, 1),
