@@ -200,3 +200,8 @@ def test_cpu_recipe_learns_a_3x3_maze_from_scratch(tmp_path):
 def test_dataclass_replace_keeps_derived_sizes():
     c = dataclasses.replace(tiny(), num_envs=8)
     assert c.batch_size == 8 * 16 and c.minibatch_size == 64
+
+
+def test_workers_below_one_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="workers must be at least 1"):
+        train(tiny(), tmp_path, [0], device="cpu", progress=False, workers=0)

@@ -62,3 +62,22 @@ def test_zoo_is_small():
         pytest.skip("no zoo bundled yet")
     size = sum(p.stat().st_size for p in ZOO_DIR.rglob("*") if p.is_file())
     assert size < 30 * 2**20
+
+
+def test_heldout_table_applies_the_zoo_bar_per_agent():
+    import pandas as pd
+
+    from experiments.training_report import heldout_table
+
+    def episodes(agent, n, fails, steps, shortest=4):
+        return pd.DataFrame({"agent": agent, "level": range(n), "outcome": ["obj1"] * (n - fails) + ["timeout"] * fails,
+                             "steps": steps, "path_len_obj1": shortest})
+
+    table = heldout_table(pd.concat([
+        episodes(0, 1000, 10, 5),   # 99.0% success, 1.25x: passes
+        episodes(1, 1000, 11, 5),   # 98.9%: fails on success
+        episodes(2, 1000, 0, 7),    # 1.75x the shortest path: fails on length
+    ])).set_index("agent")
+    assert table.loc[0, "success"] == pytest.approx(0.99) and table.loc[0, "ratio"] == pytest.approx(1.25)
+    assert table["passes"].tolist() == [True, False, False]
+    assert table["levels"].tolist() == [1000, 1000, 1000]
