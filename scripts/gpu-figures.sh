@@ -3,8 +3,12 @@
 # zoo (cpu preset, --workers seeds at once), checks it on 1000 held-out levels, exports it as
 # 16-bit package data, then times env, training and evaluation on the GPU.
 #   scripts/gpu-figures.sh OUT_DIR [SECONDS]   (gmg on PATH; SECONDS = deadline for the whole pass)
-# Every step writes OUT_DIR/NAME.log; steps that would pass the deadline are skipped, so a
-# rerun (training resumes, evaluation skips what is stored) picks up where this one stopped.
+# Every step logs to OUT_DIR/logs/NAME.log (archived at the end as OUT_DIR/logs.tgz, with the
+# held-out tables, bench JSON and meta.json files); the zoo comes back as OUT_DIR/zoo.tar.* in
+# 15 MB pieces (`cat zoo.tar.* | tar -x`). Steps that would pass the deadline are skipped, so
+# a rerun on the same machine (training resumes, evaluation skips what is stored) goes on.
+# Environment: DEVICE (cuda), WORKERS (16), STEPS, YELLOW_SEEDS (0-31), WHITE_SEEDS (0-15).
+# It replaces experiments/zoo/ with what it trains: run it in a copy of the repository.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-figures.sh OUT_DIR [SECONDS]}
 deadline=$((SECONDS + ${2:-500}))
