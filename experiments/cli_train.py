@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any training field")
     p.add_argument("--run-dir", default="runs/train", type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    add_ray_arguments(p, "seeds")
+    add_ray_arguments(p, "seeds", in_process=True)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 

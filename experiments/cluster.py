@@ -21,13 +21,15 @@ MAX_RETRIES = 3  # Ray reruns a task whose worker process died this many times
 FAULT_ENV = "GMG_TEST_KILL_WORKER_ONCE"
 
 
-def add_ray_arguments(p, what: str = "tasks") -> None:
-    """``--ray`` and ``--workers`` for a command that can run on a cluster."""
+def add_ray_arguments(p, what: str = "tasks", in_process: bool = False) -> None:
+    """``--ray`` and ``--workers`` for a command that can run on a cluster (``in_process``:
+    ``--workers`` also means processes without Ray, as for ``gmg train``)."""
     p.add_argument("--ray", metavar="auto|local|ADDRESS",
                    help=f"run the {what} as Ray tasks: auto joins the cluster of `ray start`, local starts Ray "
                         f"here, or a head address (needs {INSTALL_HINT})")
+    where = "processes here without --ray; with it, " if in_process else "with --ray: "
     p.add_argument("--workers", type=int, default=1,
-                   help=f"{what} at once per device: processes here, or the share of a GPU each Ray task asks for")
+                   help=f"{what} at once per device: {where}each Ray task asks for 1/WORKERS of a GPU")
 
 
 def connect(address: str):
