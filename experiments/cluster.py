@@ -16,7 +16,7 @@ from typing import Iterator
 from experiments.errors import GmgError
 
 INSTALL_HINT = "pip install 'gmg[ray]'"
-MAX_RETRIES = 3  # Ray reruns a task whose worker process died this many times
+MAX_RETRIES = 3  # Ray reruns a task whose worker process died up to this many times
 # test hook: a folder; the first attempt of each task there dies mid-task (os._exit)
 FAULT_ENV = "GMG_TEST_KILL_WORKER_ONCE"
 
