@@ -124,6 +124,7 @@ def train_seeds(address: str, config, run_dir: Path, seeds: list[int], device: s
     import dataclasses
 
     from training.checkpoint import agent_dir_name
+    from training.ppo import failed_seeds_message
 
     ray = connect(address)
     task = ray.remote(**_resources(ray, device, workers))(_train_task)
@@ -137,8 +138,7 @@ def train_seeds(address: str, config, run_dir: Path, seeds: list[int], device: s
         if bar:
             bar.update(1)
     if failed:
-        raise GmgError(f"{len(failed)} of {len(seeds)} seeds failed on the cluster ({'; '.join(failed[:3])}); "
-                       "rerun the same command to retry them")
+        raise GmgError(failed_seeds_message(failed, len(seeds), " on the cluster"))
 
 
 def play_chunks(address: str, jobs: list, device, args: dict, workers: int = 1) -> Iterator[tuple]:

@@ -452,5 +452,9 @@ def _train_in_workers(config: TrainConfig, run_dir: Path, seeds: list[int], devi
             if bar:
                 bar.update(1)
     if failed:
-        raise TrainingError(f"{len(failed)} of {len(seeds)} seeds failed ({'; '.join(failed[:3])}); "
-                            "rerun the same command to retry them")
+        raise TrainingError(failed_seeds_message(failed, len(seeds)))
+
+
+def failed_seeds_message(failed: list[str], total: int, where: str = "") -> str:
+    """One line for seeds that failed in workers (``failed``: "seed N: reason" each)."""
+    return f"{len(failed)} of {total} seeds failed{where} ({'; '.join(failed[:3])}); rerun the same command to retry them"
