@@ -154,11 +154,12 @@ TRAIN_VARIANTS = {"fp32": (False, False), "bf16": (True, False), "compile": (Fal
                   "bf16+compile": (True, True)}  # name -> (bf16, compile)
 
 
-def bench_train(*, device: torch.device | str = "cpu", workers: int = 1, presets=("cpu", "paper"),
+def bench_train(*, device: torch.device | str = "cpu", workers: int = 1, stack: int = 1, presets=("cpu", "paper"),
                 variants=None, **_) -> dict:
     """PPO env steps/s per preset, with and without bf16 autocast and torch.compile.
 
-    ``workers > 1`` adds rows for that many seeds trained at once (``gmg train --workers``);
+    ``workers > 1`` adds rows for that many seeds trained at once (``gmg train --workers``),
+    ``stack > 1`` rows for that many seeds stacked in one process (``gmg train --stack``);
     ``variants`` (names of ``TRAIN_VARIANTS``) limits what is timed.
     """
     from experiments.errors import GmgError
@@ -172,7 +173,8 @@ def bench_train(*, device: torch.device | str = "cpu", workers: int = 1, presets
         chosen = {p: tuple(TRAIN_VARIANTS[v] for v in variants) for p in presets}
     counts = (1, workers) if workers > 1 else (1,)
     return {"bench": "train", "machine": machine(),
-            "rows": measure(device=str(device), workers=counts, presets=tuple(presets), variants=chosen)}
+            "rows": measure(device=str(device), workers=counts, presets=tuple(presets), variants=chosen,
+                            stacks=(1, stack) if stack > 1 else (1,))}
 
 
 BENCHES: dict[str, Callable[..., dict]] = {

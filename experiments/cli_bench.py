@@ -20,6 +20,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
         options["agents"] = args.agents
     if args.workers:
         options["workers"] = args.workers
+    if args.stack:
+        options["stack"] = args.stack
     for key in ("presets", "variants"):
         if getattr(args, key):
             options[key] = [v.strip() for v in getattr(args, key).split(",") if v.strip()]
@@ -47,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-procgen", action="store_true", help="env bench: skip procgen's maze")
     p.add_argument("--agents", help="eval bench: trained agents to cycle to 100 (default runs/zoo-yellow-line/agents)")
     p.add_argument("--workers", type=int, help="train bench: also time this many seeds trained at once")
+    p.add_argument("--stack", type=int, help="train bench: also time this many seeds stacked in one process")
     p.add_argument("--presets", help="train bench: comma-separated presets (default cpu,paper)")
     p.add_argument("--variants", help="train bench: comma-separated fp32, bf16, compile, bf16+compile (default: "
                    "fp32, bf16, compile; fp32 only for paper on a CPU)")

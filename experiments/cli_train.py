@@ -33,10 +33,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
         # each Ray task resolves the device on its own node
         run = train(config, args.run_dir, seeds, device=args.device, progress=not args.quiet,
-                    workers=args.workers, run_seeds=seed_runner(args.ray))
+                    workers=args.workers, stack=args.stack, run_seeds=seed_runner(args.ray))
     else:
         run = train(config, args.run_dir, seeds, device=resolve_device(args.device), progress=not args.quiet,
-                    workers=args.workers)
+                    workers=args.workers, stack=args.stack)
     print(run / "agents")
 
 
@@ -82,6 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", default="runs/train", type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     add_ray_arguments(p, "seeds", in_process=True)
+    p.add_argument("--stack", type=int, default=1, metavar="K",
+                   help="train up to K seeds together in one process, parameters stacked (torch.func); "
+                        "each agent matches the one trained alone up to float rounding")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 

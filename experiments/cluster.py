@@ -75,14 +75,13 @@ def _die_once(key: str) -> bool:
     return True
 
 
-def _train_task(config, agent_dir: str, device: str) -> int:
-    from training.ppo import train_agent
+def _train_task(config, run_dir: str, seeds: list[int], device: str) -> list[int]:
+    from training.ppo import train_group
 
-    if _die_once(f"train-{config.seed}"):
-        train_agent(config, agent_dir, device=device, progress=False, max_iterations=1)
+    if _die_once(f"train-{seeds[0]}"):
+        train_group(config, run_dir, seeds, device=device, max_iterations=1)
         os._exit(1)  # the worker process dies after its first checkpoint
-    train_agent(config, agent_dir, device=device, progress=False)
-    return config.seed
+    return train_group(config, run_dir, seeds, device=device)
 
 
 def _eval_task(refs, setting, device: str, args: dict):
@@ -112,33 +111,32 @@ def _reason(e: Exception) -> str:
 
 
 def seed_runner(address: str):
-    """A ``run_seeds`` for ``training.ppo.train`` that trains each seed as a Ray task."""
+    """A ``run_seeds`` for ``training.ppo.train`` that trains each group of seeds as a Ray task."""
     connect(address)
-    return lambda config, run_dir, seeds, device, workers, bar: train_seeds(
-        address, config, run_dir, seeds, str(device), workers, bar)
+    return lambda config, run_dir, groups, device, workers, bar: train_seeds(
+        address, config, run_dir, groups, str(device), workers, bar)
 
 
-def train_seeds(address: str, config, run_dir: Path, seeds: list[int], device: str, workers: int = 1,
+def train_seeds(address: str, config, run_dir: Path, groups: list[list[int]], device: str, workers: int = 1,
                 bar=None) -> None:
-    """Train ``seeds`` as Ray tasks into ``run_dir/agents`` (as ``training.ppo.train`` does)."""
+    """Train each group of seeds (one seed, or several stacked) as a Ray task into
+    ``run_dir/agents``, as ``training.ppo.train`` does in-process."""
     import dataclasses
 
-    from training.checkpoint import agent_dir_name
     from training.ppo import failed_seeds_message
 
     ray = connect(address)
     task = ray.remote(**_resources(ray, device, workers))(_train_task)
-    futures = {task.remote(dataclasses.replace(config, seed=s, threads=config.threads or 1),
-                           str(Path(run_dir).resolve() / "agents" / agent_dir_name(s)), str(device)): s
-               for s in seeds}
+    config = dataclasses.replace(config, threads=config.threads or 1)
+    futures = {task.remote(config, str(Path(run_dir).resolve()), g, str(device)): g for g in groups}
     failed = []
-    for seed, result in _completed(ray, futures):
+    for group, result in _completed(ray, futures):
         if isinstance(result, Exception):
-            failed.append(f"seed {seed}: {_reason(result)}")
+            failed.append((group, _reason(result)))
         if bar:
-            bar.update(1)
+            bar.update(len(group))
     if failed:
-        raise GmgError(failed_seeds_message(failed, len(seeds), " on the cluster"))
+        raise GmgError(failed_seeds_message(failed, sum(map(len, groups)), " on the cluster"))
 
 
 def play_chunks(address: str, jobs: list, device, args: dict, workers: int = 1) -> Iterator[tuple]:

@@ -14,7 +14,7 @@ import torch
 from experiments.errors import GmgError
 from training.checkpoint import is_finished, load_agent, read_meta, save_weights, write_meta
 from training.config import make_config
-from training.ppo import resolve_device, train_agent
+from training.ppo import resolve_device, train_agent, train_group
 
 ALL_VARIANTS = ((False, False), (True, False), (False, True))  # (bf16, compile)
 
@@ -26,8 +26,9 @@ def _bench_one(config, device: str) -> float:
         return float(list(csv.DictReader(open(Path(tmp) / "train.csv")))[-1]["sps"])
 
 
-def _bench_synced(config, device: str, barrier) -> tuple[float, float]:
-    """Train ``config`` after every worker is ready; (start, end) wall-clock seconds."""
+def _bench_synced(config, device: str, seeds: list[int], barrier) -> tuple[float, float, float]:
+    """Train ``seeds`` (stacked if several) after every worker is ready; (start, end) seconds
+    and peak GPU MiB (0 on a CPU)."""
     from training.env import TrainingLevels, level_bank
 
     torch.zeros(1, device=device)  # CUDA context (or nothing on a CPU) before the clock starts
@@ -35,32 +36,38 @@ def _bench_synced(config, device: str, barrier) -> tuple[float, float]:
     barrier.wait()
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        train_agent(config, tmp, device=device, progress=False)
-    return t0, time.time()
+        train_group(config, Path(tmp), seeds, device=device)
+    t1 = time.time()
+    return t0, t1, torch.cuda.max_memory_allocated() / 2**20 if torch.device(device).type == "cuda" else 0.0
 
 
-def _bench_concurrent(config, device: str, workers: int) -> float:
-    """Summed env steps/s of ``workers`` seeds trained at once, one process each (as ``--workers``).
+def _bench_concurrent(config, device: str, workers: int, stack: int = 1) -> tuple[float, float]:
+    """Summed env steps/s of ``workers`` processes at once (as ``--workers``), each training
+    ``stack`` seeds stacked (as ``--stack``).
 
     Every process starts its clock at a shared barrier, once Python, torch, the device and
     the level bank are ready; the figure is all env steps over the time from that barrier to
     the last process's end, so it includes the slowest worker and every warm-up update.
+    Returns (env steps/s, peak GPU MiB of the largest process).
     """
     import dataclasses
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")
+    threads = config.threads or (1 if workers > 1 else 0)
+    groups = [list(range(w * stack, (w + 1) * stack)) for w in range(workers)]
     with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         barrier = manager.Barrier(workers)
-        spans = list(pool.map(_bench_synced, [dataclasses.replace(config, seed=s, threads=1) for s in range(workers)],
-                              [device] * workers, [barrier] * workers))
-    start, end = min(t for t, _ in spans), max(t for _, t in spans)
-    return workers * config.num_iterations * config.batch_size / (end - start)
+        spans = list(pool.map(_bench_synced, [dataclasses.replace(config, threads=threads)] * workers,
+                              [device] * workers, groups, [barrier] * workers))
+    start, end = min(t for t, _, _ in spans), max(t for _, t, _ in spans)
+    return workers * stack * config.num_iterations * config.batch_size / (end - start), max(m for _, _, m in spans)
 
 
 def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int = 2, num_steps: int | None = None,
-                variants: dict | None = None, workers: tuple[int, ...] = (1,)) -> list[dict]:
+                variants: dict | None = None, workers: tuple[int, ...] = (1,), stacks: tuple[int, ...] = (1,)
+                ) -> list[dict]:
     """Env steps/s of PPO (rollout + update) per preset and bf16 / compile variant.
 
     The last of ``iterations`` updates is timed (the first warms up caches and compile).
@@ -69,9 +76,13 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
     per-sample cost dominates), and the paper preset runs in float32 only (bf16 is 10x
     slower on CPUs without native bf16, as the cpu preset's bf16 row shows).
     ``variants`` maps a preset to its (bf16, compile) pairs. Each ``workers`` count above 1
-    adds a row per preset and variant: that many seeds trained at once, steps/s summed; then
-    every row, the 1-worker one too, counts all updates from a shared start to the last end.
+    adds a row per preset and variant: that many seeds trained at once, steps/s summed; each
+    ``stacks`` count above 1 a row of that many seeds stacked in one process. With either
+    comparison every row, the single seed's too, counts all updates from a shared start to
+    the last end.
     """
+    whole_runs = workers != (1,) or stacks != (1,)
+    counts = [(n, 1) for n in workers] + [(1, k) for k in stacks if k > 1]
     dev = resolve_device(device)
     if variants is None:
         variants = {p: ALL_VARIANTS for p in presets}
@@ -87,24 +98,27 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
                         num_minibatches=min(base.num_minibatches, base.num_envs * steps), num_levels=1000,
                         checkpoint_every=10_000)
             config = make_config(preset, over)
-            for n in workers:
-                if n > 1 and compiled:  # compiling in every worker at once only measures the compiler
-                    continue
+            for n, k in counts:
+                if (n > 1 and compiled) or (k > 1 and compiled):  # compiling in every worker at once only
+                    continue  # measures the compiler; stacked training does not compile
                 if dev.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 t0 = time.time()
                 try:
                     # with a workers comparison every row is timed the same way (whole runs, synced)
-                    sps = _bench_one(config, str(dev)) if workers == (1,) else _bench_concurrent(config, str(dev), n)
+                    if whole_runs:
+                        sps, peak = _bench_concurrent(config, str(dev), n, k)
+                    else:
+                        sps, peak = _bench_one(config, str(dev)), None
                     error = ""
                 except Exception as e:  # a variant unsupported here (e.g. compile without a compiler)
-                    sps, error = float("nan"), f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:80]}"
-                row = {"preset": preset, "bf16": bf16, "compile": compiled, "workers": n,
+                    sps, peak, error = float("nan"), None, f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:80]}"
+                row = {"preset": preset, "bf16": bf16, "compile": compiled, "workers": n, "stack": k,
                        "num_envs": config.num_envs, "num_steps": steps, "widths": list(config.widths),
                        "env_steps_per_s": round(sps, 1), "seconds": round(time.time() - t0, 1),
                        "device": dev.type, "error": error}
-                if dev.type == "cuda" and n == 1:
-                    row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+                if dev.type == "cuda":
+                    row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20 if peak is None else peak)
                 rows.append(row)
     return rows
 

@@ -7,7 +7,8 @@
 # held-out tables, bench JSON and meta.json files); the zoo comes back as OUT_DIR/zoo.tar.* in
 # 15 MB pieces (`cat zoo.tar.* | tar -x`). Steps that would pass the deadline are skipped, so
 # a rerun on the same machine (training resumes, evaluation skips what is stored) goes on.
-# Environment: DEVICE (cuda), WORKERS (16), STEPS, YELLOW_SEEDS (0-31), WHITE_SEEDS (0-15).
+# Environment: DEVICE (cuda), WORKERS (16), STEPS, YELLOW_SEEDS (0-31), WHITE_SEEDS (0-15),
+# STACK_CPU (16) and STACK_PAPER (4): seeds stacked in one process in the --stack benches.
 # It replaces experiments/zoo/ with what it trains: run it in a copy of the repository.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-figures.sh OUT_DIR [SECONDS]}
@@ -44,11 +45,13 @@ zoo white_line white-line "$white" 150 60
 cp --parents runs/zoo-*-line/agents/*/meta.json "$logs/" 2>/dev/null
 # the zoo in pieces of at most 15 MB (what comes back from a lent machine is limited per file)
 tar -cf - experiments/zoo | split -b 15M - "$out/zoo.tar."
-step gpu-tests 45 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_env.py
+step gpu-tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_env.py tests/test_stacked.py
 step bench-train-paper 120 gmg bench train --device "$device" --presets paper --variants fp32,bf16 --workers "$workers" --out "$logs/bench-train-paper.json"
 step bench-eval 75 gmg bench eval --device "$device" --agents runs/zoo-yellow-line/agents --out "$logs/bench-eval.json"
 step bench-env 30 gmg bench env --device "$device" --num-envs 4096 --steps 200 --no-procgen --out "$logs/bench-env.json"
 step bench-train-cpu 60 gmg bench train --device "$device" --presets cpu --variants fp32 --workers "$workers" --out "$logs/bench-train-cpu.json"
+step bench-train-stack-cpu 90 gmg bench train --device "$device" --presets cpu --variants fp32,bf16 --stack "${STACK_CPU:-16}" --out "$logs/bench-train-stack-cpu.json"
+step bench-train-stack-paper 120 gmg bench train --device "$device" --presets paper --variants bf16 --stack "${STACK_PAPER:-4}" --out "$logs/bench-train-stack-paper.json"
 # few files come back from a lent machine: one archive of every log, table and JSON
 tar -czf "$out/logs.tgz" -C "$out" logs && rm -rf "$logs"
 ls -la "$out"

@@ -67,6 +67,12 @@ def test_a_ray_sweep_gives_the_same_agents_and_rows(start_ray, in_process, tmp_p
     train(tiny_config(threads=1), tmp_path / "train", SEEDS, device="cpu", progress=False,
           run_seeds=seed_runner("local"))
     _same_agents(in_process / "train", tmp_path / "train", SEEDS)
+    # a group of stacked seeds is one task, its agents those trained alone up to float rounding
+    train(tiny_config(threads=1), tmp_path / "stacked", SEEDS[:2], device="cpu", progress=False, stack=2,
+          run_seeds=seed_runner("local"))
+    for s in SEEDS[:2]:
+        a, b = _weights(in_process / "train", s), _weights(tmp_path / "stacked", s)
+        assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     evaluate(tmp_path / "train" / "agents", SETTING, tmp_path / "eval", ray="local", **EVAL)
     pd.testing.assert_frame_equal(_rows(in_process / "eval"), _rows(tmp_path / "eval"))
 

@@ -39,10 +39,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save_weights(model: ImpalaAgent, path: Path, dtype: torch.dtype = torch.float32) -> None:
+def save_weights(model: ImpalaAgent | dict, path: Path, dtype: torch.dtype = torch.float32) -> None:
+    """A model's weights (or a state dict) as safetensors, written atomically."""
     from safetensors.torch import save_file
 
-    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    state = model.state_dict() if isinstance(model, torch.nn.Module) else model
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
     os.replace(tmp, path)

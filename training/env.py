@@ -152,16 +152,27 @@ class MazeEnv:
     def reset(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Restart the sampler (or load the given bank rows) in every env; first frames."""
         n, dev = self.num_envs, self.device
-        self.counter = torch.zeros((), dtype=torch.int64, device=dev)
         if rows is None:
-            rows = self.sampler.rows(torch.arange(n, device=dev))
-            self.counter += n
+            rows = self._first_rows()
+        else:
+            self.counter = torch.zeros((), dtype=torch.int64, device=dev)
         self.row = rows.to(dev).clone()
         self.agent = torch.full((n,), start_cell(self._world), dtype=torch.int64, device=dev)
         self.mirrored = torch.zeros(n, dtype=torch.bool, device=dev)
         self.steps = torch.zeros(n, dtype=torch.int64, device=dev)
         self.static = self._render_static(self.row)
         return self.observe()
+
+    STATE = ("row", "agent", "mirrored", "steps", "counter")
+
+    def state(self) -> dict:
+        """What a resumed run needs to go on exactly where this one is."""
+        return {k: getattr(self, k) for k in self.STATE}
+
+    def load_state(self, state: dict) -> None:
+        for k in self.STATE:
+            setattr(self, k, state[k].to(self.device))
+        self.static = self._render_static(self.row)
 
     def _render_static(self, rows: torch.Tensor) -> torch.Tensor:
         b = self.bank
@@ -222,11 +233,20 @@ class MazeEnv:
         info["level_now"] = self.bank.level_ids[self.row]
         return self.observe(), reward, terminated, truncated, info
 
-    def _autoreset(self, done: torch.Tensor) -> None:
+    def _first_rows(self) -> torch.Tensor:
+        n = self.num_envs
+        self.counter = torch.full((), n, dtype=torch.int64, device=self.device)
+        return self.sampler.rows(torch.arange(n, device=self.device))
+
+    def _next_rows(self, done: torch.Tensor) -> torch.Tensor:
+        """Bank rows of the next levels drawn, in env order, for the envs that are done."""
         order = torch.cumsum(done.to(torch.int64), 0) - 1
         new_rows = self.sampler.rows(self.counter + order)
         self.counter = self.counter + done.sum()
-        self.row = torch.where(done, new_rows, self.row)
+        return new_rows
+
+    def _autoreset(self, done: torch.Tensor) -> None:
+        self.row = torch.where(done, self._next_rows(done), self.row)
         self.agent = torch.where(done, start_cell(self._world), self.agent)
         self.mirrored = self.mirrored & ~done
         self.steps = torch.where(done, 0, self.steps)
@@ -236,3 +256,53 @@ class MazeEnv:
             idx = done.nonzero().squeeze(1)
             if idx.numel():
                 self.static[idx] = self._render_static(self.row[idx])
+
+
+class SeedLevels(TrainingLevels):
+    """The training levels of several seeds side by side, ``per_seed`` envs each."""
+
+    def __init__(self, num_levels: int, seeds: Sequence[int], start: int, per_seed: int):
+        super().__init__(num_levels, seeds[0], start)
+        self.seeds, self.per_seed = torch.as_tensor(list(seeds), dtype=torch.int64), per_seed
+
+    def rows(self, counters: torch.Tensor) -> torch.Tensor:
+        """``counters``: (len(seeds) * per_seed,) draw numbers, each of its env's seed."""
+        seeds = self.seeds.to(counters.device).repeat_interleave(self.per_seed)
+        return sample_training_levels(seeds, counters, self.num_levels)
+
+
+class StackedMazeEnv(MazeEnv):
+    """The envs of several training runs in one batch: envs ``[k * per_seed, (k+1) * per_seed)``
+    are seed ``seeds[k]``'s, and draw exactly the levels a ``MazeEnv`` of that seed alone would."""
+
+    def __init__(self, per_seed: int, config: EnvConfig, num_levels: int, seeds: Sequence[int], start: int = 0,
+                 device: torch.device | str = "cpu"):
+        self.per_seed, self.groups = per_seed, len(seeds)
+        super().__init__(per_seed * len(seeds), config, SeedLevels(num_levels, seeds, start, per_seed), device)
+
+    def _first_rows(self) -> torch.Tensor:
+        k, n = self.groups, self.per_seed
+        self.counter = torch.full((k,), n, dtype=torch.int64, device=self.device)
+        return self.sampler.rows(torch.arange(n, device=self.device).repeat(k))
+
+    def _next_rows(self, done: torch.Tensor) -> torch.Tensor:
+        d = done.to(torch.int64).view(self.groups, self.per_seed)
+        new_rows = self.sampler.rows((self.counter[:, None] + d.cumsum(1) - 1).reshape(-1))
+        self.counter = self.counter + d.sum(1)
+        return new_rows
+
+    def seed_state(self, k: int) -> dict:
+        """The ``state()`` a ``MazeEnv`` of seed ``seeds[k]`` alone would have."""
+        part = slice(k * self.per_seed, (k + 1) * self.per_seed)
+        return {key: (self.counter[k] if key == "counter" else getattr(self, key)[part]).clone()
+                for key in self.STATE}
+
+    def load_seed_state(self, k: int, state: dict) -> None:
+        part = slice(k * self.per_seed, (k + 1) * self.per_seed)
+        for key in self.STATE:
+            value = state[key].to(self.device)
+            if key == "counter":
+                self.counter[k] = value
+            else:
+                getattr(self, key)[part] = value
+        self.static[part] = self._render_static(self.row[part])

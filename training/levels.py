@@ -245,8 +245,9 @@ def generate(
     return Levels(ids, free3, objects, path_len, background, bg_offset)
 
 
-def sample_training_levels(seed: int, counters: torch.Tensor, num_levels: int, start_level: int = 0) -> torch.Tensor:
+def sample_training_levels(seed: int | torch.Tensor, counters: torch.Tensor, num_levels: int,
+                           start_level: int = 0) -> torch.Tensor:
     """The ``counters``-th training level of a seeded sampler: uniform over
-    ``[start_level, start_level + num_levels)``; the seed fixes the order."""
-    u = hash_u32(_fmix32(torch.tensor(seed)), _S_SAMPLER, counters >> 32, counters)
+    ``[start_level, start_level + num_levels)``; the seed (or one per counter) fixes the order."""
+    u = hash_u32(_fmix32(torch.as_tensor(seed)), _S_SAMPLER, counters >> 32, counters)
     return start_level + (u % num_levels)

@@ -60,16 +60,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 class RunningMeanStd:
-    """Running variance of a stream of batches (for reward scaling)."""
+    """Running variance of a stream of batches (for reward scaling), one per leading index:
+    ``shape`` () for one agent, (K,) for K stacked agents; batches reduce over the last dim."""
 
-    def __init__(self, device: torch.device):
-        self.mean = torch.zeros((), dtype=torch.float64, device=device)
-        self.var = torch.ones((), dtype=torch.float64, device=device)
-        self.count = torch.tensor(1e-4, dtype=torch.float64, device=device)
+    def __init__(self, device: torch.device, shape: tuple[int, ...] = ()):
+        self.mean = torch.zeros(shape, dtype=torch.float64, device=device)
+        self.var = torch.ones(shape, dtype=torch.float64, device=device)
+        self.count = torch.full(shape, 1e-4, dtype=torch.float64, device=device)
 
     def update(self, x: torch.Tensor) -> None:
         x = x.double()
-        b_mean, b_var, b_count = x.mean(), x.var(unbiased=False), x.numel()
+        b_mean, b_var, b_count = x.mean(-1), x.var(-1, unbiased=False), x.shape[-1]
         delta = b_mean - self.mean
         total = self.count + b_count
         self.mean = self.mean + delta * b_count / total
@@ -84,9 +85,173 @@ class RunningMeanStd:
         self.mean, self.var, self.count = s["mean"], s["var"], s["count"]
 
 
+# ---------------------------------------------------------------- the PPO arithmetic
+# Shared by one agent (tensors (n,)) and stacked agents (tensors (K, n)): every reduction is
+# over the last dim, so each stacked agent computes exactly what it would alone.
+
+def scaled_reward(config: TrainConfig, reward, done, disc_return, reward_rms: RunningMeanStd):
+    """(reward for the update, next discounted return): rewards divided by a running std of
+    the discounted return, as procgen's PPO baselines do."""
+    if not config.scale_rewards:
+        return reward, disc_return
+    disc_return = disc_return * config.gamma + reward.double()
+    reward_rms.update(disc_return)
+    disc_return = torch.where(done, 0.0, disc_return)
+    return (reward / torch.sqrt(reward_rms.var[..., None] + 1e-8)).float(), disc_return
+
+
+def episode_sums(done, reward, info) -> torch.Tensor:
+    """float64 (5, ...): count, length, return, shortest path and success of finished episodes."""
+    return torch.stack([x.double().sum(-1) for x in (
+        done, info["length"] * done, reward * done, info["path_len"][..., 0] * done, (info["reached"] == 1) & done)])
+
+
+def gae(config: TrainConfig, rewards, values, dones, next_value, next_done) -> torch.Tensor:
+    """Generalised advantage estimates; time is the first dim of every buffer."""
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(next_value)
+    t_len = rewards.shape[0]
+    for t in reversed(range(t_len)):
+        if t == t_len - 1:
+            nextnonterminal, nextvalues = 1.0 - next_done, next_value
+        else:
+            nextnonterminal, nextvalues = 1.0 - dones[t + 1], values[t + 1]
+        delta = rewards[t] + config.gamma * nextvalues * nextnonterminal - values[t]
+        lastgaelam = delta + config.gamma * config.gae_lambda * nextnonterminal * lastgaelam
+        advantages[t] = lastgaelam
+    return advantages
+
+
+def ppo_loss(config: TrainConfig, newlogprob, entropy, newvalue, logprobs, advantages, values, returns) -> dict:
+    """Clipped PPO loss of one minibatch and its diagnostics, each reduced over the last dim."""
+    logratio = newlogprob - logprobs
+    ratio = logratio.exp()
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - logratio).mean(-1)
+        clipfrac = ((ratio - 1.0).abs() > config.clip_coef).float().mean(-1)
+    if config.norm_adv:
+        advantages = (advantages - advantages.mean(-1, keepdim=True)) / (advantages.std(-1, keepdim=True) + 1e-8)
+    pg_loss = torch.max(-advantages * ratio,
+                        -advantages * torch.clamp(ratio, 1 - config.clip_coef, 1 + config.clip_coef)).mean(-1)
+    if config.clip_vloss:
+        v_clipped = values + torch.clamp(newvalue - values, -config.clip_coef, config.clip_coef)
+        v_loss = 0.5 * torch.max((newvalue - returns) ** 2, (v_clipped - returns) ** 2).mean(-1)
+    else:
+        v_loss = 0.5 * ((newvalue - returns) ** 2).mean(-1)
+    entropy_loss = entropy.mean(-1)
+    loss = pg_loss - config.ent_coef * entropy_loss + v_loss * config.vf_coef
+    return {"loss": loss, "policy_loss": pg_loss, "value_loss": v_loss, "entropy": entropy_loss,
+            "approx_kl": approx_kl, "clipfrac": clipfrac}
+
+
+def iteration_stats(*, iteration: int, global_step: int, wall_time: float, sps: float, ep: list[float],
+                    lr: float, last: dict, clipfrac: float, values: torch.Tensor, returns: torch.Tensor) -> dict:
+    """One row of train.csv: ``ep`` is ``episode_sums`` of the rollout, ``last`` the losses of
+    the last minibatch (floats), ``values``/``returns`` the batch's (for explained variance)."""
+    y_pred, y_true = values.float().cpu().numpy(), returns.float().cpu().numpy()
+    var_y = np.var(y_true)
+    n_ep, len_sum, ret_sum, path_sum, success_sum = ep
+    per_episode = (lambda total: total / n_ep) if n_ep else (lambda total: float("nan"))
+    return {
+        "iteration": iteration, "global_step": global_step, "wall_time": round(wall_time, 2), "sps": round(sps, 1),
+        "episodes": int(n_ep),
+        "episodic_return": per_episode(ret_sum), "episode_length": per_episode(len_sum),
+        "shortest_path": per_episode(path_sum), "success": per_episode(success_sum),
+        "learning_rate": lr, "policy_loss": last["policy_loss"], "value_loss": last["value_loss"],
+        "entropy": last["entropy"], "approx_kl": last["approx_kl"], "clipfrac": clipfrac,
+        "explained_variance": float("nan") if var_y == 0 else float(1 - np.var(y_true - y_pred) / var_y),
+    }
+
+
+def progress_bar(show: bool, total: int, initial: int, desc: str):
+    """A tqdm bar over env steps, or None."""
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", desc=desc, dynamic_ncols=True, leave=False)
+
+
+def anneal_learning_rate(config: TrainConfig, optimizer: optim.Optimizer, iteration: int) -> None:
+    if config.anneal_lr:
+        frac = 1.0 - (iteration - 1.0) / config.num_iterations
+        optimizer.param_groups[0]["lr"] = frac * config.learning_rate
+
+
+def progress_text(sps: float, stats: dict) -> str:
+    return (f"{sps:,.0f} steps/s  success {stats['success']:.2f}  "
+            f"length {stats['episode_length']:.1f} / shortest {stats['shortest_path']:.1f}")
+
+
+def append_log(agent_dir: Path, stats: dict) -> None:
+    with (agent_dir / "train.csv").open("a", newline="") as f:
+        csv.DictWriter(f, LOG_FIELDS).writerow({k: _round(v) for k, v in stats.items()})
+
+
+# ---------------------------------------------------------------- checkpoints
+
 def _config_diff(a: dict, b: dict) -> list[str]:
     keys = (set(a) | set(b)) - set(RUN_FIELDS_IGNORED_ON_RESUME)
     return sorted(k for k in keys if a.get(k) != b.get(k))
+
+
+def agent_meta(config: TrainConfig, device: torch.device) -> dict:
+    """What meta.json says of every agent of this config (steps and stats are added later)."""
+    return {
+        "seed": config.seed, "preset": config.preset, "train": config.to_dict(),
+        "model": config.model_config().to_dict(),
+        "env": {"objects": [config.goal], "world_dim": config.world_dim, "size": config.obs_size,
+                "background": config.background, "timeout": config.timeout,
+                "num_levels": config.num_levels, "start_level": config.start_level},
+        "device": device.type,
+    }
+
+
+def load_resume(config: TrainConfig, agent_dir: Path, device: torch.device) -> dict | None:
+    """The resume state of an unfinished run in ``agent_dir`` (None: start afresh, with a new
+    log). Refuses a changed config; drops log rows written after the checkpoint."""
+    resume_path, log_path = agent_dir / "resume.pt", agent_dir / "train.csv"
+    if not resume_path.exists():
+        with log_path.open("w", newline="") as f:
+            csv.DictWriter(f, LOG_FIELDS).writeheader()
+        return None
+    meta = read_meta(agent_dir)
+    diff = _config_diff(meta["train"], config.to_dict())
+    if diff:
+        shown = ", ".join(f"{k}: {meta['train'].get(k)!r} -> {config.to_dict().get(k)!r}" for k in diff[:4])
+        raise TrainingError(
+            f"{agent_dir} holds a run with a different config ({shown}); "
+            "use the original settings or another run directory"
+        )
+    state = torch.load(resume_path, map_location=device, weights_only=True)
+    # map_location moved every tensor to the device; RNG states must be CPU byte tensors
+    for k in ("rng_cpu", "rng_cuda"):
+        if k in state:
+            state[k] = state[k].cpu()
+    if log_path.exists():
+        rows = [r for r in csv.DictReader(log_path.open()) if int(r["iteration"]) <= state["iteration"]]
+        with log_path.open("w", newline="") as f:
+            w = csv.DictWriter(f, LOG_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+    return state
+
+
+def save_checkpoint(agent_dir: Path, meta: dict, weights: dict, resume: dict | None, stats: dict,
+                    steps: int, wall_time: float) -> None:
+    """Weights and meta.json; ``resume`` (None once finished) is the state a killed run goes on
+    from: model, optimizer, reward_rms, env, next_done, disc_return, global_step, iteration,
+    wall_time, rng_cpu (and rng_cuda)."""
+    resume_path = agent_dir / "resume.pt"
+    save_weights(weights, agent_dir / "model.safetensors")
+    if resume is not None:
+        tmp = resume_path.with_name("resume.pt.tmp")
+        torch.save(resume, tmp)
+        tmp.replace(resume_path)
+    write_meta(agent_dir, {**meta, "finished": resume is None, "steps": steps, "wall_time": round(wall_time, 2),
+                           "final_stats": stats})
+    if resume is None and resume_path.exists():
+        resume_path.unlink()
 
 
 def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.device = "auto",
@@ -128,79 +293,35 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
     next_obs = env.reset()
     next_done = torch.zeros(n, device=device)
     disc_return = torch.zeros(n, dtype=torch.float64, device=device)
-    resume_path = agent_dir / "resume.pt"
-    log_path = agent_dir / "train.csv"
-    if resume_path.exists():
-        meta = read_meta(agent_dir)
-        diff = _config_diff(meta["train"], config.to_dict())
-        if diff:
-            shown = ", ".join(f"{k}: {meta['train'].get(k)!r} -> {config.to_dict().get(k)!r}" for k in diff[:4])
-            raise TrainingError(
-                f"{agent_dir} holds a run with a different config ({shown}); "
-                "use the original settings or another run directory"
-            )
-        state = torch.load(resume_path, map_location=device, weights_only=True)
+    state = load_resume(config, agent_dir, device)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         reward_rms.load(state["reward_rms"])
-        for k in ("row", "agent", "mirrored", "steps", "counter"):
-            setattr(env, k, state["env"][k])
-        env.static = env._render_static(env.row)
+        env.load_state(state["env"])
         next_obs = env.observe()
         next_done, disc_return = state["next_done"], state["disc_return"]
         global_step, iteration, wall_before = state["global_step"], state["iteration"], state["wall_time"]
-        # map_location moved every tensor to the device; RNG states must be CPU byte tensors
-        torch.set_rng_state(state["rng_cpu"].cpu())
+        torch.set_rng_state(state["rng_cpu"])
         if device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"].cpu())
-        # drop log rows written after this checkpoint, so none is duplicated
-        if log_path.exists():
-            rows = list(csv.DictReader(log_path.open()))
-            rows = [r for r in rows if int(r["iteration"]) <= iteration]
-            with log_path.open("w", newline="") as f:
-                w = csv.DictWriter(f, LOG_FIELDS)
-                w.writeheader()
-                w.writerows(rows)
-    else:
-        with log_path.open("w", newline="") as f:
-            csv.DictWriter(f, LOG_FIELDS).writeheader()
-
-    base_meta = {
-        "seed": config.seed, "preset": config.preset, "train": config.to_dict(),
-        "model": config.model_config().to_dict(),
-        "env": {"objects": [config.goal], "world_dim": config.world_dim, "size": config.obs_size,
-                "background": config.background, "timeout": config.timeout,
-                "num_levels": config.num_levels, "start_level": config.start_level},
-        "device": device.type,
-    }
+            torch.cuda.set_rng_state(state["rng_cuda"])
+    meta = agent_meta(config, device)
 
     def checkpoint(finished: bool, stats: dict) -> None:
-        save_weights(model, agent_dir / "model.safetensors")
+        resume, wall_time = None, wall_before + time.time() - t0
         if not finished:
-            state = {
+            resume = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "reward_rms": reward_rms.state(),
-                "env": {k: getattr(env, k) for k in ("row", "agent", "mirrored", "steps", "counter")},
+                "reward_rms": reward_rms.state(), "env": env.state(),
                 "next_done": next_done, "disc_return": disc_return,
                 "global_step": global_step, "iteration": iteration,
-                "wall_time": wall_before + time.time() - t0, "rng_cpu": torch.get_rng_state(),
+                "wall_time": wall_time, "rng_cpu": torch.get_rng_state(),
             }
             if device.type == "cuda":
-                state["rng_cuda"] = torch.cuda.get_rng_state()
-            tmp = resume_path.with_name("resume.pt.tmp")
-            torch.save(state, tmp)
-            tmp.replace(resume_path)
-        write_meta(agent_dir, {**base_meta, "finished": finished, "steps": global_step,
-                               "wall_time": round(wall_before + time.time() - t0, 2), "final_stats": stats})
-        if finished and resume_path.exists():
-            resume_path.unlink()
+                resume["rng_cuda"] = torch.cuda.get_rng_state()
+        save_checkpoint(agent_dir, meta, model.state_dict(), resume, stats, global_step, wall_time)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.num_iterations * config.batch_size, initial=global_step, unit="step",
-                   desc=f"seed {config.seed}", dynamic_ncols=True, leave=False)
+    bar = progress_bar(progress, config.num_iterations * config.batch_size, global_step, f"seed {config.seed}")
     t0 = time.time()
     stats: dict = {}
     iterations_this_call = 0
@@ -213,11 +334,9 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         iteration += 1
         iterations_this_call += 1
         t_iter = time.time()
-        if config.anneal_lr:
-            frac = 1.0 - (iteration - 1.0) / config.num_iterations
-            optimizer.param_groups[0]["lr"] = frac * config.learning_rate
+        anneal_learning_rate(config, optimizer, iteration)
         # episode statistics as on-device sums: no host sync inside the rollout
-        ep = torch.zeros(5, dtype=torch.float64, device=device)  # count, length, return, shortest, success
+        ep = torch.zeros(5, dtype=torch.float64, device=device)
 
         # ---- rollout
         model.eval()
@@ -232,30 +351,14 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
             logprobs[step] = logprob
             next_obs, reward, terminated, truncated, info = env.step(action)
             done = terminated | truncated
-            if config.scale_rewards:
-                disc_return = disc_return * config.gamma + reward.double()
-                reward_rms.update(disc_return)
-                disc_return = torch.where(done, 0.0, disc_return)
-                rewards[step] = (reward / torch.sqrt(reward_rms.var + 1e-8)).float()
-            else:
-                rewards[step] = reward
+            rewards[step], disc_return = scaled_reward(config, reward, done, disc_return, reward_rms)
             next_done = done.float()
-            ep += torch.stack([x.double().sum() for x in (
-                done, info["length"] * done, reward * done, info["path_len"][:, 0] * done, (info["reached"] == 1) & done)])
+            ep += episode_sums(done, reward, info)
 
         # ---- advantages (GAE)
         with torch.no_grad(), autocast():
             next_value = _value(forward, next_obs).float()
-        advantages = torch.zeros_like(rewards)
-        lastgaelam = torch.zeros(n, device=device)
-        for t in reversed(range(t_len)):
-            if t == t_len - 1:
-                nextnonterminal, nextvalues = 1.0 - next_done, next_value
-            else:
-                nextnonterminal, nextvalues = 1.0 - dones[t + 1], values[t + 1]
-            delta = rewards[t] + config.gamma * nextvalues * nextnonterminal - values[t]
-            lastgaelam = delta + config.gamma * config.gae_lambda * nextnonterminal * lastgaelam
-            advantages[t] = lastgaelam
+        advantages = gae(config, rewards, values, dones, next_value, next_done)
         returns = advantages + values
 
         # ---- flatten the batch
@@ -265,7 +368,7 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
 
         # ---- optimise policy and value
         model.train()
-        clipfracs, approx_kl = [], torch.zeros(())
+        clipfracs = []
         nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         for _ in range(config.update_epochs):
             # drawn from torch's CPU generator, whose state the resume checkpoint carries
@@ -274,27 +377,12 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
                 mb_inds = b_inds[start : start + config.minibatch_size]
                 with autocast():
                     _, newlogprob, entropy, newvalue = _act(forward, b_obs[mb_inds], b_actions[mb_inds])
-                logratio = newlogprob - b_logprobs[mb_inds]
-                ratio = logratio.exp()
-                with torch.no_grad():
-                    approx_kl = ((ratio - 1) - logratio).mean()
-                    clipfracs.append(((ratio - 1.0).abs() > config.clip_coef).float().mean())
-                mb_advantages = b_advantages[mb_inds]
-                if config.norm_adv:
-                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
-                pg_loss = torch.max(-mb_advantages * ratio,
-                                    -mb_advantages * torch.clamp(ratio, 1 - config.clip_coef, 1 + config.clip_coef)).mean()
-                newvalue = newvalue.view(-1)
-                if config.clip_vloss:
-                    v_clipped = b_values[mb_inds] + torch.clamp(newvalue - b_values[mb_inds], -config.clip_coef, config.clip_coef)
-                    v_loss = 0.5 * torch.max((newvalue - b_returns[mb_inds]) ** 2, (v_clipped - b_returns[mb_inds]) ** 2).mean()
-                else:
-                    v_loss = 0.5 * ((newvalue - b_returns[mb_inds]) ** 2).mean()
-                entropy_loss = entropy.mean()
-                loss = pg_loss - config.ent_coef * entropy_loss + v_loss * config.vf_coef
-                nonfinite |= ~torch.isfinite(loss.detach())
+                out = ppo_loss(config, newlogprob, entropy, newvalue.view(-1), b_logprobs[mb_inds],
+                               b_advantages[mb_inds], b_values[mb_inds], b_returns[mb_inds])
+                clipfracs.append(out["clipfrac"])
+                nonfinite |= ~torch.isfinite(out["loss"].detach())
                 optimizer.zero_grad()
-                loss.backward()
+                out["loss"].backward()
                 nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
 
@@ -307,30 +395,16 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
             )
 
         # ---- log
-        y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
-        var_y = np.var(y_true)
-        n_ep, len_sum, ret_sum, path_sum, success_sum = ep.tolist()
-        per_episode = (lambda total: total / n_ep) if n_ep else (lambda total: float("nan"))
         sps = config.batch_size / max(time.time() - t_iter, 1e-9)
-        stats = {
-            "iteration": iteration, "global_step": global_step,
-            "wall_time": round(wall_before + time.time() - t0, 2), "sps": round(sps, 1),
-            "episodes": int(n_ep),
-            "episodic_return": per_episode(ret_sum), "episode_length": per_episode(len_sum),
-            "shortest_path": per_episode(path_sum), "success": per_episode(success_sum),
-            "learning_rate": optimizer.param_groups[0]["lr"], "policy_loss": pg_loss.item(),
-            "value_loss": v_loss.item(), "entropy": entropy_loss.item(), "approx_kl": approx_kl.item(),
-            "clipfrac": torch.stack(clipfracs).mean().item(),
-            "explained_variance": float("nan") if var_y == 0 else float(1 - np.var(y_true - y_pred) / var_y),
-        }
-        with log_path.open("a", newline="") as f:
-            csv.DictWriter(f, LOG_FIELDS).writerow({k: _round(v) for k, v in stats.items()})
+        stats = iteration_stats(
+            iteration=iteration, global_step=global_step, wall_time=wall_before + time.time() - t0, sps=sps,
+            ep=ep.tolist(), lr=optimizer.param_groups[0]["lr"],
+            last={k: v.item() for k, v in out.items() if k != "loss"},
+            clipfrac=torch.stack(clipfracs).mean().item(), values=b_values, returns=b_returns)
+        append_log(agent_dir, stats)
         if bar:
             bar.update(config.batch_size)
-            bar.set_postfix_str(
-                f"{sps:,.0f} steps/s  success {stats['success']:.2f}  "
-                f"length {stats['episode_length']:.1f} / shortest {stats['shortest_path']:.1f}"
-            )
+            bar.set_postfix_str(progress_text(sps, stats))
         if iteration % config.checkpoint_every == 0 and iteration < config.num_iterations:
             checkpoint(False, stats)
 
@@ -380,26 +454,70 @@ def parse_seeds(text: str | int | list[int]) -> list[int]:
     return sorted(seeds)
 
 
-def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: str | torch.device = "auto",
-          progress: bool = True, workers: int = 1, run_seeds=None) -> Path:
-    """Train a population into ``run_dir/agents``; finished seeds are skipped, others resumed.
+def format_seeds(seeds: list[int]) -> str:
+    """The inverse of ``parse_seeds``: [0, 1, 2, 5] -> "0-2,5"."""
+    parts, seeds = [], sorted(seeds)
+    i = 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
+        i = j + 1
+    return ",".join(parts)
 
-    ``workers > 1`` trains that many seeds at once, one process each, sharing the device
-    (on a GPU this fills the card; each agent is exactly the one trained alone). On a CPU
-    the cores are divided between the workers unless ``config.threads`` is set.
-    ``run_seeds(config, run_dir, seeds, device, workers, bar)``, if given, trains the
-    unfinished seeds instead (``experiments.cluster`` passes one that uses Ray).
-    """
+
+def seed_groups(run_dir: Path, seeds: list[int], stack: int) -> list[list[int]]:
+    """``seeds`` in groups of up to ``stack`` trained together; a group's seeds stand at the
+    same update (fresh seeds together, resumed ones with the seeds they were stacked with)."""
+    if stack <= 1:
+        return [[s] for s in seeds]
+    by_step: dict[int, list[int]] = {}
+    for s in seeds:
+        agent_dir = run_dir / "agents" / agent_dir_name(s)
+        steps = read_meta(agent_dir).get("steps", 0) if (agent_dir / "resume.pt").exists() else 0
+        by_step.setdefault(steps, []).append(s)
+    return [group[i : i + stack] for group in by_step.values() for i in range(0, len(group), stack)]
+
+
+def train_group(config: TrainConfig, run_dir: Path, seeds: list[int], device: str | torch.device = "auto",
+                progress: bool = False, max_iterations: int | None = None) -> list[int]:
+    """Train one seed alone, or several stacked in this process (``training.stacked``)."""
     import dataclasses
 
+    if len(seeds) == 1:
+        train_agent(dataclasses.replace(config, seed=seeds[0]), Path(run_dir) / "agents" / agent_dir_name(seeds[0]),
+                    device=device, progress=progress, max_iterations=max_iterations)
+    else:
+        from training.stacked import train_stacked
+
+        train_stacked(config, run_dir, seeds, device=device, progress=progress, max_iterations=max_iterations)
+    return seeds
+
+
+def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: str | torch.device = "auto",
+          progress: bool = True, workers: int = 1, stack: int = 1, run_seeds=None) -> Path:
+    """Train a population into ``run_dir/agents``; finished seeds are skipped, others resumed.
+
+    ``stack > 1`` trains up to that many seeds together in one process with stacked
+    parameters (``training.stacked``; each agent is the one trained alone up to float
+    rounding). ``workers > 1`` runs that many seeds (or stacked groups) at once, one process
+    each, sharing the device (each agent exactly the one trained alone); on a CPU the cores
+    are divided between the workers unless ``config.threads`` is set.
+    ``run_seeds(config, run_dir, groups, device, workers, bar)``, if given, trains the
+    groups instead (``experiments.cluster`` passes one that uses Ray).
+    """
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
+    if stack < 1:
+        raise ConfigError(f"stack must be at least 1, got {stack}")
     run_dir = Path(run_dir)
     (run_dir / "agents").mkdir(parents=True, exist_ok=True)
     (run_dir / "population.json").write_text(json.dumps(
         {"code_version": CODE_VERSION, "preset": config.preset, "seeds": seeds, "train": config.to_dict()},
         indent=2))
     todo = [s for s in seeds if not is_finished(run_dir / "agents" / agent_dir_name(s))]
+    groups = seed_groups(run_dir, todo, stack)
     outer = None
     if progress:
         from tqdm import tqdm
@@ -407,29 +525,23 @@ def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: st
         outer = tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="agent", desc="population",
                      dynamic_ncols=True)
     if run_seeds is not None:
-        if todo:
-            run_seeds(config, run_dir, todo, device, workers, outer)
-    elif workers > 1 and len(todo) > 1:
-        _train_in_workers(config, run_dir, todo, resolve_device(device), min(workers, len(todo)), outer)
+        if groups:
+            run_seeds(config, run_dir, groups, device, workers, outer)
+    elif workers > 1 and len(groups) > 1:
+        _train_in_workers(config, run_dir, groups, resolve_device(device), min(workers, len(groups)), outer)
     else:
-        for seed in todo:
-            cfg = dataclasses.replace(config, seed=seed)
-            train_agent(cfg, run_dir / "agents" / agent_dir_name(seed), device=device, progress=progress)
+        for group in groups:
+            train_group(config, run_dir, group, device, progress=progress)
             if outer:
-                outer.update(1)
+                outer.update(len(group))
     if outer:
         outer.close()
     return run_dir
 
 
-def _train_one(config: TrainConfig, agent_dir: Path, device: str) -> int:
-    train_agent(config, agent_dir, device=device, progress=False)
-    return config.seed
-
-
-def _train_in_workers(config: TrainConfig, run_dir: Path, seeds: list[int], device: torch.device,
+def _train_in_workers(config: TrainConfig, run_dir: Path, groups: list[list[int]], device: torch.device,
                       workers: int, bar) -> None:
-    """One process per concurrently trained seed; a failed seed is reported, the others go on."""
+    """One process per concurrently trained group; a failed group is reported, the others go on."""
     import dataclasses
     import multiprocessing
     import os
@@ -439,22 +551,21 @@ def _train_in_workers(config: TrainConfig, run_dir: Path, seeds: list[int], devi
     failed = []
     # spawn, not fork: CUDA cannot be used in a forked child
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {
-            pool.submit(_train_one, dataclasses.replace(config, seed=s, threads=threads),
-                        run_dir / "agents" / agent_dir_name(s), str(device)): s
-            for s in seeds
-        }
+        futures = {pool.submit(train_group, dataclasses.replace(config, threads=threads), run_dir, g, str(device)): g
+                   for g in groups}
         for fut in as_completed(futures):
             try:
                 fut.result()
-            except Exception as e:  # noqa: BLE001 - reported per seed below
-                failed.append(f"seed {futures[fut]}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            except Exception as e:  # noqa: BLE001 - reported per group below
+                failed.append((futures[fut], str(e).splitlines()[0] if str(e) else type(e).__name__))
             if bar:
-                bar.update(1)
+                bar.update(len(futures[fut]))
     if failed:
-        raise TrainingError(failed_seeds_message(failed, len(seeds)))
+        raise TrainingError(failed_seeds_message(failed, sum(map(len, groups))))
 
 
-def failed_seeds_message(failed: list[str], total: int, where: str = "") -> str:
-    """One line for seeds that failed in workers (``failed``: "seed N: reason" each)."""
-    return f"{len(failed)} of {total} seeds failed{where} ({'; '.join(failed[:3])}); rerun the same command to retry them"
+def failed_seeds_message(failed: list[tuple[list[int], str]], total: int, where: str = "") -> str:
+    """One line for groups of seeds that failed in workers: ``failed`` holds (seeds, reason)."""
+    shown = "; ".join(f"seed{'s' if len(g) > 1 else ''} {format_seeds(g)}: {why}" for g, why in failed[:3])
+    n_failed = sum(len(g) for g, _ in failed)
+    return f"{n_failed} of {total} seeds failed{where} ({shown}); rerun the same command to retry them"
