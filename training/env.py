@@ -117,6 +117,8 @@ class MazeEnv:
     plus ``level_now`` of every env.
     """
 
+    STATE = ("row", "agent", "mirrored", "steps", "counter")  # what a resumed run restores
+
     def __init__(
         self,
         num_envs: int,
@@ -162,8 +164,6 @@ class MazeEnv:
         self.steps = torch.zeros(n, dtype=torch.int64, device=dev)
         self.static = self._render_static(self.row)
         return self.observe()
-
-    STATE = ("row", "agent", "mirrored", "steps", "counter")
 
     def state(self) -> dict:
         """What a resumed run needs to go on exactly where this one is."""
