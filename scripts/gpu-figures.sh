@@ -8,8 +8,11 @@
 # 15 MB pieces (`cat zoo.tar.* | tar -x`). Steps that would pass the deadline are skipped, so
 # a rerun on the same machine (training resumes, evaluation skips what is stored) goes on.
 # Environment: DEVICE (cuda), WORKERS (16), STEPS, YELLOW_SEEDS (0-31), WHITE_SEEDS (0-15),
-# STACK_CPU (16) and STACK_PAPER (4): seeds stacked in one process in the --stack benches.
-# It replaces experiments/zoo/ with what it trains: run it in a copy of the repository.
+# STACK_CPU (16) and STACK_PAPER (4): seeds stacked in one process in the --stack benches;
+# ONLY="gpu-tests bench-train-stack-cpu ...": run just the steps of those names (export steps
+# still rewrite experiments/zoo from whatever runs/ holds, so name them only after training).
+# It writes the agents it trains into experiments/zoo/ (FRESH_ZOO=1: replacing the bundled
+# ones), so run it in a copy of the repository and unpack zoo.tar.* here.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-figures.sh OUT_DIR [SECONDS]}
 deadline=$((SECONDS + ${2:-500}))
@@ -24,6 +27,7 @@ mkdir -p "$logs"
 step() {  # NAME LIMIT_S COMMAND...: run under the smaller of LIMIT_S and the time left
   local name=$1 limit=$2 left=$((deadline - SECONDS - 15))
   shift 2
+  if [[ -n ${ONLY:-} && " $ONLY " != *" $name "* ]]; then return; fi
   ((left < limit)) && limit=$left
   if ((limit < 10)); then echo "== $name skipped (deadline)"; return; fi
   local t0=$SECONDS
@@ -33,7 +37,8 @@ step() {  # NAME LIMIT_S COMMAND...: run under the smaller of LIMIT_S and the ti
 }
 
 train_args=(--preset cpu --workers "$workers" --quiet --device "$device" ${steps:+--steps "$steps"})
-rm -rf experiments/zoo/yellow-line experiments/zoo/white-line
+# FRESH_ZOO=1 starts the zoo over; by default the agents it trains are added to the bundled ones
+[[ ${FRESH_ZOO:-0} == 1 ]] && rm -rf experiments/zoo/yellow-line experiments/zoo/white-line
 zoo() {  # GOAL NAME SEEDS TRAIN_LIMIT_S CHECK_LIMIT_S
   step "train-$2" "$4" gmg train "${train_args[@]}" --goal "$1" --seeds "$3" --run-dir "runs/zoo-$2"
   step "export-$2" 30 gmg zoo export --run-dir "runs/zoo-$2" --name "$2"
