@@ -9,8 +9,7 @@
 # a rerun on the same machine (training resumes, evaluation skips what is stored) goes on.
 # Environment: DEVICE (cuda), WORKERS (16), STEPS, YELLOW_SEEDS (0-31), WHITE_SEEDS (0-15),
 # STACK_CPU (16) and STACK_PAPER (4): seeds stacked in one process in the --stack benches;
-# ONLY="gpu-tests bench-train-stack-cpu ...": run just the steps of those names (export steps
-# still rewrite experiments/zoo from whatever runs/ holds, so name them only after training).
+# ONLY="gpu-tests bench-train-stack-cpu ...": run just the steps of those names.
 # It writes the agents it trains into experiments/zoo/ (FRESH_ZOO=1: replacing the bundled
 # ones), so run it in a copy of the repository and unpack zoo.tar.* here.
 set -uo pipefail
