@@ -18,8 +18,8 @@ deadline=$((SECONDS + ${2:-500}))
 device=${DEVICE:-cuda}
 workers=${WORKERS:-16}
 steps=${STEPS:-}  # total env steps per agent (default: the cpu preset's)
-yellow=${YELLOW_SEEDS:-0-31}
-white=${WHITE_SEEDS:-0-15}
+yellow=${YELLOW_SEEDS-0-31}  # set empty to train none
+white=${WHITE_SEEDS-0-15}
 logs=$out/logs
 mkdir -p "$logs"
 
@@ -39,6 +39,7 @@ train_args=(--preset cpu --workers "$workers" --quiet --device "$device" ${steps
 # FRESH_ZOO=1 starts the zoo over; by default the agents it trains are added to the bundled ones
 [[ ${FRESH_ZOO:-0} == 1 ]] && rm -rf experiments/zoo/yellow-line experiments/zoo/white-line
 zoo() {  # GOAL NAME SEEDS TRAIN_LIMIT_S CHECK_LIMIT_S
+  [[ -z $3 ]] && return
   step "train-$2" "$4" gmg train "${train_args[@]}" --goal "$1" --seeds "$3" --run-dir "runs/zoo-$2"
   step "export-$2" 30 gmg zoo export --run-dir "runs/zoo-$2" --name "$2"
   step "check-$2" "$5" gmg zoo check --agents "runs/zoo-$2" --run-dir "runs/zoo-check-$2" --quiet --device "$device"
