@@ -170,6 +170,34 @@ def test_corrupt_mismatched_and_foreign_checkpoints_fail_in_one_line(tmp_path):
         load_agent(folder)
 
 
+def test_saving_equal_weights_again_leaves_the_file_alone_and_changed_weights_rewrite_it(tmp_path):
+    # safetensors writes its metadata in random order, so a rewrite of the same weights can
+    # change the bytes; the zoo's export must not churn files whose weights did not change
+    from training.checkpoint import save_weights
+
+    model, path = ImpalaAgent(ModelConfig(widths=(4, 8, 8))), tmp_path / "model.safetensors"
+    save_weights(model, path, dtype=torch.float16)
+    before = path.read_bytes(), path.stat().st_mtime_ns
+    for _ in range(8):
+        save_weights(model, path, dtype=torch.float16)
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    save_weights(model, path, dtype=torch.float32)  # same values, another dtype: rewritten
+    assert path.read_bytes() != before[0]
+    with torch.no_grad():
+        model.value.bias.add_(1.0)
+    save_weights(model, path, dtype=torch.float32)
+    assert load_agent_weights(path)["value.bias"].equal(model.value.bias.detach())
+    path.write_bytes(before[0][:100])  # a truncated file is rewritten, not trusted
+    save_weights(model, path, dtype=torch.float32)
+    assert load_agent_weights(path)["value.bias"].equal(model.value.bias.detach())
+
+
+def load_agent_weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
 def _mean_length(model, world_dim, n=200):
     env = MazeEnv(n, EnvConfig(world_dim=world_dim), EvaluationLevels(n=n), "cpu")
     obs, lengths, done_once = env.observe(), torch.zeros(n), torch.zeros(n, dtype=torch.bool)

@@ -45,9 +45,26 @@ def save_weights(model: ImpalaAgent | dict, path: Path, dtype: torch.dtype = tor
 
     state = model.state_dict() if isinstance(model, torch.nn.Module) else model
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
+    if _holds(path, state):
+        return  # safetensors orders its metadata at random: rewriting equal weights churns bytes
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
     os.replace(tmp, path)
+
+
+def _holds(path: Path, state: dict) -> bool:
+    """Whether `path` is a readable gmg weights file of this version with exactly these tensors."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        return False
+    try:
+        with safe_open(str(path), "pt") as f:
+            if f.metadata() != {"format": FORMAT, "version": str(FORMAT_VERSION)} or set(f.keys()) != state.keys():
+                return False
+            return all(torch.equal(f.get_tensor(k), v) and f.get_tensor(k).dtype == v.dtype for k, v in state.items())
+    except (SafetensorError, OSError, ValueError):
+        return False
 
 
 def write_meta(agent_dir: Path, meta: dict) -> None:
