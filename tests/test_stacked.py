@@ -142,6 +142,16 @@ def test_workers_of_stacked_groups_train_what_one_process_does(tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_seed_groups_read_the_update_from_resume_pt_not_a_stale_meta(tmp_path):
+    train_stacked(tiny(), tmp_path, [0, 1], device="cpu", progress=False, max_iterations=2)
+    agent = tmp_path / "agents" / "agent-0001"
+    meta = read_meta(agent)
+    (agent / "meta.json").write_text(__import__("json").dumps({**meta, "steps": 64}))  # killed before its meta
+    assert seed_groups(tmp_path, [0, 1, 2], stack=4) == [[0, 1], [2]]
+    train(tiny(), tmp_path, [0, 1], device="cpu", progress=False, stack=2)
+    assert all(read_meta(tmp_path / "agents" / f"agent-{s:04d}")["finished"] for s in (0, 1))
+
+
 def test_nan_in_one_stacked_seed_names_it_and_keeps_every_last_checkpoint(tmp_path, monkeypatch):
     real = StackedAgents.__call__
     calls = {"n": 0}
@@ -155,7 +165,7 @@ def test_nan_in_one_stacked_seed_names_it_and_keeps_every_last_checkpoint(tmp_pa
         return logits, value
 
     monkeypatch.setattr(StackedAgents, "__call__", poisoned)
-    with pytest.raises(TrainingError, match=r"seed 4: the loss became NaN"):
+    with pytest.raises(TrainingError, match=r"seed 4: the loss or its gradient became NaN"):
         train_stacked(tiny(), tmp_path, [3, 4], device="cpu", progress=False)
     for s in (3, 4):
         model, meta = load_agent(tmp_path / "agents" / f"agent-{s:04d}")

@@ -69,6 +69,37 @@ def test_resume_with_a_changed_config_is_refused_naming_the_field(tmp_path):
         train_agent(tiny(seed=1, learning_rate=1e-3), tmp_path, device="cpu", progress=False)
 
 
+def test_a_kill_between_resume_and_meta_loses_nothing(tmp_path):
+    # resume.pt is written before meta.json: a run killed between the two at its first
+    # checkpoint has no meta.json yet, and must still resume to the same agent
+    whole = train_agent(tiny(seed=1), tmp_path / "whole", device="cpu", progress=False)
+    part = tmp_path / "part"
+    train_agent(tiny(seed=1), part, device="cpu", progress=False, max_iterations=1)
+    (part / "meta.json").unlink()
+    train_agent(tiny(seed=1), part, device="cpu", progress=False)
+    wa, wb = load_agent(whole)[0].state_dict(), load_agent(part)[0].state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_refuses_fewer_steps_a_new_schedule_and_a_corrupt_file(tmp_path):
+    train_agent(tiny(seed=1), tmp_path / "a", device="cpu", progress=False, max_iterations=2)
+    with pytest.raises(TrainingError, match="already at step 128"):
+        train_agent(tiny(seed=1, total_timesteps=64), tmp_path / "a", device="cpu", progress=False)
+    train_agent(tiny(seed=1, anneal_lr=True), tmp_path / "b", device="cpu", progress=False, max_iterations=1)
+    with pytest.raises(TrainingError, match="total_timesteps"):
+        train_agent(tiny(seed=1, anneal_lr=True, total_timesteps=640), tmp_path / "b", device="cpu", progress=False)
+    rows_before = (tmp_path / "a" / "train.csv").read_text()
+    data = (tmp_path / "a" / "resume.pt").read_bytes()
+    (tmp_path / "a" / "resume.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(TrainingError, match="corrupt or truncated"):
+        train_agent(tiny(seed=1), tmp_path / "a", device="cpu", progress=False)
+    assert (tmp_path / "a" / "train.csv").read_text() == rows_before  # the log is untouched
+    # without anneal_lr more steps are fine: the run goes on to the new total
+    (tmp_path / "a" / "resume.pt").write_bytes(data)
+    train_agent(tiny(seed=1, total_timesteps=64 * 4), tmp_path / "a", device="cpu", progress=False)
+    assert load_agent(tmp_path / "a")[1]["steps"] == 256
+
+
 def test_population_skips_finished_seeds(tmp_path):
     train(tiny(), tmp_path, [0, 1], device="cpu", progress=False)
     stamp = (tmp_path / "agents" / "agent-0000" / "model.safetensors").stat().st_mtime_ns
@@ -113,11 +144,56 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
         return out
 
     monkeypatch.setattr(ppo, "_act", poisoned)
-    with pytest.raises(TrainingError, match="loss became NaN"):
+    with pytest.raises(TrainingError, match="loss or its gradient became NaN"):
         train_agent(tiny(seed=2), tmp_path, device="cpu", progress=False)
     model, meta = load_agent(tmp_path)
     assert meta["steps"] == 64 and meta["finished"] is False
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+class _InfGrad(torch.autograd.Function):
+    """Identity forward, infinite gradient backward: a finite loss whose backward overflows."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * float("inf")
+
+
+def test_an_infinite_gradient_under_a_finite_loss_also_stops_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    import training.ppo as ppo
+
+    real = ppo._act
+    calls = {"n": 0}
+
+    def poisoned(model, obs, action=None):
+        out = real(model, obs, action)
+        if action is not None:
+            calls["n"] += 1
+            if calls["n"] > 4:
+                return out[0], out[1], out[2], _InfGrad.apply(out[3])
+        return out
+
+    monkeypatch.setattr(ppo, "_act", poisoned)
+    with pytest.raises(TrainingError, match="loss or its gradient became NaN or infinite"):
+        train_agent(tiny(seed=2), tmp_path, device="cpu", progress=False)
+    model, meta = load_agent(tmp_path)
+    assert meta["steps"] == 64
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_out_of_memory_is_one_line_naming_the_seeds(tmp_path, monkeypatch):
+    import training.ppo as ppo
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(ppo, "train_agent", oom)
+    with pytest.raises(TrainingError, match=r"^seed 7: out of memory on cpu; the last checkpoint is kept"):
+        ppo.train_group(tiny(), tmp_path, [7], device="cpu")
 
 
 @pytest.mark.parametrize("preset, over, message", [
@@ -128,6 +204,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
     ("cpu", {"world_dim": 4}, "odd integer"),
     ("cpu", {"goal": "pink_line"}, "unknown colour"),
     ("cpu", {"num_envs": "many"}, "expects int"),
+    ("cpu", {"checkpoint_every": 0}, "checkpoint_every must be at least 1"),
+    ("cpu", {"threads": -1}, "threads must be 0"),
+    ("cpu", {"num_envs": 2, "num_steps": 2, "num_minibatches": 4}, "cannot normalise advantages"),
 ])
 def test_bad_config_is_one_clear_error(preset, over, message):
     with pytest.raises(ConfigError, match=message):

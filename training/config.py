@@ -68,7 +68,8 @@ class TrainConfig:
         def bad(msg: str) -> ConfigError:
             return ConfigError(msg)
 
-        for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden", "num_levels", "timeout"):
+        for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden", "num_levels",
+                     "timeout", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise bad(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
@@ -84,6 +85,11 @@ class TrainConfig:
                 f"batch of num_envs x num_steps = {self.batch_size} does not split into "
                 f"{self.num_minibatches} minibatches; change num_minibatches or num_steps"
             )
+        if self.norm_adv and self.minibatch_size < 2:
+            raise bad(f"minibatches of {self.minibatch_size} sample cannot normalise advantages; "
+                      "use fewer num_minibatches or set norm_adv=false")
+        if self.threads < 0:
+            raise bad(f"threads must be 0 (all cores) or a positive count, got {self.threads}")
         if not self.widths or any(w < 1 for w in self.widths):
             raise bad(f"widths must be positive channel counts, got {list(self.widths)}")
         try:
@@ -118,8 +124,9 @@ PRESETS: dict[str, dict] = {
     # measured on 2 CPU cores; see README "The cpu preset"
     "cpu": {},
 }
-# fields that change what is learned; a resumed run must match them exactly
-RUN_FIELDS_IGNORED_ON_RESUME = ("total_timesteps", "checkpoint_every", "threads", "compile")
+# a resumed run must match every other field; these say only how long it goes (a run may be
+# extended, unless anneal_lr ties the schedule to it), how often it saves and how it runs
+RUN_FIELDS_IGNORED_ON_RESUME = ("total_timesteps", "num_iterations", "checkpoint_every", "threads", "compile")
 _INIT_FIELDS = {f.name: f for f in fields(TrainConfig) if f.init}
 
 

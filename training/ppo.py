@@ -215,33 +215,63 @@ def load_resume(config: TrainConfig, agent_dir: Path, device: torch.device) -> d
         with log_path.open("w", newline="") as f:
             csv.DictWriter(f, LOG_FIELDS).writeheader()
         return None
-    meta = read_meta(agent_dir)
-    diff = _config_diff(meta["train"], config.to_dict())
+    try:
+        state = torch.load(resume_path, map_location=device, weights_only=True)
+    except Exception as e:  # pickle, zip and EOF errors all mean the same to the user
+        raise TrainingError(f"{resume_path} is corrupt or truncated ({type(e).__name__}); "
+                            "delete it to start this seed afresh") from None
+    # the config is in resume.pt since format 2 of it; older ones have only meta.json's
+    saved = state.get("train") or read_meta(agent_dir)["train"]
+    now = config.to_dict()
+    diff = _config_diff(saved, now)
+    if config.anneal_lr and saved.get("total_timesteps") != now["total_timesteps"]:
+        diff.append("total_timesteps")  # it sets the learning-rate schedule
     if diff:
-        shown = ", ".join(f"{k}: {meta['train'].get(k)!r} -> {config.to_dict().get(k)!r}" for k in diff[:4])
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diff[:4])
         raise TrainingError(
             f"{agent_dir} holds a run with a different config ({shown}); "
             "use the original settings or another run directory"
         )
-    state = torch.load(resume_path, map_location=device, weights_only=True)
-    # map_location moved every tensor to the device; RNG states must be CPU byte tensors
+    if state["iteration"] >= config.num_iterations:
+        raise TrainingError(f"{agent_dir} is already at step {state['global_step']:,}, not below the "
+                            f"{config.total_timesteps:,} asked for; ask for more steps or use another run directory")
+    # map_location moved every tensor to the device; RNG states must be CPU byte tensors, and
+    # Adam keeps its step counts on the CPU (neither fused nor capturable here)
     for k in ("rng_cpu", "rng_cuda"):
         if k in state:
             state[k] = state[k].cpu()
+    for st in state["optimizer"]["state"].values():
+        st["step"] = st["step"].cpu()
     if log_path.exists():
-        rows = [r for r in csv.DictReader(log_path.open()) if int(r["iteration"]) <= state["iteration"]]
-        with log_path.open("w", newline="") as f:
+        with log_path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= state["iteration"]]
+        tmp = log_path.with_name("train.csv.tmp")
+        with tmp.open("w", newline="") as f:
             w = csv.DictWriter(f, LOG_FIELDS)
             w.writeheader()
             w.writerows(rows)
+        tmp.replace(log_path)
     return state
+
+
+def resume_iteration(agent_dir: Path) -> int:
+    """The update an unfinished run's resume.pt stands at (0 when there is none)."""
+    path = agent_dir / "resume.pt"
+    if not path.exists():
+        return 0
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["iteration"])
+    except Exception as e:
+        raise TrainingError(f"{path} is corrupt or truncated ({type(e).__name__}); "
+                            "delete it to start this seed afresh") from None
 
 
 def save_checkpoint(agent_dir: Path, meta: dict, weights: dict, resume: dict | None, stats: dict,
                     steps: int, wall_time: float) -> None:
     """Weights and meta.json; ``resume`` (None once finished) is the state a killed run goes on
     from: model, optimizer, reward_rms, env, next_done, disc_return, global_step, iteration,
-    wall_time, rng_cpu (and rng_cuda)."""
+    wall_time, rng_cpu (and rng_cuda), train (the config). resume.pt is written first and
+    holds all a resume needs, so a kill between the files loses nothing."""
     resume_path = agent_dir / "resume.pt"
     save_weights(weights, agent_dir / "model.safetensors")
     if resume is not None:
@@ -304,7 +334,7 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         global_step, iteration, wall_before = state["global_step"], state["iteration"], state["wall_time"]
         torch.set_rng_state(state["rng_cpu"])
         if device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"])
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
     meta = agent_meta(config, device)
 
     def checkpoint(finished: bool, stats: dict) -> None:
@@ -315,10 +345,10 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
                 "reward_rms": reward_rms.state(), "env": env.state(),
                 "next_done": next_done, "disc_return": disc_return,
                 "global_step": global_step, "iteration": iteration,
-                "wall_time": wall_time, "rng_cpu": torch.get_rng_state(),
+                "wall_time": wall_time, "rng_cpu": torch.get_rng_state(), "train": config.to_dict(),
             }
             if device.type == "cuda":
-                resume["rng_cuda"] = torch.cuda.get_rng_state()
+                resume["rng_cuda"] = torch.cuda.get_rng_state(device)
         save_checkpoint(agent_dir, meta, model.state_dict(), resume, stats, global_step, wall_time)
 
     bar = progress_bar(progress, config.num_iterations * config.batch_size, global_step, f"seed {config.seed}")
@@ -383,14 +413,15 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
                 nonfinite |= ~torch.isfinite(out["loss"].detach())
                 optimizer.zero_grad()
                 out["loss"].backward()
-                nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                nonfinite |= ~torch.isfinite(grad_norm)  # a finite loss can still overflow backward
                 optimizer.step()
 
         # checked once per update (a check per minibatch would stall a GPU); a model hit by a
         # NaN is never saved, so the last good checkpoint on disk stays
         if nonfinite.item():
             raise TrainingError(
-                f"seed {config.seed}: the loss became NaN or infinite at step {global_step}; "
+                f"seed {config.seed}: the loss or its gradient became NaN or infinite at step {global_step}; "
                 f"the last good checkpoint in {agent_dir} is kept (try a lower learning_rate)"
             )
 
@@ -475,8 +506,8 @@ def seed_groups(run_dir: Path, seeds: list[int], stack: int) -> list[list[int]]:
     by_step: dict[int, list[int]] = {}
     for s in seeds:
         agent_dir = run_dir / "agents" / agent_dir_name(s)
-        steps = read_meta(agent_dir).get("steps", 0) if (agent_dir / "resume.pt").exists() else 0
-        by_step.setdefault(steps, []).append(s)
+        # resume.pt, not meta.json: it is written first, so it is never behind
+        by_step.setdefault(resume_iteration(agent_dir), []).append(s)
     return [group[i : i + stack] for group in by_step.values() for i in range(0, len(group), stack)]
 
 
@@ -485,13 +516,17 @@ def train_group(config: TrainConfig, run_dir: Path, seeds: list[int], device: st
     """Train one seed alone, or several stacked in this process (``training.stacked``)."""
     import dataclasses
 
-    if len(seeds) == 1:
-        train_agent(dataclasses.replace(config, seed=seeds[0]), Path(run_dir) / "agents" / agent_dir_name(seeds[0]),
-                    device=device, progress=progress, max_iterations=max_iterations)
-    else:
-        from training.stacked import train_stacked
+    try:
+        if len(seeds) == 1:
+            train_agent(dataclasses.replace(config, seed=seeds[0]), Path(run_dir) / "agents" / agent_dir_name(seeds[0]),
+                        device=device, progress=progress, max_iterations=max_iterations)
+        else:
+            from training.stacked import train_stacked
 
-        train_stacked(config, run_dir, seeds, device=device, progress=progress, max_iterations=max_iterations)
+            train_stacked(config, run_dir, seeds, device=device, progress=progress, max_iterations=max_iterations)
+    except torch.OutOfMemoryError:
+        raise TrainingError(f"seed {format_seeds(seeds)}: out of memory on {device}; the last checkpoint is kept: "
+                            "train fewer seeds at once (--workers, --stack) or set bf16=true") from None
     return seeds
 
 
@@ -511,6 +546,8 @@ def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: st
         raise ConfigError(f"workers must be at least 1, got {workers}")
     if stack < 1:
         raise ConfigError(f"stack must be at least 1, got {stack}")
+    if stack > 1 and config.compile:
+        raise ConfigError("compile is not supported when seeds are stacked; drop compile=true or use --stack 1")
     run_dir = Path(run_dir)
     (run_dir / "agents").mkdir(parents=True, exist_ok=True)
     (run_dir / "population.json").write_text(json.dumps(

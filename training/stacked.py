@@ -189,7 +189,7 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
                     "reward_rms": {key: v[k].clone() for key, v in reward_rms.state().items()},
                     "env": env.seed_state(k), "next_done": next_done[k].clone(),
                     "disc_return": disc_return[k].clone(), "global_step": global_step, "iteration": iteration,
-                    "wall_time": wall_time, "rng_cpu": gens[k].get_state(),
+                    "wall_time": wall_time, "rng_cpu": gens[k].get_state(), "train": configs[k].to_dict(),
                 }
                 if device.type == "cuda":
                     resume["rng_cuda"] = dev_gens[k].get_state()
@@ -266,13 +266,14 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
                 optimizer.zero_grad()
                 # the seeds share no parameter, so each gets exactly the gradient of its own loss
                 out["loss"].sum().backward()
-                clip_grad_norm_per_seed(params, config.max_grad_norm)
+                norms = clip_grad_norm_per_seed(params, config.max_grad_norm)
+                nonfinite |= ~torch.isfinite(norms)  # a finite loss can still overflow backward
                 optimizer.step()
 
         if nonfinite.any().item():
             bad = [s for s, f in zip(seeds, nonfinite.tolist()) if f]
             raise TrainingError(
-                f"seed {', '.join(map(str, bad))}: the loss became NaN or infinite at step {global_step}; the last good "
+                f"seed {', '.join(map(str, bad))}: the loss or its gradient became NaN or infinite at step {global_step}; the last good "
                 f"checkpoints in {run_dir / 'agents'} are kept (try a lower learning_rate, or train that seed alone)"
             )
 
