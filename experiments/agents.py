@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from experiments.errors import GmgError
-from training.checkpoint import load_agent, read_meta
+from training.checkpoint import load_agent, read_meta, weights_fingerprint
 from training.model import ImpalaAgent
 
 ZOO_DIR = Path(__file__).parent / "zoo"
@@ -26,9 +26,17 @@ class AgentRef:
     agent_id: int
     path: Path
     meta: dict
+    _fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     def load(self, device: torch.device | str = "cpu") -> ImpalaAgent:
         return load_agent(self.path, device)[0]
+
+    @property
+    def fingerprint(self) -> str:
+        """Its weights' identity (``training.checkpoint.weights_fingerprint``), read once."""
+        if self._fingerprint is None:
+            self._fingerprint = weights_fingerprint(self.path)
+        return self._fingerprint
 
 
 def zoo_names() -> list[str]:

@@ -40,7 +40,8 @@ def _channels(text: str | None, layer: str):
     if layer == "hook_obs":
         from interp.interventions import parse_channels
 
-        return list(parse_channels(text))
+        parts = [c for c in text.replace(" ", "").split(",") if c]
+        return list(parse_channels(parts if len(parts) > 1 else text))
     try:
         return [int(c) for c in text.replace(" ", "").split(",") if c]
     except ValueError:
@@ -55,6 +56,12 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     with _user_errors():
         channels = _channels(args.channels, args.layer)
+    value = args.value
+    if value not in ("zero", "mean"):
+        try:
+            value = float(value)
+        except ValueError:
+            raise GmgError(f"--value must be zero, mean or a number, got {args.value!r}") from None
     what = f"patch from {args.patch_from}" if args.patch_from else f"{args.value}-ablate"
     print(f"{what} at {args.layer}, channels {args.channels or 'all'}, on {args.n_obs} first frames")
     print(f"{'agent':>6} {'tv':>7} {'kl':>8} {'d_value':>8} {'|d_value|':>9} {'act_changed':>11}")
@@ -67,7 +74,6 @@ def cmd_ablate(args: argparse.Namespace) -> None:
                 source = first_frames(ref.meta, args.n_obs, device, objects=tuple(objects))
                 res = patch_activations(model, source, target, args.layer, channels)
             else:
-                value = args.value if args.value in ("zero", "mean") else float(args.value)
                 res = ablate_channels(model, target, args.layer, channels, value)
             s = res.summary()
             print(f"{ref.agent_id:>6} {s['tv']:7.4f} {s['kl']:8.4f} {s['value_change']:+8.4f} "

@@ -27,6 +27,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
         cfg = ProbeRunConfig(
             objects=objects, layers=layers, probes=tuple(_csv(args.probes) or PROBES), n_scenes=args.scenes,
             background=args.background, pool=args.pool or None, seed=args.seed, keep_activations=args.keep_activations,
+            n_components=args.components or None, test_size=args.test_size,
         )
         ids = parse_seeds(args.ids) if args.ids else None
         device = resolve_device(args.device)
@@ -58,6 +59,8 @@ def register(subparsers) -> None:
     p.add_argument("--scenes", type=int, default=600, help="scenes per object (25%% held out)")
     p.add_argument("--background", default="black", help="black, grey or textured")
     p.add_argument("--pool", type=int, default=8, help="pool conv maps to at most POOL x POOL (0: no pooling)")
+    p.add_argument("--components", type=int, default=64, help="PCA components before the probe (0: no PCA)")
+    p.add_argument("--test-size", type=float, default=0.25, help="share of scenes held out")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep-activations", action="store_true", help="keep the float16 activations on disk")
     p.add_argument("--plot", action="store_true", help="also save the profile and population plots")

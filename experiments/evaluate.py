@@ -193,18 +193,6 @@ def _enter(intervention, model: torch.nn.Module, stack: contextlib.ExitStack) ->
     stack.enter_context(ctx)
 
 
-def _check_run(store: ResultsStore, params: dict) -> None:
-    """One run directory holds one kind of evaluation (levels, sampling, seed)."""
-    if "eval_config" in store.tables():
-        old = store.table("eval_config").iloc[0].to_dict()
-        diff = {k: (old.get(k), v) for k, v in params.items() if str(old.get(k)) != str(v)}
-        if diff:
-            shown = ", ".join(f"{k}={a} (asked {b})" for k, (a, b) in diff.items())
-            raise GmgError(f"{store.run_dir} holds an evaluation with {shown}; use another --run-dir")
-    else:
-        store.write_chunk("eval_config", pd.DataFrame([{k: str(v) for k, v in params.items()}]), {})
-
-
 def _geometry(refs: list[AgentRef]) -> tuple[int, int, int]:
     shapes = set()
     for r in refs:
@@ -284,6 +272,11 @@ def evaluate(
         raise GmgError(f"n_levels must be from 1 to 1000 (the fixed evaluation levels), got {n_levels}")
     if intervention is None and intervention_name != "none":
         raise GmgError(f"intervention {intervention_name!r} named but none given")
+    if intervention is not None and intervention_name == "none":
+        # rows are keyed by intervention name: unnamed, they would pass for the clean run
+        intervention_name = getattr(intervention, "name", None)  # Identity's is "none", rightly
+        if not intervention_name:
+            raise GmgError("an intervention needs a name to be recorded under: pass intervention_name=...")
     # on Ray each task resolves the device on its own node; the driver may have no GPU
     device = resolve_device(device) if ray is None else str(device)
     world_dim, size, trained_timeout = _geometry(refs)
@@ -292,8 +285,9 @@ def evaluate(
     per_batch = max(1, (batch_envs or default_batch_envs(batch_device)) // n_levels)
     run_dir = Path(run_dir)
     with ResultsStore(run_dir) as store:
-        _check_run(store, {"n_levels": n_levels, "greedy": greedy, "seed": seed, "world_dim": world_dim,
-                           "size": size, "timeout": geometry[2]})
+        store.check_config("eval_config", {"n_levels": n_levels, "greedy": greedy, "seed": seed, "world_dim": world_dim,
+                                           "size": size, "timeout": geometry[2]}, "an evaluation")
+        store.check_agents(refs)
         done = store.chunks(EPISODES, list(CHUNK_KEY))
         jobs = []  # (setting, agents of one batch)
         for s in settings:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import shutil
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -165,6 +165,10 @@ def probe_population(
     run_dir = Path(run_dir)
     say = progress or (lambda msg: None)
     with ResultsStore(run_dir) as store:
+        # what the probes' scores depend on; batch size and kept activations do not count
+        store.check_config("probe_config", {k: v for k, v in asdict(cfg).items()
+                                            if k not in ("batch_size", "keep_activations")}, "probes")
+        store.check_agents(refs)
         todo = [r for r in refs if not store.has_chunk(TABLE, {"agent": r.agent_id})]
         say(f"{len(refs) - len(todo)} of {len(refs)} agents already probed")
         if todo:

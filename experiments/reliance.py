@@ -142,6 +142,9 @@ def run_reliance(
     if n_levels < 1:
         raise GmgError(f"--n-levels must be at least 1, got {n_levels}")
     with ResultsStore(run_dir) as store:
+        store.check_config("reliance_config", {"n_levels": n_levels, "n_attr": n_attr, "seed": seed, "greedy": greedy,
+                                               "timeout": timeout}, "reliance profiles")
+        store.check_agents(agents)
         for ref in agents:
             key = {"agent": int(ref.agent_id)}
             if not force and store.has_chunk(TABLE, key):

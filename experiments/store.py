@@ -19,6 +19,7 @@ from experiments.errors import GmgError
 
 SCHEMA_VERSION = 1
 STORE_FILE = "results.duckdb"
+AGENTS = "agents"  # agent id -> weights fingerprint and source, one row per agent
 
 
 class ResultsStore:
@@ -93,6 +94,39 @@ class ResultsStore:
         if name not in self.tables():
             raise GmgError(f"{self.path} has no table {name!r}; run the stage that writes it first")
         return self.query(f"SELECT * FROM {name}")
+
+    def check_config(self, table: str, params: dict, what: str) -> None:
+        """One run directory holds one kind of ``what`` (e.g. evaluation): the first call
+        records ``params`` in ``table``; a later call with other values is refused."""
+        params = {k: str(tuple(v) if isinstance(v, list) else v) for k, v in params.items()}
+        if table in self.tables():
+            old = self.table(table).iloc[0].to_dict()
+            diff = {k: (old.get(k), v) for k, v in params.items() if str(old.get(k)) != v}
+            if diff:
+                shown = ", ".join(f"{k}={a} (asked {b})" for k, (a, b) in diff.items())
+                raise GmgError(f"{self.run_dir} holds {what} with {shown}; use another --run-dir")
+        else:
+            self.write_chunk(table, pd.DataFrame([params]), {})
+
+    def check_agents(self, refs: list) -> None:
+        """Results are keyed by agent id (its seed): refuse ids that name two agents, here or
+        against the agents whose results this store already holds (by weights fingerprint)."""
+        seen: dict[int, object] = {}
+        for r in refs:
+            if r.agent_id in seen:
+                raise GmgError(f"two agents have id {r.agent_id} ({seen[r.agent_id].path} and {r.path}); "
+                               "results are keyed by id: study them in separate runs")
+            seen[r.agent_id] = r
+        known = {}
+        if AGENTS in self.tables():
+            known = {int(a): (f, src) for a, f, src in self.table(AGENTS)[["agent", "fingerprint", "source"]].itertuples(index=False)}
+        for r in refs:
+            if r.agent_id not in known:
+                self.write_chunk(AGENTS, pd.DataFrame([{"agent": int(r.agent_id), "fingerprint": r.fingerprint,
+                                                        "source": str(r.path)}]), {"agent": int(r.agent_id)})
+            elif known[r.agent_id][0] != r.fingerprint:
+                raise GmgError(f"{self.run_dir} holds results of another agent {r.agent_id} (from {known[r.agent_id][1]}); "
+                               f"{r.path} has other weights: use another --run-dir")
 
     def close(self) -> None:
         self.con.close()

@@ -230,7 +230,8 @@ class Greyscale(Intervention):
         return (activation * w).sum(1, keepdim=True).expand_as(activation).clone()
 
 
-FORMS = "none, ablate:C, ablate:C=VALUE (0-1 or mean), isolate:C, permute:ORDER (e.g. grb), grey"
+FORMS = ("none, ablate:C, ablate:C=VALUE (0-1; =mean needs a reference batch, so the Python API only), "
+         "isolate:C, permute:ORDER (e.g. grb), grey")
 
 
 def parse_intervention(text: str, reference: torch.Tensor | None = None) -> Intervention:

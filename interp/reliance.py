@@ -6,8 +6,8 @@ and storing the result is ``experiments.reliance``. Three kinds of evidence per 
 1. **Behaviour** in the training setting under each of ``CONDITIONS`` (no edit, each
    channel ablated, each channel isolated): success rate, mean episode length and mean
    *path efficiency*, where an episode's efficiency is ``shortest path / steps taken`` if
-   it reached the goal within the timeout and 0 otherwise (1 = perfect; a random walk
-   scores about 0.05 on the 5x5 maze).
+   it reached the goal within the timeout and 0 otherwise (1 = perfect; a uniformly random
+   policy scores 0.09 on the 1000 evaluation levels of the 5x5 maze, reaching 87%).
 2. **Policy sensitivity**: mean total-variation distance between the clean action
    distribution and the one with channel c zero-ablated, over a batch of observations.
 3. **Attribution shares**: each channel's share of the absolute Integrated-Gradients

@@ -28,7 +28,8 @@ def shuffled_labels(y, seed: int = 0) -> np.ndarray:
 def random_network_like(model: ImpalaAgent, seed: int = 0) -> ImpalaAgent:
     """A freshly initialised network with ``model``'s architecture (eval mode, same device)."""
     device = next(model.parameters()).device
-    with torch.random.fork_rng(devices=[]):
+    # torch.manual_seed seeds every CUDA device too: fork them all, not only the CPU's
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
         torch.manual_seed(seed)
         fresh = ImpalaAgent(model.config)
     return fresh.to(device).eval()

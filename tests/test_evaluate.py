@@ -358,3 +358,47 @@ def test_scatter_has_both_object_icons_and_one_dot_per_agent():
     assert {"red line", "yellow gem"} <= texts
     icon = object_icon("red_line")
     assert icon.shape == (52, 52, 3) and (icon.reshape(-1, 3) == (255, 0, 0)).all(1).any()
+
+
+def test_a_run_directory_refuses_another_agent_under_a_known_id_and_duplicate_ids(tmp_path: Path):
+    from conftest import make_agent_dir
+
+    for seed in (0, 1):
+        make_agent_dir(tmp_path / "yellow" / "agents", seed)
+    evaluate(tmp_path / "yellow", ["red_line-vs-green_line"], tmp_path / "run", "cpu", n_levels=5, timeout=FAST,
+             progress=False)
+    # a population with other weights under the same ids: its rows must not pass for the first's
+    for seed in (0, 1):
+        folder = make_agent_dir(tmp_path / "white" / "agents", seed, goal="white_line", widths=(4, 8, 4))
+    with pytest.raises(GmgError, match="holds results of another agent 0"):
+        evaluate(tmp_path / "white", ["red_line-vs-green_line"], tmp_path / "run", "cpu", n_levels=5, timeout=FAST,
+                 progress=False)
+    # the same agents again, a new one beside them: fine
+    make_agent_dir(tmp_path / "yellow" / "agents", 2)
+    df = evaluate(tmp_path / "yellow", ["red_line-vs-green_line"], tmp_path / "run", "cpu", n_levels=5,
+                  timeout=FAST, progress=False)
+    assert sorted(df["agent"].unique()) == [0, 1, 2]
+    # two folders claiming one seed
+    import shutil
+
+    shutil.copytree(folder, tmp_path / "yellow" / "agents" / "agent-copy")
+    with pytest.raises(GmgError, match="two agents have id 1"):
+        evaluate(tmp_path / "yellow", ["red_line-vs-green_line"], tmp_path / "run2", "cpu", n_levels=5,
+                 timeout=FAST, progress=False)
+
+
+def test_an_unnamed_intervention_is_recorded_under_its_own_name_never_as_the_clean_run(tiny_population: Path):
+    from interp.interventions import Isolate
+
+    run = tiny_population / "run"
+    clean = evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=5, timeout=FAST,
+                     progress=False)
+    edited = evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=5, timeout=FAST,
+                      intervention=Isolate("g"), progress=False)
+    assert set(clean["intervention"]) == {"none"}
+    assert set(edited["intervention"]) == {Isolate("g").name} != {"none"}
+    with ResultsStore(run) as store:
+        assert set(store.table(EPISODES)["intervention"]) == {"none", Isolate("g").name}
+    with pytest.raises(GmgError, match="needs a name"):
+        evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=5, timeout=FAST,
+                 intervention=lambda model: __import__("contextlib").nullcontext(), progress=False)

@@ -348,6 +348,11 @@ def test_reliance_runner_store_and_cli(tiny_population, capsys):
     with ResultsStore(run) as store:
         again = store.table("reliance")
     assert list(again["seconds"]) == list(table["seconds"])
+    capsys.readouterr()
+    other = list(args)
+    other[other.index("--n-levels") + 1] = "8"  # another kind of profile
+    assert main(other) == 2
+    assert "holds reliance profiles with n_levels=4 (asked 8)" in capsys.readouterr().err
 
 
 def test_cli_ablate_attribute_and_one_line_errors(tiny_population, capsys):
@@ -363,6 +368,10 @@ def test_cli_ablate_attribute_and_one_line_errors(tiny_population, capsys):
     assert err.count("\n") == 1 and "hook_obs" in err
     assert main(["ablate", *base, "--layer", "hook_obs", "--channels", "y", "--n-obs", "2"]) == 2
     assert main(["attribute", *base, "--method", "shap", "--n-obs", "2"]) == 2
+    assert main(["ablate", *base, "--layer", "hook_obs", "--channels", "r,g", "--n-obs", "2"]) == 0
+    capsys.readouterr()
+    assert main(["ablate", *base, "--layer", "hook_obs", "--value", "lots", "--n-obs", "2"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_reliance_scatter_plot(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -12,6 +13,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from experiments.cli import main
+from experiments.errors import GmgError
 from experiments.probing import ProbeRunConfig, detectability_profile, probe_population
 from probes.activations import collect_activations, layer_names, read_activations, write_activations
 from probes.controls import pixel_channel, random_network_like, shuffled_labels
@@ -198,7 +200,9 @@ def test_streamed_activations_match_in_memory(tmp_path):
 def test_random_network_control_differs_and_is_reproducible():
     torch.manual_seed(5)
     model = ImpalaAgent(ModelConfig(widths=(4, 8, 8)))
+    before = torch.get_rng_state()
     a, b = random_network_like(model, seed=1), random_network_like(model, seed=1)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's random stream is untouched
     assert a.config == model.config
     assert torch.equal(a.fc.weight, b.fc.weight) and not torch.equal(a.fc.weight, model.fc.weight)
 
@@ -229,9 +233,12 @@ def test_probe_population_store_and_cli(tiny_population, tmp_path):
     assert list(profile.columns[:3]) == ["pixels.r", "pixels.g", "pixels.b"] and len(profile) == 4
     # a rerun through the CLI skips probed agents and adds agent 2 only
     rc = main(["probe", "--agents", str(tiny_population), "--run-dir", str(run), "--objects", "red_line,blue_gem",
-               "--layers", "hook_obs,blocks.0.hook_conv,hook_hidden", "--scenes", "200", "--device", "cpu",
-               "--quiet", "--plot"])
+               "--layers", "hook_obs,blocks.0.hook_conv,hook_hidden", "--scenes", "200", "--components", "32",
+               "--device", "cpu", "--quiet", "--plot"])
     assert rc == 0
+    # the same run directory with other settings would mix two kinds of probes: refused
+    with pytest.raises(GmgError, match="holds probes with n_scenes=200 \\(asked 300\\)"):
+        probe_population(tiny_population, run, dataclasses.replace(cfg, n_scenes=300))
     from experiments.store import ResultsStore
 
     with ResultsStore(run, read_only=True) as store:

@@ -312,3 +312,21 @@ def test_dataclass_replace_keeps_derived_sizes():
 def test_workers_below_one_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="workers must be at least 1"):
         train(tiny(), tmp_path, [0], device="cpu", progress=False, workers=0)
+
+
+def test_weights_fingerprint_is_the_tensors_identity(tmp_path):
+    from training.checkpoint import save_weights, weights_fingerprint
+
+    model = ImpalaAgent(ModelConfig(widths=(4, 8, 8)))
+    for name, dtype in (("a", torch.float32), ("b", torch.float32), ("c", torch.float16)):
+        (tmp_path / name).mkdir()
+        save_weights(model, tmp_path / name / "model.safetensors", dtype=dtype)
+    assert weights_fingerprint(tmp_path / "a") == weights_fingerprint(tmp_path / "b")
+    assert weights_fingerprint(tmp_path / "a") != weights_fingerprint(tmp_path / "c")  # fp16 plays otherwise
+    with torch.no_grad():
+        model.value.bias.add_(1e-3)
+    save_weights(model, tmp_path / "b" / "model.safetensors")
+    assert weights_fingerprint(tmp_path / "a") != weights_fingerprint(tmp_path / "b")
+    (tmp_path / "b" / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(AgentLoadError, match="corrupt"):
+        weights_fingerprint(tmp_path / "b")

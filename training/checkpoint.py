@@ -67,6 +67,26 @@ def _holds(path: Path, state: dict) -> bool:
         return False
 
 
+def weights_fingerprint(agent_dir: str | Path) -> str:
+    """sha256 of an agent's tensors (names, dtypes, shapes, values): its identity, whatever
+    order the file's metadata was written in. Corrupt or missing weights are one line."""
+    import hashlib
+
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(agent_dir) / "model.safetensors"
+    digest = hashlib.sha256()
+    try:
+        with safe_open(str(path), "pt") as f:
+            for k in sorted(f.keys()):
+                t = f.get_tensor(k).contiguous()
+                digest.update(f"{k}:{t.dtype}:{tuple(t.shape)};".encode())
+                digest.update(t.view(torch.uint8).numpy().tobytes())
+    except (SafetensorError, OSError, ValueError) as e:
+        raise AgentLoadError(f"{path} is missing, corrupt or truncated ({e}); retrain or restore this agent") from None
+    return digest.hexdigest()[:16]
+
+
 def write_meta(agent_dir: Path, meta: dict) -> None:
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "code_version": CODE_VERSION, **meta}
     atomic_write_text(agent_dir / "meta.json", json.dumps(meta, indent=2, sort_keys=True))
