@@ -43,8 +43,13 @@ def zoo_names() -> list[str]:
     return sorted(p.name for p in ZOO_DIR.iterdir() if p.is_dir()) if ZOO_DIR.is_dir() else []
 
 
-def resolve_agents(spec: str | Path = DEFAULT_AGENTS, ids: list[int] | None = None) -> list[AgentRef]:
-    """The finished agents named by ``spec``, sorted by id (their seed)."""
+def resolve_agents(spec: str | Path | list = DEFAULT_AGENTS, ids: list[int] | None = None) -> list[AgentRef]:
+    """The finished agents named by ``spec`` (or a list of specs and AgentRefs), sorted by id (their seed)."""
+    if isinstance(spec, (list, tuple)):
+        refs = [r for item in spec for r in ([item] if isinstance(item, AgentRef) else resolve_agents(item))]
+        if not refs:
+            raise GmgError("no agents given")
+        return _select(sorted(refs, key=lambda r: r.agent_id), ids, f"these {len(refs)} agents")
     text = str(spec)
     if text.startswith("zoo:"):
         name = text[4:]
@@ -67,13 +72,17 @@ def resolve_agents(spec: str | Path = DEFAULT_AGENTS, ids: list[int] | None = No
     if not refs:
         raise GmgError(f"{text} holds no finished agents; train some with `gmg train`")
     refs.sort(key=lambda r: r.agent_id)
-    if ids is not None:
-        known = {r.agent_id for r in refs}
-        missing = [i for i in ids if i not in known]
-        if missing:
-            raise GmgError(f"agent(s) {missing} not in {text}; it has ids {sorted(known)[:10]}{'...' if len(known) > 10 else ''}")
-        refs = [r for r in refs if r.agent_id in set(ids)]
-    return refs
+    return _select(refs, ids, text)
+
+
+def _select(refs: list[AgentRef], ids: list[int] | None, where: str) -> list[AgentRef]:
+    if ids is None:
+        return refs
+    known = {r.agent_id for r in refs}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise GmgError(f"agent(s) {missing} not in {where}; it has ids {sorted(known)[:10]}{'...' if len(known) > 10 else ''}")
+    return [r for r in refs if r.agent_id in set(ids)]
 
 
 def load_population(refs: list[AgentRef], device: torch.device | str = "cpu") -> list[ImpalaAgent]:

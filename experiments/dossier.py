@@ -237,11 +237,12 @@ def _unusual_setting(matrix: pd.DataFrame, agent_id) -> str | None:
 def _rollout_gifs(ref, settings: list[str], out: Path, device) -> tuple[list[Path], str | None]:
     """GIFs of the agent's first evaluation level in each setting (``experiments.rollout``)."""
     from experiments.rollout import rollout
+    from experiments.settings import file_stem
 
     paths = []
     for s in settings:
         try:
-            path, _ = rollout(ref, s, out / f"rollout-{s.replace(':', '-').replace('@', '-')}.gif", device=device)
+            path, _ = rollout(ref, s, out / f"rollout-{file_stem(s)}.gif", device=device)
             paths.append(Path(path))
         except GmgError as e:  # a GIF is a bonus: never lose the dossier for it
             return paths, f"rollout GIF for {s} skipped: {e}"

@@ -1,6 +1,9 @@
 """Outlier agents in the agents x (settings x {preference, capability}) matrix.
 
-Three detectors on robustly scaled features (median / IQR, sklearn's ``RobustScaler``):
+Three detectors on robust z-scores of the features (:func:`robust_z`: median / MAD, the
+standard deviation where the MAD is 0; not sklearn's ``RobustScaler``, which leaves a column
+with zero IQR in raw units, so an agent alone in a column where most agents are equal, the
+Agent-439 case, ranked among the ordinary ones):
 IsolationForest, LocalOutlierFactor and the robust Mahalanobis distance of a
 minimum-covariance-determinant fit (``MinCovDet``). Each gives an abnormality score;
 the **combined score is the median of the three per-method rank percentiles** (1.0 = the
@@ -72,8 +75,6 @@ def robust_z(matrix: pd.DataFrame) -> pd.DataFrame:
 
 
 def _prepare(matrix: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    from sklearn.preprocessing import RobustScaler
-
     notes = []
     x = matrix.astype(float)
     if x.isna().any().any():
@@ -86,7 +87,7 @@ def _prepare(matrix: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         x = x.drop(columns=constant)
     if x.shape[1] == 0:
         raise GmgError("every feature is constant across agents: nothing to rank")
-    return RobustScaler().fit_transform(x.to_numpy()), notes
+    return robust_z(x).to_numpy(), notes
 
 
 def _mahalanobis(x: np.ndarray, seed: int, notes: list[str]) -> np.ndarray:

@@ -49,10 +49,23 @@ DEMO = PipelineConfig(n_levels=200, reliance_levels=40, reliance_attr=16,
                       top_outliers=2)
 
 
-def _goal(refs: list[AgentRef]) -> str:
+def _trained_on(refs: list[AgentRef]) -> tuple[str, str]:
+    """(goal, background) of the agents' training: the defaults of every stage."""
     from training.objects import parse_object
 
-    return parse_object(refs[0].meta["env"]["objects"][0]).name
+    env = refs[0].meta["env"]
+    return parse_object(env["objects"][0]).name, env.get("background", "black")
+
+
+def study_settings(refs: list[AgentRef], config: PipelineConfig) -> tuple[list, str]:
+    """(settings, background) of a study: ``config.settings`` or the goal's list, on the agents'
+    own training background as reliance plays them (a ``@BACKGROUND`` suffix still wins)."""
+    from experiments.settings import default_settings, resolve_settings
+
+    goal, background = _trained_on(refs)
+    if config.settings:
+        return resolve_settings(list(config.settings), background), background
+    return default_settings(goal, background), background
 
 
 def run_pipeline(agents: str | Path = "zoo:yellow-line", run_dir: str | Path = "runs/study",
@@ -69,15 +82,14 @@ def run_pipeline(agents: str | Path = "zoo:yellow-line", run_dir: str | Path = "
     from experiments.probing import ProbeRunConfig, probe_population
     from experiments.reliance import run_reliance
     from experiments.report import build_report
-    from experiments.settings import default_settings
     from training.ppo import resolve_device
 
     device = resolve_device(device)
     run_dir = Path(run_dir)
     refs = resolve_agents(agents)
-    goal = _goal(refs)
-    settings = list(config.settings) if config.settings else [s.name for s in default_settings(goal)]
-    probe_cfg = ProbeRunConfig(seed=config.seed, n_scenes=config.probe_scenes, layers=config.probe_layers)
+    settings, background = study_settings(refs, config)
+    probe_cfg = ProbeRunConfig(seed=config.seed, n_scenes=config.probe_scenes, layers=config.probe_layers,
+                               background=background)
     if config.probe_objects:
         probe_cfg = dataclasses.replace(probe_cfg, objects=tuple(config.probe_objects))
 
@@ -108,6 +120,6 @@ def demo(run_dir: str | Path = "runs/demo", agents: str = "zoo:yellow-line", dev
          progress: bool = True) -> Path:
     """``run_pipeline`` on the bundled zoo at demo size (minutes on a 2-core CPU)."""
     refs = resolve_agents(agents)
-    goal = _goal(refs)
+    goal, _ = _trained_on(refs)
     config = dataclasses.replace(DEMO, settings=DEMO_SETTINGS.get(goal))
     return run_pipeline(agents, run_dir, config, device, progress)

@@ -149,12 +149,14 @@ def _resolve(settings: list[str], name: str | None, default: tuple[str, str]) ->
 
 # ------------------------------------------------------------------ fitting
 def fit_ols(data: pd.DataFrame, formula: str, cov_type: str = "HC3"):
-    """``statsmodels.formula.api.ols(formula, data).fit(cov_type=cov_type)``; rows with NaN dropped."""
+    """``statsmodels.formula.api.ols(formula, data).fit(cov_type=cov_type, use_t=True)``; rows
+    with NaN dropped. ``use_t``: p-values and intervals from t(n - k), not the normal, which
+    statsmodels uses by default with a robust covariance and which is optimistic at n = 16."""
     import statsmodels.formula.api as smf
 
     if len(data) < 3:
         raise GmgError(f"a regression needs at least 3 agents with data, got {len(data)}")
-    return smf.ols(formula, data=data).fit(cov_type=cov_type)
+    return smf.ols(formula, data=data).fit(cov_type=cov_type, use_t=True)
 
 
 def tidy(result, alpha: float = 0.05) -> pd.DataFrame:
@@ -321,20 +323,26 @@ def mechanistic_regression(
     y = wide(prefs, value_col, agent_col, setting_col)[name]
     rel = reliance.groupby(agent_col)[col].mean()
     data = pd.DataFrame({"y": y, "reliance": rel})
-    formula = "y ~ reliance"
+    formula, notes = "y ~ reliance", []
     if detectability is not None:
         det = detectability
         if isinstance(det, pd.DataFrame):
             det = det.set_index(agent_col)["detectability"] if agent_col in det.columns else det.iloc[:, 0]
         data["detectability"] = det
-        # a second regressor needs residual degrees of freedom to mean anything
-        if data.dropna().shape[0] >= 5:
+        agents = data[["y", "reliance"]].dropna().index
+        covered = int(data.loc[agents, "detectability"].notna().sum())
+        # only over every agent: a fit on the probed few would quietly shrink n; and a
+        # second regressor needs residual degrees of freedom to mean anything
+        if covered == len(agents) and covered >= 5:
             formula += " + detectability"
         else:
             data = data.drop(columns="detectability")
+            notes.append(f"detectability left out of the mechanistic regression: probes cover {covered} of the "
+                         f"{len(agents)} agents with preference and reliance" + (" (need at least 5)" if covered < 5 else ""))
     data = data.dropna()
     res = fit_ols(data, formula, cov_type)
     res.gmg_labels = {"y": f"preference: {name}", "reliance": f"reliance ({col})", "detectability": "detectability"}
+    res.gmg_notes = notes
     return res
 
 
@@ -404,6 +412,7 @@ def run_regressions(
                 notes.append(f"detectability not used: {e}")
         try:
             results["mechanistic"] = mechanistic_regression(prefs, read_stage(run_dir, "reliance"), det, y_setting, reliance_col)
+            notes += results["mechanistic"].gmg_notes
         except (GmgError, KeyError) as e:
             notes.append(f"mechanistic regression skipped: {e}")
     else:
@@ -419,4 +428,7 @@ def run_regressions(
     diagnostics_table(results).to_csv(files[1], index=False)
     for name, res in results.items():
         files.append(plot_regression(res, run_dir / "plots" / f"regress_{name}.png"))
+    for stale in (run_dir / "plots").glob("regress_*.png"):  # of a model not fitted this time
+        if stale not in files:
+            stale.unlink()
     return {"results": results, "notes": notes, "table": table, "files": files}

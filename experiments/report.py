@@ -264,14 +264,18 @@ def build_report(run_dir: str | Path, agents: str | Path | list | None = None, t
     metrics = None
     s = Section("scatters", "Settings: preference vs capability")
     if has_stage(run_dir, "episodes"):
-        metrics = population_metrics(read_stage(run_dir, "episodes"))
+        try:
+            metrics = population_metrics(read_stage(run_dir, "episodes"))
+        except MissingStage as e:  # e.g. only intervention episodes so far
+            s.missing = str(e)
+    else:
+        s.missing = f"not run yet: run `gmg evaluate --run-dir {run_dir}`"
+    if metrics is not None:
         png = plot_scatters(metrics, images.path("setting_scatters.png"))
         if png:
             s.images.append((images.add(png), "one point per agent; preference for obj1 vs mean episode length"))
         summary = metrics.groupby("setting")[["preference", "capability"]].median().reset_index()
         s.tables.append(("population medians per setting", _html_table(summary, 40)))
-    else:
-        s.missing = f"not run yet: run `gmg evaluate --run-dir {run_dir}`"
     sections.append(s)
 
     # reliance
@@ -349,12 +353,12 @@ def build_report(run_dir: str | Path, agents: str | Path | list | None = None, t
                 s.images.append((images.add(img, f"dossier-{int(agent_id):04d}-{img.name}"), f"agent {agent_id}: {img.stem}"))
     sections.append(s)
 
-    # figures other verbs left in run_dir/plots
+    # figures other verbs left in run_dir/plots, beside their section's results; a section
+    # whose results are missing keeps saying so (its old figures go to "Other figures")
     for sec in sections:
-        if sec.key in PLOT_PREFIXES:
+        if sec.key in PLOT_PREFIXES and not sec.missing:
             for png in _plots(run_dir, sec.key, claimed):
                 sec.images.append((images.add(png), png.stem.replace("_", " ")))
-                sec.missing = None
     rest = [p for p in sorted((run_dir / "plots").glob("*.png")) if p not in claimed] if (run_dir / "plots").is_dir() else []
     if rest:
         sections.append(Section("other", "Other figures", images=[(images.add(p), p.stem) for p in rest]))

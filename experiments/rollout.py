@@ -67,10 +67,13 @@ def rollout(
     envs = torch.tensor([level], device=env.device)
     frames = [split_frame(obs[0].cpu().numpy(), scale)]
     for _ in range(timeout):
-        obs_before = obs
-        action = policy(obs_before, env, envs)
+        action = policy(obs, env, envs)
+        static = env.static.clone()  # the level as it is before a finished episode resets it
         obs, _, _, _, info = env.step(action)
         if bool(info["done"][0]):
+            # obs is the next level's first frame by now: draw where the episode ended
+            last = env.renderer.with_agent(static, info["agent"], info["mirrored"])
+            frames.append(split_frame(last[0].cpu().numpy(), scale))
             break
         frames.append(split_frame(obs[0].cpu().numpy(), scale))
     record = {"agent": ref.agent_id, "setting": setting.name, "level": level,

@@ -126,6 +126,13 @@ def test_regression_recovers_known_coefficients_with_robust_errors(tmp_path):
     for term, true in TRUE.items():
         assert abs(t.loc[term, "coef"] - true) < 3 * t.loc[term, "se"], term
     assert res.cov_type == "HC3"
+    from scipy import stats
+
+    # t-based inference (statsmodels' robust default is the normal, optimistic for small n)
+    df_resid = n - 3
+    assert t.loc["reliance", "p"] == pytest.approx(2 * stats.t.sf(abs(t.loc["reliance", "t"]), df_resid))
+    half = stats.t.ppf(0.975, df_resid) * t.loc["reliance", "se"]
+    assert t.loc["reliance", "ci_high"] - t.loc["reliance", "coef"] == pytest.approx(half)
     plain = smf.ols("y ~ reliance + detectability", res.model.data.frame).fit()
     assert t.loc["reliance", "se"] > 1.15 * plain.bse["reliance"]  # HC3 sees the heteroskedasticity
     d = diagnostics(res)
@@ -155,6 +162,19 @@ def test_regression_recovers_known_coefficients_with_robust_errors(tmp_path):
     assert png.stat().st_size > 5000
 
 
+def test_detectability_covering_only_some_agents_is_left_out_with_a_note_not_shrinking_n():
+    n = 30
+    rel, det, y = hetero_data(4, n)
+    prefs = tidy_prefs({Y_SETTING: y})
+    reliance = pd.DataFrame({"agent": np.arange(n), "green_vs_red": rel})
+    some = pd.Series(det[:12], index=np.arange(12))  # probes ran on 12 of 30 agents
+    res = mechanistic_regression(prefs, reliance, some, setting=Y_SETTING)
+    assert int(res.nobs) == n and "detectability" not in res.params
+    assert "probes cover 12 of the 30 agents" in res.gmg_notes[0]
+    full = mechanistic_regression(prefs, reliance, pd.Series(det, index=np.arange(n)), setting=Y_SETTING)
+    assert int(full.nobs) == n and "detectability" in full.params and full.gmg_notes == []
+
+
 def test_regression_rejects_unknown_setting():
     prefs = tidy_prefs({Y_SETTING: np.linspace(0, 1, 5), X_SETTING: np.linspace(0, 1, 5)})
     with pytest.raises(GmgError, match="not evaluated"):
@@ -174,6 +194,18 @@ def test_outlier_ranking_puts_planted_agent_first():
     feats = explain_outliers(m, [17], k=3)
     assert set(feats["feature"].iloc[:2]) == {"s2|preference", "s7|preference"}
     assert (feats["z"].iloc[:2] < -5).all()
+
+
+def test_an_agent_alone_in_a_column_where_most_agents_are_equal_ranks_first():
+    # the Agent-439 case: most agents prefer obj1 always (preference exactly 1.0, so that
+    # column's IQR is 0); one prefers it a tenth of the time
+    rng = np.random.default_rng(0)
+    m = pd.DataFrame(rng.normal(size=(100, 10)), columns=[f"s{i}|preference" for i in range(10)])
+    m["s3|preference"] = 1.0
+    m.loc[42, "s3|preference"] = 0.1
+    ranking = rank_outliers(m, seed=0)
+    assert ranking.index[0] == 42
+    assert ranking.loc[42, ["pct_iforest", "pct_lof", "pct_mahalanobis"]].min() > 0.95
 
 
 def test_capable_but_unusual_filter_separates_the_two_kinds():
@@ -214,6 +246,24 @@ def test_missing_stages_and_unknown_agent_give_one_line(tmp_path, capsys):
     assert (run / "plots" / "regress_behavioural.png").is_file()
     err = _one_line_error(capsys, ["explain", "99", "--run-dir", str(run), "--device", "cpu"])
     assert "agent 99" in err and "not in" in err
+
+
+def test_report_with_only_intervention_episodes_or_stale_figures_says_what_is_missing(tmp_path):
+    from experiments.report import build_report
+
+    run = make_run(tmp_path / "run", n_agents=6, reliance=False, probes=False)
+    with ResultsStore(run) as store:
+        store.con.execute("UPDATE episodes SET intervention = 'isolate:g'")
+    (run / "plots").mkdir()
+    # a figure a former reliance run left behind: no reliance table now
+    import matplotlib.pyplot as plt
+
+    plt.imsave(run / "plots" / "reliance_agent0.png", np.zeros((4, 4)))
+    html = build_report(run, device="cpu").read_text()
+    assert "no un-intervened episodes" in html
+    reliance = html.split('<section id="reliance">', 1)[1].split("</section>", 1)[0]
+    assert "not run yet" in reliance and "reliance_agent0" not in reliance
+    assert "Other figures" in html  # the stale figure is not lost, only not passed off as current
 
 
 def test_population_metrics_from_episodes(tmp_path):

@@ -342,6 +342,21 @@ def test_cli_evaluate_plot_rollout_settings(tiny_population: Path, capsys):
     assert (255, 0, 0) in colours and (255, 255, 0) in colours
 
 
+def test_rollout_draws_every_step_including_the_one_that_ends_the_episode(tiny_population: Path, monkeypatch):
+    import imageio.v2 as imageio
+
+    from experiments.agents import resolve_agents
+    from experiments.rollout import rollout
+
+    saved = {}
+    monkeypatch.setattr(imageio, "mimsave", lambda path, frames, **k: saved.update(frames=frames))
+    ref = resolve_agents(tiny_population, ids=[1])[0]
+    for level in (0, 3):
+        _, record = rollout(ref, "red_line-vs-yellow_gem", tiny_population / "g.gif", level=level, timeout=20)
+        frames = saved["frames"]
+        assert len(frames) == 1 + record["steps"] + 2  # first frame, one per step, the last held twice
+
+
 def test_scatter_has_both_object_icons_and_one_dot_per_agent():
     from matplotlib.offsetbox import AnnotationBbox
 

@@ -26,6 +26,10 @@ def test_pipeline_runs_every_stage_and_resumes_without_rework(tiny_population):
     for section in ("Outliers", "Regression", "Probes"):
         assert section.lower() in html.lower()
     first = json.loads((run / "timings.json").read_text())
+    # the top outlier's dossier found its agent (the report is handed a list of folders)
+    dossier = next((run / "dossiers").iterdir())
+    assert (dossier / "policy-0.png").is_file(), (dossier / "index.html").read_text()[-600:]
+    assert "policy maps skipped" not in (dossier / "index.html").read_text()
 
     run_pipeline(tiny_population, run, TINY, device="cpu", progress=False)
     with ResultsStore(run) as store:
@@ -38,3 +42,20 @@ def test_demo_without_a_zoo_says_what_to_do(tmp_path, capsys):
     assert main(["demo", "--agents", str(tmp_path / "nothing"), "--run-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "no agents" in err
+
+
+def test_a_study_plays_the_agents_on_their_own_background(tiny_population):
+    import dataclasses
+
+    from experiments.agents import resolve_agents
+    from experiments.pipeline import study_settings
+
+    refs = resolve_agents(tiny_population)
+    settings, background = study_settings(refs, TINY)
+    assert background == "black" and {s.background for s in settings} == {"black"}
+    textured = [dataclasses.replace(r, meta={**r.meta, "env": {**r.meta["env"], "background": "textured"}}) for r in refs]
+    settings, background = study_settings(textured, TINY)
+    assert background == "textured" and {s.background for s in settings} == {"textured"}
+    explicit = dataclasses.replace(TINY, settings=("red_line-vs-yellow_gem@black",))
+    assert [s.background for s in study_settings(textured, explicit)[0]] == ["black"]
+    assert len(study_settings(textured, dataclasses.replace(TINY, settings=()))[0]) > 3  # the goal's list
