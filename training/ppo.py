@@ -215,12 +215,8 @@ def load_resume(config: TrainConfig, agent_dir: Path, device: torch.device) -> d
         with log_path.open("w", newline="") as f:
             csv.DictWriter(f, LOG_FIELDS).writeheader()
         return None
-    try:
-        state = torch.load(resume_path, map_location=device, weights_only=True)
-    except Exception as e:  # pickle, zip and EOF errors all mean the same to the user
-        raise TrainingError(f"{resume_path} is corrupt or truncated ({type(e).__name__}); "
-                            "delete it to start this seed afresh") from None
-    # the config is in resume.pt since format 2 of it; older ones have only meta.json's
+    state = _read_resume(resume_path, device)
+    # resume.pt files written before they carried the config fall back on meta.json's
     saved = state.get("train") or read_meta(agent_dir)["train"]
     now = config.to_dict()
     diff = _config_diff(saved, now)
@@ -254,16 +250,18 @@ def load_resume(config: TrainConfig, agent_dir: Path, device: torch.device) -> d
     return state
 
 
+def _read_resume(path: Path, device: torch.device | str, mmap: bool = False) -> dict:
+    try:
+        return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
+    except Exception as e:  # pickle, zip and EOF errors all mean the same to the user
+        raise TrainingError(f"{path} is corrupt or truncated ({type(e).__name__}); "
+                            "delete it to start this seed afresh") from None
+
+
 def resume_iteration(agent_dir: Path) -> int:
     """The update an unfinished run's resume.pt stands at (0 when there is none)."""
     path = agent_dir / "resume.pt"
-    if not path.exists():
-        return 0
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["iteration"])
-    except Exception as e:
-        raise TrainingError(f"{path} is corrupt or truncated ({type(e).__name__}); "
-                            "delete it to start this seed afresh") from None
+    return int(_read_resume(path, "cpu", mmap=True)["iteration"]) if path.exists() else 0
 
 
 def save_checkpoint(agent_dir: Path, meta: dict, weights: dict, resume: dict | None, stats: dict,
