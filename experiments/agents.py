@@ -54,7 +54,7 @@ def resolve_agents(spec: str | Path | list = DEFAULT_AGENTS, ids: list[int] | No
     if text.startswith("zoo:"):
         name = text[4:]
         root = ZOO_DIR / name
-        if not root.is_dir():
+        if not name or "/" in name or not root.is_dir():
             raise GmgError(f"no zoo population {name!r}; bundled: {', '.join(zoo_names()) or 'none'}")
     else:
         root = Path(text)

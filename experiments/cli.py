@@ -14,12 +14,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from training.assets import AssetsNotFound
     from training.checkpoint import AgentLoadError
     from training.config import ConfigError
+    from training.env import EnvError
     from training.levels import LevelError
     from training.objects import ObjectSpecError
     from training.ppo import TrainingError
     from training.render import RenderError
 
-    errors = [AssetsNotFound, AgentLoadError, ConfigError, LevelError, ObjectSpecError, TrainingError, RenderError]
+    errors = [AssetsNotFound, AgentLoadError, ConfigError, EnvError, LevelError, ObjectSpecError, TrainingError, RenderError]
     try:
         from experiments.errors import GmgError
 

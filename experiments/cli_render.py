@@ -7,21 +7,9 @@ from pathlib import Path
 
 
 def _level_ids(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    from experiments.errors import GmgError
+    from training.ppo import parse_ranges
 
-    ids: list[int] = []
-    try:
-        for part in text.split(","):
-            if "-" in part.strip()[1:]:
-                a, b = part.split("-", 1)
-                ids += range(int(a), int(b) + 1)
-            elif part.strip():
-                ids.append(int(part))
-    except ValueError:
-        raise GmgError(f"--levels expects ids like 0-15 or 3,7,1000000000, got {text!r}") from None
-    return ids
+    return parse_ranges(text, "levels", "0-15 or 3,7,1000000000") if text else None
 
 
 def cmd_render(args: argparse.Namespace) -> None:

@@ -1,6 +1,6 @@
 """Sweeps on a Ray cluster: the in-process work, split into Ray tasks.
 
-Training: one task per seed, writing its checkpoints into the shared run directory (a
+Training: one task per seed (per stacked group with ``--stack``), writing its checkpoints into the shared run directory (a
 retried task resumes from the last one). Evaluation: one task per batch of agents in one
 setting, returning its episode rows; the driver alone writes the results store. Each task
 asks for one CPU and ``1 / workers`` of a GPU when the device is one, so Ray packs
@@ -58,7 +58,12 @@ def _resources(ray, device: str, workers: int) -> dict:
 
     The device is resolved by each task on its own node, not by the driver, which may have no GPU.
     """
-    gpu = device == "cuda" or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if device == "cuda" and not gpus:
+        # Ray would keep such tasks pending forever, waiting for a GPU to join
+        raise GmgError("--device cuda, but the Ray cluster has no GPU; use --device cpu or auto, "
+                       "or add a GPU node with `ray start`")
+    gpu = device == "cuda" or (device == "auto" and gpus > 0)
     return {"num_cpus": 1, "num_gpus": (1.0 / max(1, workers)) if gpu else 0, "max_retries": MAX_RETRIES}
 
 
@@ -111,8 +116,8 @@ def _reason(e: Exception) -> str:
 
 
 def seed_runner(address: str):
-    """A ``run_seeds`` for ``training.ppo.train`` that trains each group of seeds as a Ray task."""
-    connect(address)
+    """A ``run_seeds`` for ``training.ppo.train`` that trains each group of seeds as a Ray task
+    (it joins the cluster only when some seed is left to train)."""
     return lambda config, run_dir, groups, device, workers, bar: train_seeds(
         address, config, run_dir, groups, str(device), workers, bar)
 
@@ -141,14 +146,22 @@ def train_seeds(address: str, config, run_dir: Path, groups: list[list[int]], de
 
 def play_chunks(address: str, jobs: list, device, args: dict, workers: int = 1) -> Iterator[tuple]:
     """Yield (setting, agents, episodes frame) per job as Ray tasks finish; failures are
-    collected and raised at the end, after every good chunk has been yielded (and stored)."""
+    collected and raised at the end, after every good chunk has been yielded (and stored).
+    Agent paths go out absolute: a task on another node does not share this working directory."""
+    import dataclasses
+
+    from training.ppo import format_seeds
+
+    if not jobs:
+        return  # nothing left: a finished sweep needs no cluster
     ray = connect(address)
+    jobs = [(setting, [dataclasses.replace(r, path=Path(r.path).resolve()) for r in batch]) for setting, batch in jobs]
     task = ray.remote(**_resources(ray, str(device), workers))(_eval_task)
     futures = {task.remote(batch, setting, str(device), args): (setting, batch) for setting, batch in jobs}
     failed = []
     for (setting, batch), result in _completed(ray, futures):
         if isinstance(result, Exception):
-            failed.append(f"{setting.name} agents {batch[0].agent_id}-{batch[-1].agent_id}: {_reason(result)}")
+            failed.append(f"{setting.name} agents {format_seeds([r.agent_id for r in batch])}: {_reason(result)}")
             continue
         yield setting, batch, result
     if failed:

@@ -270,6 +270,11 @@ def evaluate(
     settings = resolve_settings(list(settings) if not isinstance(settings, str) else settings)
     if not 1 <= n_levels <= 1000:
         raise GmgError(f"n_levels must be from 1 to 1000 (the fixed evaluation levels), got {n_levels}")
+    # checked before the store records them: a bad value there would block the run directory
+    if timeout is not None and timeout < 1:
+        raise GmgError(f"timeout must be at least 1 step, got {timeout}")
+    if batch_envs is not None and batch_envs < 1:
+        raise GmgError(f"batch_envs must be at least 1, got {batch_envs}")
     if intervention is None and intervention_name != "none":
         raise GmgError(f"intervention {intervention_name!r} named but none given")
     if intervention is not None and intervention_name == "none":

@@ -102,12 +102,14 @@ def render_pictures(
     """
     from PIL import Image
 
+    from experiments.errors import GmgError
+
+    if scale < 1:
+        raise GmgError(f"scale must be a whole number of at least 1, got {scale}")
     if level_ids is None:
         level_ids = range(first_level, first_level + n_levels)
     ids = list(level_ids)
     if not ids:
-        from experiments.errors import GmgError
-
         raise GmgError("no levels to render: give at least one level id")
     frames = level_frames(ids, objects, background, world_dim, size, device)
     out = Path(out_dir)

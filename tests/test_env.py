@@ -343,6 +343,13 @@ def test_procgen_missing(monkeypatch):
     (["render", "--world-dim", "4"], "odd integer"),
     (["render", "--objects", "red_line,yellow_line,white_gem,black_gem,red_gem,blue_gem,green_gem",
       "--world-dim", "3"], "do not fit"),
+    (["render", "--objects", ","], "at least one object"),
+    (["render", "--size", "4"], "use a size of at least 5"),
+    (["render", "--scale", "0"], "scale must be"),
+    (["render", "--levels", "15-0"], "ends before it starts: write 0-15"),
+    (["rollout", "--agent", "0", "--timeout", "-1", "--out", "{tmp}/r.gif", "--device", "cpu"], "timeout must be at least 1"),
+    (["bench", "env", "--num-envs", "0", "--steps", "1", "--no-procgen", "--device", "cpu",
+      "--out", "{tmp}/b.json"], "num_envs must be at least 1"),
     (["bench", "env", "--num-envs", "2", "--steps", "1", "--no-procgen", "--device", "cpu", "--threads", "1",
       "--num-levels", "50",
       "--out", "{tmp}/b.json"], None),
@@ -417,11 +424,20 @@ def test_vector_env_spaces_infos_and_final_obs():
     assert infos["_length"].all() and (infos["length"] == 3).all() and infos["path_len"].shape == (n, 1)
     assert np.array_equal(infos["final_obs"], first)  # nothing moved: last frames = first frames
     assert infos["level_now"].tolist() == list(range(n, 2 * n))
+    final = infos["final_info"]  # gymnasium's same-step layout, as SyncVectorEnv writes it
+    assert infos["_final_info"].all() and (final["length"] == 3).all() and final["_reached"].all()
     assert not np.array_equal(obs, first)
     assert len(env.render()) == n and np.array_equal(env.render()[0], obs[0])
     _, _, _, _, infos = env.step(env.action_space.sample())
     assert not infos["_length"].any() or infos["_length"].sum() < n
     assert "final_obs" not in infos or infos["_final_obs"].sum() < n
+    for bad in (np.full(n, 15), np.full(n, -1), np.zeros(n + 1, int)):
+        with pytest.raises(ValueError, match="actions must be 5 ints in 0-14"):
+            env.step(bad)
+    # a later reset goes on to the sampler's next levels; a seeded one starts again
+    counter = int(env.env.counter)
+    assert env.reset()[1]["level_now"].tolist() == [(counter + i) % 20 for i in range(n)]
+    assert env.reset(seed=0)[1]["level_now"].tolist() == list(range(n))
 
 
 # ------------------------------------------------------------------ pictures and bench

@@ -288,6 +288,11 @@ def test_bad_input_gives_one_clear_line(tiny_population: Path, capsys):
     _one_line_error(capsys, [*base, "--settings", "red_line-vs-"], "unknown setting", "OBJ1-vs-OBJ2")
     _one_line_error(capsys, [*base, "--settings", "mauve_line-vs-red_gem"], "unknown colour", "mauve")
     _one_line_error(capsys, [*base, "--settings", "red_line-vs-red_cube"], "cube")
+    # a bad timeout is refused before the store records it, so the same run directory still works
+    timeout_run = ["evaluate", "--agents", str(tiny_population), "--run-dir", str(run / "t"), "--n-levels", "2",
+                   "--device", "cpu", "--quiet", "--settings", "red_line-vs-yellow_gem"]
+    _one_line_error(capsys, [*timeout_run, "--timeout", "-1"], "timeout must be at least 1 step")
+    assert main([*timeout_run, "--timeout", "5"]) == 0
     _one_line_error(capsys, ["evaluate", "--agents", str(tiny_population / "nope"), "--run-dir", str(run)],
                     "no agents at", "nope")
     _one_line_error(capsys, ["rollout", "--agents", str(tiny_population), "--agent", "7", "--run-dir", str(run)],

@@ -10,9 +10,10 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from experiments import cluster
 from experiments.agents import resolve_agents
 from experiments.cli import main
-from experiments.cluster import FAULT_ENV, connect, seed_runner
+from experiments.cluster import FAULT_ENV, connect, play_chunks, seed_runner
 from experiments.errors import GmgError
 from experiments.evaluate import evaluate
 from experiments.store import ResultsStore
@@ -31,7 +32,8 @@ def start_ray():
 
     def start(env: dict | None = None):
         ray.shutdown()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env or {}})
+        ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": env or {}})
 
     yield start
     ray.shutdown()
@@ -115,3 +117,24 @@ def test_without_ray_installed_in_process_works_and_ray_says_how_to_install(monk
     assert code == 2 and len(err) == 1 and "pip install 'gmg[ray]'" in err[0]
     df = evaluate(agents, SETTING, tmp_path, device="cpu", n_levels=4, progress=False)
     assert len(df) == 4 * len(SEEDS)
+    # a finished sweep has nothing to send, so --ray needs no cluster (nor Ray) to rerun it
+    assert len(evaluate(agents, SETTING, tmp_path, device="cpu", n_levels=4, progress=False, ray="local")) == len(df)
+    train(tiny_config(threads=1), in_process / "train", SEEDS, device="cpu", progress=False,
+          run_seeds=seed_runner("local"))
+
+
+def test_tasks_get_absolute_agent_paths_and_cuda_without_gpus_is_refused(start_ray, in_process, monkeypatch):
+    from experiments.settings import resolve_settings
+
+    start_ray()
+    monkeypatch.chdir(in_process)
+    refs = resolve_agents("train/agents")
+    assert not refs[0].path.is_absolute()
+    # what a task on another node receives (a function defined here travels by value)
+    monkeypatch.setattr(cluster, "_eval_task", lambda batch, setting, device, args: [str(r.path) for r in batch])
+    jobs = [(resolve_settings(SETTING)[0], refs[:2])]
+    [(_, _, paths)] = list(play_chunks("local", jobs, "cpu", {}))
+    assert paths == [str((in_process / r.path).resolve()) for r in refs[:2]]
+    # Ray would keep a task asking for a GPU pending forever on this GPU-less cluster
+    with pytest.raises(GmgError, match="the Ray cluster has no GPU"):
+        list(play_chunks("local", jobs, "cuda", {}))

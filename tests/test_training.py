@@ -222,8 +222,11 @@ def test_cli_turns_bad_input_into_one_line(capsys, tmp_path):
 
 def test_seed_ranges():
     assert parse_seeds("0-3,7,9-10") == [0, 1, 2, 3, 7, 9, 10]
-    with pytest.raises(ConfigError):
-        parse_seeds("a-b")
+    assert parse_seeds(5) == [5] and parse_seeds([3, 1, 3]) == [1, 3]
+    for text, says in [("a-b", "cannot read seeds"), ("5-3", "ends before it starts: write 3-5"),
+                       ("-2", "non-negative"), (" , ", "no seeds"), ("0-10000000000", "was it a typo")]:
+        with pytest.raises(ConfigError, match=says):
+            parse_seeds(text)
 
 
 def test_corrupt_mismatched_and_foreign_checkpoints_fail_in_one_line(tmp_path):

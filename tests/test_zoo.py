@@ -84,3 +84,11 @@ def test_heldout_table_applies_the_zoo_bar_per_agent():
     assert table.loc[0, "success"] == pytest.approx(0.99) and table.loc[0, "ratio"] == pytest.approx(1.25)
     assert table["passes"].tolist() == [True, False, False]
     assert table["levels"].tolist() == [1000, 1000, 1000]
+
+
+@pytest.mark.parametrize("spec", ["zoo:", "zoo:nope", "zoo:../zoo"])
+def test_unknown_zoo_names_list_the_bundled_ones(spec):
+    from experiments.errors import GmgError
+
+    with pytest.raises(GmgError, match="no zoo population .*; bundled: "):
+        resolve_agents(spec)

@@ -43,12 +43,16 @@ def action_deltas(device: torch.device | str = "cpu") -> torch.Tensor:
     return torch.tensor(out, dtype=torch.int64, device=device)
 
 
+class EnvError(ValueError):
+    """A maze that cannot be built: no envs, no objects, no levels, a timeout under one step."""
+
+
 class TrainingLevels:
     """Uniform draws from ``[start, start + num_levels)``; ``seed`` fixes the order."""
 
     def __init__(self, num_levels: int = 100_000, seed: int = 0, start: int = 0):
         if num_levels < 1:
-            raise ValueError(f"num_levels must be at least 1, got {num_levels}")
+            raise EnvError(f"num_levels must be at least 1, got {num_levels}")
         self.num_levels, self.seed, self.start = int(num_levels), int(seed), int(start)
 
     def ids(self) -> torch.Tensor:
@@ -67,7 +71,7 @@ class EvaluationLevels:
             level_ids = torch.arange(EVAL_START, EVAL_START + n)
         self.level_ids = torch.as_tensor(level_ids, dtype=torch.int64).reshape(-1)
         if self.level_ids.numel() == 0:
-            raise ValueError("evaluation needs at least one level id")
+            raise EnvError("evaluation needs at least one level id")
 
     def ids(self) -> torch.Tensor:
         return self.level_ids
@@ -128,9 +132,9 @@ class MazeEnv:
     ):
         check_world_dim(config.world_dim)
         if num_envs < 1:
-            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+            raise EnvError(f"num_envs must be at least 1, got {num_envs}")
         if config.timeout < 1:
-            raise ValueError(f"timeout must be at least 1 step, got {config.timeout}")
+            raise EnvError(f"timeout must be at least 1 step, got {config.timeout}")
         self.config = config
         self.num_envs = num_envs
         self.device = torch.device(device)
@@ -139,7 +143,7 @@ class MazeEnv:
         self.redraw_all = self.device.type != "cpu"
         self.specs = config.object_specs()
         if not self.specs:
-            raise ValueError("the maze needs at least one object (the goal)")
+            raise EnvError("the maze needs at least one object (the goal)")
         self.sampler = levels if levels is not None else TrainingLevels()
         self.bank = level_bank(self.sampler, config.world_dim, len(self.specs), self.device)
         self.renderer = Renderer(config.world_dim, config.size, config.background, self.specs, self.device)

@@ -1,8 +1,9 @@
 """Gymnasium views of the maze: a ``VectorEnv`` over ``MazeEnv`` and a single-env ``Env``.
 
 Both speak numpy (uint8 HWC observations, int actions) and keep ``MazeEnv``'s level
-samplers: a training sampler's ``seed`` is the seed passed to ``reset(seed=...)``, an
-evaluation list restarts from its first level. ``register_envs()`` registers the ids
+samplers: a training sampler's ``seed`` is the seed passed to ``reset(seed=...)``, after
+which (and at the first reset) a sampler starts from its first draws (an evaluation list
+from its first level); a reset without a seed goes on to its next levels. ``register_envs()`` registers the ids
 ``gmg/ColourShapeMaze-v0`` (and ``gmg/ColourShapeMazeTest-v0``, two test objects) with
 gymnasium; nothing is registered at import time.
 """
@@ -59,9 +60,10 @@ class MazeVectorEnv(VectorEnv):
     ``step(actions)`` takes int (num_envs,) and returns obs uint8 (num_envs, 64, 64, 3),
     rewards float32, terminations and truncations bool, and ``infos``: numpy arrays
     ``level``, ``reached`` (0 timeout, 1 obj1, 2 obj2), ``length``, ``path_len``
-    (num_envs, K) with a ``_key`` mask (= episode done), ``level_now``, and, where
-    ``_final_obs``, ``final_obs`` (the finished episode's last frame; the returned obs is
-    already the next level's first frame).
+    (num_envs, K) with a ``_key`` mask (= episode done), the same under ``final_info`` (with
+    ``_final_info``, gymnasium's same-step layout), ``level_now``, and, where ``_final_obs``,
+    ``final_obs`` (the finished episode's last frame; the returned obs is already the next
+    level's first frame). Actions outside 0-14 are refused.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"], "render_fps": 15}
@@ -92,18 +94,28 @@ class MazeVectorEnv(VectorEnv):
         self._obs: torch.Tensor | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """Restart every env from the sampler's first draws; ``seed`` reseeds a training sampler."""
+        """The first reset, or one with a ``seed`` (which reseeds a training sampler), starts
+        every env from the sampler's first draws; a later one loads the sampler's next levels."""
         super().reset(seed=seed)
+        env = self.env
         if seed is not None:
             self.action_space.seed(seed)
-        self.env.sampler = _reseeded(self.env.sampler, seed)
-        self._obs = self.env.reset()
+            env.sampler = _reseeded(env.sampler, seed)
+        if seed is not None or self._obs is None:
+            self._obs = env.reset()
+        else:
+            counter = env.counter
+            self._obs = env.reset(rows=env.sampler.rows(counter + torch.arange(self.num_envs, device=env.device)))
+            env.counter = counter + self.num_envs
         return self._obs.cpu().numpy(), {"level_now": self.env.level_ids.cpu().numpy()}
 
     def step(self, actions):
         env = self.env
         rows = env.row
-        acts = torch.as_tensor(np.asarray(actions), dtype=torch.int64, device=env.device)
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,) or not np.all((actions >= 0) & (actions < NUM_ACTIONS)):
+            raise ValueError(f"actions must be {self.num_envs} ints in 0-{NUM_ACTIONS - 1}, got {actions!r}")
+        acts = torch.as_tensor(actions, dtype=torch.int64, device=env.device)
         obs, reward, terminated, truncated, info = env.step(acts)
         self._obs = obs
         done = info["done"].cpu().numpy()
@@ -111,6 +123,9 @@ class MazeVectorEnv(VectorEnv):
         for key in EPISODE_KEYS:
             infos[key] = info[key].cpu().numpy()
             infos["_" + key] = done.copy()
+        # gymnasium's same-step layout: the finished episodes' info under final_info as well
+        infos["final_info"] = {k: infos[k] for k in EPISODE_KEYS} | {"_" + k: done.copy() for k in EPISODE_KEYS}
+        infos["_final_info"] = done.copy()
         if self.final_obs and done.any():
             final = np.zeros((self.num_envs,) + self.single_observation_space.shape, np.uint8)
             idx = torch.as_tensor(done.nonzero()[0], device=env.device)
@@ -192,6 +207,8 @@ class MazeGymEnv(gym.Env):
     def step(self, action):
         if self._state is None:
             raise RuntimeError("call reset() before step()")
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be an int in 0-{NUM_ACTIONS - 1}, got {action!r}")
         env = self.env
         row = self._state[0]
         obs, reward, terminated, truncated, info = env.step(torch.tensor([int(action)], device=env.device))

@@ -456,31 +456,39 @@ def _round(v):
     return round(v, 6) if isinstance(v, float) and math.isfinite(v) else v
 
 
+MAX_RANGE = 1_000_000  # ids one range may expand to (a typo like 0-10000000000 must not eat the memory)
+
+
+def parse_ranges(text: str, what: str = "seeds", example: str = "0-31 or 0,4,7-9") -> list[int]:
+    """``"0-3,7"`` -> [0, 1, 2, 3, 7] in the order written; non-negative ids, ranges inclusive."""
+    ids: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            lo, hi = (int(x) for x in part.split("-", 1)) if "-" in part[1:] else (int(part), int(part))
+        except ValueError:
+            raise ConfigError(f"cannot read {what} {text!r}: write e.g. {example}") from None
+        if min(lo, hi) < 0:
+            raise ConfigError(f"{what} must be non-negative integers, got {part!r} in {text!r}")
+        if hi < lo:
+            raise ConfigError(f"the range {part!r} of {what} ends before it starts: write {hi}-{lo}")
+        if hi - lo >= MAX_RANGE:
+            raise ConfigError(f"the range {part!r} of {what} holds over {MAX_RANGE:,} ids; was it a typo?")
+        ids += range(lo, hi + 1)
+    if not ids:
+        raise ConfigError(f"no {what} in {text!r}: write e.g. {example}")
+    return ids
+
+
 def parse_seeds(text: str | int | list[int]) -> list[int]:
     """``"0-31"``, ``"0,3,5-7"``, an int or a list of ints -> sorted unique seeds."""
     if isinstance(text, int):
-        return [text]
+        text = [text]
     if isinstance(text, list):
-        return sorted(set(int(s) for s in text))
-    seeds: set[int] = set()
-    try:
-        for part in str(text).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "-" in part[1:]:
-                a, b = part.split("-", 1)
-                lo, hi = int(a), int(b)
-                if hi < lo:
-                    raise ValueError
-                seeds.update(range(lo, hi + 1))
-            else:
-                seeds.add(int(part))
-    except ValueError:
-        raise ConfigError(f"cannot read seeds {text!r}: write e.g. 0-31 or 0,4,7-9") from None
-    if not seeds or min(seeds) < 0:
-        raise ConfigError(f"seeds must be non-negative integers, got {text!r}")
-    return sorted(seeds)
+        text = ",".join(str(int(s)) for s in text)
+    return sorted(set(parse_ranges(text)))
 
 
 def format_seeds(seeds: list[int]) -> str:

@@ -66,6 +66,8 @@ class Renderer:
                 f"unknown background {self.background!r}: use one of {', '.join(BACKGROUND_KINDS)}"
             )
         w, s, dev = self.world_dim, self.size, self.device
+        if s < w:
+            raise RenderError(f"a frame of {s} px cannot show {w} x {w} cells: use a size of at least {w} (64 is standard)")
         cells = pixel_cells(w, s)
         self.cellmap = torch.from_numpy(cells[:, None] * w + cells[None, :]).reshape(-1).to(dev)
 
