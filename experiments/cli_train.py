@@ -47,9 +47,12 @@ def cmd_zoo(args: argparse.Namespace) -> None:
     if args.action == "check":
         from experiments.training_report import HELDOUT_RATIO, HELDOUT_SUCCESS, check_agents
 
-        table = check_agents(args.agents or "zoo:yellow-line", args.run_dir or Path("runs/zoo-check"), args.device,
-                             n_levels=args.n_levels, progress=not args.quiet)
-        out = (args.run_dir or Path("runs/zoo-check")) / "heldout.csv"
+        agents = args.agents or "zoo:yellow-line"
+        # by default one folder per population: a results store refuses a second agent 0
+        source = Path(str(agents).removeprefix("zoo:")).resolve()
+        run_dir = args.run_dir or Path("runs/zoo-check") / (source.parent if source.name == "agents" else source).name
+        table = check_agents(agents, run_dir, args.device, n_levels=args.n_levels, progress=not args.quiet)
+        out = run_dir / "heldout.csv"
         table.to_csv(out, index=False)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         print(f"{int(table['passes'].sum())} of {len(table)} agents reach success >= {HELDOUT_SUCCESS:.0%} and "
@@ -91,7 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("zoo", help="list the bundled zoo, export a trained run into it (16-bit weights), "
                                    "or check agents on held-out levels of their training distribution")
     p.add_argument("action", choices=["list", "export", "check"])
-    p.add_argument("--run-dir", type=Path, help="export: the trained run; check: where results go")
+    p.add_argument("--run-dir", type=Path,
+                   help="export: the trained run; check: where results go (default runs/zoo-check/NAME)")
     p.add_argument("--name", help="zoo population name, e.g. yellow-line")
     p.add_argument("--agents", help="check: zoo:NAME, a run directory or agent folder (default zoo:yellow-line)")
     p.add_argument("--n-levels", type=int, default=1000, help="check: held-out levels per agent")

@@ -92,3 +92,15 @@ def test_unknown_zoo_names_list_the_bundled_ones(spec):
 
     with pytest.raises(GmgError, match="no zoo population .*; bundled: "):
         resolve_agents(spec)
+
+
+def test_zoo_check_keeps_each_population_in_its_own_default_folder(tmp_path, monkeypatch, capsys):
+    from experiments.cli import main
+
+    names = [n for n in POPULATIONS if n in zoo_names()]
+    if len(names) < 2:
+        pytest.skip("needs both zoo populations")
+    monkeypatch.chdir(tmp_path)
+    for name in names:  # agent ids repeat across populations; one shared store would refuse the second
+        assert main(["zoo", "check", "--agents", f"zoo:{name}", "--n-levels", "2", "--device", "cpu", "--quiet"]) == 0
+        assert (tmp_path / "runs" / "zoo-check" / name / "heldout.csv").is_file()
