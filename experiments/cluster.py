@@ -1,7 +1,7 @@
 """Sweeps on a Ray cluster: the in-process work, split into Ray tasks.
 
-Training: one task per seed (per stacked group with ``--stack``), writing its checkpoints into the shared run directory (a
-retried task resumes from the last one). Evaluation: one task per batch of agents in one
+Training: one task per seed (per stacked group with ``--stack``), writing its checkpoints
+into the shared run directory (a retried task resumes from the last one). Evaluation: one task per batch of agents in one
 setting, returning its episode rows; the driver alone writes the results store. Each task
 asks for one CPU and ``1 / workers`` of a GPU when the device is one, so Ray packs
 ``workers`` tasks per GPU. Ray is optional: without it ``--ray`` says how to install it.

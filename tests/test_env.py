@@ -430,6 +430,7 @@ def test_vector_env_spaces_infos_and_final_obs():
     assert len(env.render()) == n and np.array_equal(env.render()[0], obs[0])
     _, _, _, _, infos = env.step(env.action_space.sample())
     assert not infos["_length"].any() or infos["_length"].sum() < n
+    assert ("final_info" in infos) == infos["_length"].any()
     assert "final_obs" not in infos or infos["_final_obs"].sum() < n
     for bad in (np.full(n, 15), np.full(n, -1), np.zeros(n + 1, int)):
         with pytest.raises(ValueError, match="actions must be 5 ints in 0-14"):

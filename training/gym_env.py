@@ -3,9 +3,10 @@
 Both speak numpy (uint8 HWC observations, int actions) and keep ``MazeEnv``'s level
 samplers: a training sampler's ``seed`` is the seed passed to ``reset(seed=...)``, after
 which (and at the first reset) a sampler starts from its first draws (an evaluation list
-from its first level); a reset without a seed goes on to its next levels. ``register_envs()`` registers the ids
-``gmg/ColourShapeMaze-v0`` (and ``gmg/ColourShapeMazeTest-v0``, two test objects) with
-gymnasium; nothing is registered at import time.
+from its first level); a reset without a seed goes on to its next levels.
+``register_envs()`` registers the ids ``gmg/ColourShapeMaze-v0`` (and
+``gmg/ColourShapeMazeTest-v0``, two test objects) with gymnasium; nothing is registered at
+import time.
 """
 
 from __future__ import annotations
@@ -123,9 +124,9 @@ class MazeVectorEnv(VectorEnv):
         for key in EPISODE_KEYS:
             infos[key] = info[key].cpu().numpy()
             infos["_" + key] = done.copy()
-        # gymnasium's same-step layout: the finished episodes' info under final_info as well
-        infos["final_info"] = {k: infos[k] for k in EPISODE_KEYS} | {"_" + k: done.copy() for k in EPISODE_KEYS}
-        infos["_final_info"] = done.copy()
+        if done.any():  # gymnasium's same-step layout, as SyncVectorEnv writes it: only when an episode ended
+            infos["final_info"] = {k: infos[k] for k in EPISODE_KEYS} | {"_" + k: done.copy() for k in EPISODE_KEYS}
+            infos["_final_info"] = done.copy()
         if self.final_obs and done.any():
             final = np.zeros((self.num_envs,) + self.single_observation_space.shape, np.uint8)
             idx = torch.as_tensor(done.nonzero()[0], device=env.device)
