@@ -27,7 +27,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
         cfg = ProbeRunConfig(
             objects=objects, layers=layers, probes=tuple(_csv(args.probes) or PROBES), n_scenes=args.scenes,
             background=args.background, pool=args.pool or None, seed=args.seed, keep_activations=args.keep_activations,
-            n_components=args.components or None, test_size=args.test_size,
+            n_components=args.components or None, test_size=args.test_size, n_jobs=args.jobs,
         )
         ids = parse_seeds(args.ids) if args.ids else None
         device = resolve_device(args.device)
@@ -62,6 +62,8 @@ def register(subparsers) -> None:
     p.add_argument("--components", type=int, default=64, help="PCA components before the probe (0: no PCA)")
     p.add_argument("--test-size", type=float, default=0.25, help="share of scenes held out")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=-1,
+                   help="processes fitting probes at once (default -1: every core); results do not depend on it")
     p.add_argument("--keep-activations", action="store_true", help="keep the float16 activations on disk")
     p.add_argument("--plot", action="store_true", help="also save the profile and population plots")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -20,6 +20,7 @@ unless ``keep_activations``.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 import warnings
@@ -30,6 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from joblib import Parallel, delayed
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
@@ -63,6 +65,7 @@ class ProbeRunConfig:
     batch_size: int = 256
     n_components: int | None = 64
     keep_activations: bool = False
+    n_jobs: int = -1  # processes fitting layers at once (joblib's convention: -1 = every core)
 
     def check(self) -> None:
         unknown = [p for p in self.probes if p not in PROBES]
@@ -118,33 +121,47 @@ def _probe_features(X: np.ndarray, ds: ProbeDataset, shape: tuple[int, ...], cfg
     return rows
 
 
+def _quiet_probe_features(X, ds, shape, cfg, tr, te) -> list[dict]:
+    """``_probe_features`` with one BLAS thread and no convergence warnings, in whichever
+    process joblib runs it: the probes are many small fits, and multi-threaded BLAS made them
+    10x slower on a busy 2-core CPU (measured, see the README); parallelism comes from joblib."""
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if isinstance(X, tuple):  # (directory, layer): read where it is fitted, not pickled over
+            acts = read_activations(*X)
+            X, shape = flatten(acts), tuple(acts.shape[1:])
+        return _probe_features(X, ds, shape, cfg, tr, te)
+
+
 def _probe_model(model: ImpalaAgent, datasets: dict[str, ProbeDataset], layers: list[str], act_root: Path,
-                 cfg: ProbeRunConfig, device) -> pd.DataFrame:
-    """Rows (object, layer, layer_index, probe, ...) for one network."""
+                 cfg: ProbeRunConfig, device, parallel: Parallel) -> pd.DataFrame:
+    """Rows (object, layer, layer_index, probe, ...) for one network; its layers are fitted by
+    ``parallel`` (the results do not depend on how many processes)."""
     rows = []
     for obj, ds in datasets.items():
         y = ds.label("cell")
         tr, te = split(len(y), cfg.test_size, cfg.seed, stratify=y)
         directory = act_root / obj
         write_activations(model, ds.obs, directory, layers, batch_size=cfg.batch_size, pool=cfg.pool, device=device)
-        for index, layer in enumerate(layers):
-            acts = read_activations(directory, layer)
-            shape = tuple(acts.shape[1:])
-            for r in _probe_features(flatten(acts), ds, shape, cfg, tr, te):
-                rows.append({"object": obj, "layer": layer, "layer_index": index, **r})
-            del acts
+        labels_only = dataclasses.replace(ds, obs=ds.obs[:0])  # the workers need labels, not scenes
+        fitted = parallel(delayed(_quiet_probe_features)((directory, layer), labels_only, None, cfg, tr, te)
+                          for layer in layers)
+        for index, (layer, layer_rows) in enumerate(zip(layers, fitted)):
+            rows += [{"object": obj, "layer": layer, "layer_index": index, **r} for r in layer_rows]
     return pd.DataFrame(rows)
 
 
-def _pixel_rows(datasets: dict[str, ProbeDataset], cfg: ProbeRunConfig) -> pd.DataFrame:
+def _pixel_rows(datasets: dict[str, ProbeDataset], cfg: ProbeRunConfig, parallel: Parallel) -> pd.DataFrame:
     rows = []
     for obj, ds in datasets.items():
         y = ds.label("cell")
         tr, te = split(len(y), cfg.test_size, cfg.seed, stratify=y)
-        for index, layer in enumerate(PIXEL_LAYERS):
-            X = pixel_channel(ds.obs, layer[-1], pool=cfg.pool)
-            for r in _probe_features(X, ds, (1, cfg.pool or ds.meta["size"], cfg.pool or ds.meta["size"]), cfg, tr, te):
-                rows.append({"object": obj, "layer": layer, "layer_index": index - len(PIXEL_LAYERS), **r})
+        side = cfg.pool or ds.meta["size"]
+        labels_only = dataclasses.replace(ds, obs=ds.obs[:0])
+        fitted = parallel(delayed(_quiet_probe_features)(pixel_channel(ds.obs, layer[-1], pool=cfg.pool), labels_only,
+                                                         (1, side, side), cfg, tr, te) for layer in PIXEL_LAYERS)
+        for index, (layer, layer_rows) in enumerate(zip(PIXEL_LAYERS, fitted)):
+            rows += [{"object": obj, "layer": layer, "layer_index": index - len(PIXEL_LAYERS), **r} for r in layer_rows]
     return pd.DataFrame(rows)
 
 
@@ -167,18 +184,16 @@ def probe_population(
     with ResultsStore(run_dir) as store:
         # what the probes' scores depend on; batch size and kept activations do not count
         store.check_config("probe_config", {k: v for k, v in asdict(cfg).items()
-                                            if k not in ("batch_size", "keep_activations")}, "probes")
+                                            if k not in ("batch_size", "keep_activations", "n_jobs")}, "probes")
         store.check_agents(refs)
         todo = [r for r in refs if not store.has_chunk(TABLE, {"agent": r.agent_id})]
         say(f"{len(refs) - len(todo)} of {len(refs)} agents already probed")
         if todo:
             layer_names(todo[0].load("cpu"), cfg.layers if isinstance(cfg.layers, str) else list(cfg.layers))  # fail early
             datasets = make_datasets(cfg)
-            # one BLAS thread: the probes are many small fits, and multi-threaded BLAS made
-            # them 10x slower on a busy 2-core CPU (measured, see docs/probes.md)
-            with warnings.catch_warnings(), threadpool_limits(1):
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                baselines = _pixel_rows(datasets, cfg)
+            # one pool of worker processes for the whole run (started once)
+            with Parallel(n_jobs=cfg.n_jobs) as parallel:
+                baselines = _pixel_rows(datasets, cfg, parallel)
                 random_cache: dict[tuple, pd.DataFrame] = {}
                 for ref in todo:
                     t0 = time.perf_counter()
@@ -188,11 +203,11 @@ def probe_population(
                     if key not in random_cache:
                         rand = random_network_like(model, seed=cfg.seed)
                         rdir = run_dir / "activations" / f"random-{'-'.join(map(str, model.config.widths))}"
-                        random_cache[key] = _probe_model(rand, datasets, layers, rdir, cfg, device)
+                        random_cache[key] = _probe_model(rand, datasets, layers, rdir, cfg, device, parallel)
                         if not cfg.keep_activations:
                             shutil.rmtree(rdir, ignore_errors=True)
                     adir = run_dir / "activations" / f"agent-{ref.agent_id:04d}"
-                    rows = _probe_model(model, datasets, layers, adir, cfg, device)
+                    rows = _probe_model(model, datasets, layers, adir, cfg, device, parallel)
                     if not cfg.keep_activations:
                         shutil.rmtree(adir, ignore_errors=True)
                     rand_acc = random_cache[key].set_index(["object", "layer", "probe"])["accuracy"]

@@ -6,6 +6,7 @@ import dataclasses
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
@@ -246,6 +247,18 @@ def test_probe_population_store_and_cli(tiny_population, tmp_path):
     assert sorted(again["agent"].unique()) == [0, 1, 2]
     assert len(again[again["agent"] == 0]) == len(table[table["agent"] == 0])
     assert (run / "probe-population.png").stat().st_size > 1000
+
+
+def test_probe_results_do_not_depend_on_the_number_of_processes(tiny_population, tmp_path):
+    cfg = ProbeRunConfig(objects=("red_line",), layers=("hook_obs", "blocks.0.hook_conv", "hook_hidden"),
+                         n_scenes=120, n_components=16)
+    one = probe_population(tiny_population, tmp_path / "p", dataclasses.replace(cfg, n_jobs=1), ids=[0])
+    two = probe_population(tiny_population, tmp_path / "q", dataclasses.replace(cfg, n_jobs=2), ids=[0])
+    assert len(one) == 3 * 3 + 3 * 3 - 1  # 3 layers and 3 pixel channels x 3 probes; hook_hidden is no map
+    pd.testing.assert_frame_equal(one.drop(columns="seconds"), two.drop(columns="seconds"))
+    # how many processes is not a setting of the results: a run goes on with another number
+    more = probe_population(tiny_population, tmp_path / "p", dataclasses.replace(cfg, n_jobs=2), ids=[0, 1])
+    assert sorted(more["agent"].unique()) == [0, 1]
 
 
 # ---- scikit-learn conformance -------------------------------------------------------------
