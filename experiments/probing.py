@@ -121,6 +121,11 @@ def _probe_features(X: np.ndarray, ds: ProbeDataset, shape: tuple[int, ...], cfg
     return rows
 
 
+def _labels_only(ds: ProbeDataset) -> ProbeDataset:
+    """``ds`` without its scenes, for the worker processes (a sliced tensor would pickle them all)."""
+    return dataclasses.replace(ds, obs=ds.obs.new_empty((0, *ds.obs.shape[1:])))
+
+
 def _quiet_probe_features(X, ds, shape, cfg, tr, te) -> list[dict]:
     """``_probe_features`` with one BLAS thread and no convergence warnings, in whichever
     process joblib runs it: the probes are many small fits, and multi-threaded BLAS made them
@@ -143,7 +148,7 @@ def _probe_model(model: ImpalaAgent, datasets: dict[str, ProbeDataset], layers: 
         tr, te = split(len(y), cfg.test_size, cfg.seed, stratify=y)
         directory = act_root / obj
         write_activations(model, ds.obs, directory, layers, batch_size=cfg.batch_size, pool=cfg.pool, device=device)
-        labels_only = dataclasses.replace(ds, obs=ds.obs[:0])  # the workers need labels, not scenes
+        labels_only = _labels_only(ds)
         fitted = parallel(delayed(_quiet_probe_features)((directory, layer), labels_only, None, cfg, tr, te)
                           for layer in layers)
         for index, (layer, layer_rows) in enumerate(zip(layers, fitted)):
@@ -157,7 +162,7 @@ def _pixel_rows(datasets: dict[str, ProbeDataset], cfg: ProbeRunConfig, parallel
         y = ds.label("cell")
         tr, te = split(len(y), cfg.test_size, cfg.seed, stratify=y)
         side = cfg.pool or ds.meta["size"]
-        labels_only = dataclasses.replace(ds, obs=ds.obs[:0])
+        labels_only = _labels_only(ds)
         fitted = parallel(delayed(_quiet_probe_features)(pixel_channel(ds.obs, layer[-1], pool=cfg.pool), labels_only,
                                                          (1, side, side), cfg, tr, te) for layer in PIXEL_LAYERS)
         for index, (layer, layer_rows) in enumerate(zip(PIXEL_LAYERS, fitted)):
