@@ -73,6 +73,8 @@ class ProbeRunConfig:
             raise ProbeError(f"unknown probe {unknown[0]!r}: use {', '.join(PROBES)}")
         if not self.objects:
             raise ProbeError("no objects to probe")
+        if self.n_jobs == 0:
+            raise ProbeError("--jobs must be a number of processes, or -1 for every core; 0 means nothing")
         if self.n_scenes < 8:
             raise ProbeError(f"--scenes must be at least 8 to hold some out, got {self.n_scenes}")
 

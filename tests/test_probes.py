@@ -176,6 +176,10 @@ def test_cli_bad_layer_exits_2(tiny_population, tmp_path, capsys):
                "--layers", "nope", "--objects", "red_line", "--scenes", "40", "--device", "cpu"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and "unknown layer 'nope'" in err
+    rc = main(["probe", "--agents", str(tiny_population), "--run-dir", str(tmp_path / "p"), "--jobs", "0",
+               "--objects", "red_line", "--scenes", "40", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "--jobs must be a number of processes" in err
 
 
 # ---- activations -------------------------------------------------------------------------
