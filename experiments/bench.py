@@ -154,12 +154,13 @@ TRAIN_VARIANTS = {"fp32": (False, False), "bf16": (True, False), "compile": (Fal
                   "bf16+compile": (True, True)}  # name -> (bf16, compile)
 
 
-def bench_train(*, device: torch.device | str = "cpu", workers: int = 1, stack: int = 1, presets=("cpu", "paper"),
-                variants=None, **_) -> dict:
+def bench_train(*, device: torch.device | str = "cpu", workers: int = 1, stack=1, presets=("cpu", "paper"),
+                variants=None, overrides=None, **_) -> dict:
     """PPO env steps/s per preset, with and without bf16 autocast and torch.compile.
 
     ``workers > 1`` adds rows for that many seeds trained at once (``gmg train --workers``),
-    ``stack > 1`` rows for that many seeds stacked in one process (``gmg train --stack``);
+    ``stack`` (a count or several) > 1 rows for that many seeds stacked in one process
+    (``gmg train --stack``); ``overrides`` training fields set in every row;
     ``variants`` (names of ``TRAIN_VARIANTS``) limits what is timed.
     """
     from experiments.errors import GmgError
@@ -172,9 +173,10 @@ def bench_train(*, device: torch.device | str = "cpu", workers: int = 1, stack: 
             raise GmgError(f"unknown train variant {unknown[0]!r}: use {', '.join(TRAIN_VARIANTS)}")
         chosen = {p: tuple(TRAIN_VARIANTS[v] for v in variants) for p in presets}
     counts = (1, workers) if workers > 1 else (1,)
+    stacks = [stack] if isinstance(stack, int) else list(stack)
     return {"bench": "train", "machine": machine(),
             "rows": measure(device=str(device), workers=counts, presets=tuple(presets), variants=chosen,
-                            stacks=(1, stack) if stack > 1 else (1,))}
+                            stacks=(1, *[k for k in stacks if k > 1]), overrides=overrides)}
 
 
 BENCHES: dict[str, Callable[..., dict]] = {

@@ -21,7 +21,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.workers:
         options["workers"] = args.workers
     if args.stack:
-        options["stack"] = args.stack
+        from training.ppo import parse_ranges
+
+        options["stack"] = parse_ranges(args.stack, "stack", "4,8")
+    if args.set:
+        from experiments.cli_train import _overrides
+
+        options["overrides"] = _overrides(args.set)
     for key in ("presets", "variants"):
         if getattr(args, key):
             options[key] = [v.strip() for v in getattr(args, key).split(",") if v.strip()]
@@ -49,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-procgen", action="store_true", help="env bench: skip procgen's maze")
     p.add_argument("--agents", help="eval bench: trained agents to cycle to 100 (default runs/zoo-yellow-line/agents)")
     p.add_argument("--workers", type=int, help="train bench: also time this many seeds trained at once")
-    p.add_argument("--stack", type=int, help="train bench: also time this many seeds stacked in one process")
+    p.add_argument("--stack", help="train bench: also time this many seeds stacked in one process (or several: 4,8)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="train bench: override a training field")
     p.add_argument("--presets", help="train bench: comma-separated presets (default cpu,paper)")
     p.add_argument("--variants", help="train bench: comma-separated fp32, bf16, compile, bf16+compile (default: "
                    "fp32, bf16, compile; fp32 only for paper on a CPU)")

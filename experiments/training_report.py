@@ -12,18 +12,20 @@ from pathlib import Path
 import torch
 
 from experiments.errors import GmgError
-from training.checkpoint import is_finished, load_agent, read_meta, save_weights, write_meta
+from training.checkpoint import agent_dir_name, is_finished, load_agent, read_meta, save_weights, write_meta
 from training.config import make_config
-from training.ppo import resolve_device, train_agent, train_group
+from training.ppo import resolve_device, train_group
 
 ALL_VARIANTS = ((False, False), (True, False), (False, True))  # (bf16, compile)
 
 
-def _bench_one(config, device: str) -> float:
-    """Env steps/s of the last update of a short training run."""
+def _bench_one(config, device: str, stack: int = 1) -> float:
+    """Env steps/s of the last update of a short training run of ``stack`` seeds (stacked
+    in this process when more than one), summed over the seeds."""
     with tempfile.TemporaryDirectory() as tmp:
-        train_agent(config, tmp, device=device, progress=False)
-        return float(list(csv.DictReader(open(Path(tmp) / "train.csv")))[-1]["sps"])
+        train_group(config, Path(tmp), list(range(stack)), device=device)
+        log = Path(tmp) / "agents" / agent_dir_name(0) / "train.csv"
+        return stack * float(list(csv.DictReader(open(log)))[-1]["sps"])
 
 
 def _bench_synced(config, device: str, seeds: list[int], barrier) -> tuple[float, float, float]:
@@ -66,8 +68,8 @@ def _bench_concurrent(config, device: str, workers: int, stack: int = 1) -> tupl
 
 
 def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int = 2, num_steps: int | None = None,
-                variants: dict | None = None, workers: tuple[int, ...] = (1,), stacks: tuple[int, ...] = (1,)
-                ) -> list[dict]:
+                variants: dict | None = None, workers: tuple[int, ...] = (1,), stacks: tuple[int, ...] = (1,),
+                overrides: dict | None = None) -> list[dict]:
     """Env steps/s of PPO (rollout + update) per preset and bf16 / compile variant.
 
     The last of ``iterations`` updates is timed (the first warms up caches and compile).
@@ -77,11 +79,13 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
     slower on CPUs without native bf16, as the cpu preset's bf16 row shows).
     ``variants`` maps a preset to its (bf16, compile) pairs. Each ``workers`` count above 1
     adds a row per preset and variant: that many seeds trained at once, steps/s summed; each
-    ``stacks`` count above 1 a row of that many seeds stacked in one process. With either
-    comparison every row, the single seed's too, counts all updates from a shared start to
-    the last end.
+    ``stacks`` count above 1 a row of that many seeds stacked in one process (its last update,
+    summed over the seeds). With a workers comparison every row, the single seed's too,
+    counts all updates from a shared start to the last end. ``overrides`` are training
+    fields set in every row (``gmg bench train --set``).
     """
-    whole_runs = workers != (1,) or stacks != (1,)
+    overrides = dict(overrides or {})
+    whole_runs = workers != (1,)
     counts = [(n, 1) for n in workers] + [(1, k) for k in stacks if k > 1]
     dev = resolve_device(device)
     if variants is None:
@@ -92,12 +96,12 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
     for preset in presets:
         for bf16, compiled in variants.get(preset, ALL_VARIANTS):
             over = {"bf16": bf16, "compile": compiled}
-            base = make_config(preset)
+            base = make_config(preset, overrides)
             steps = num_steps or (16 if dev.type == "cpu" else base.num_steps)
             over.update(num_steps=steps, total_timesteps=base.num_envs * steps * iterations,
                         num_minibatches=min(base.num_minibatches, base.num_envs * steps), num_levels=1000,
                         checkpoint_every=10_000)
-            config = make_config(preset, over)
+            config = make_config(preset, {**overrides, **over})
             for n, k in counts:
                 if (n > 1 and compiled) or (k > 1 and compiled):  # compiling in every worker at once only
                     continue  # measures the compiler; stacked training does not compile
@@ -109,7 +113,7 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
                     if whole_runs:
                         sps, peak = _bench_concurrent(config, str(dev), n, k)
                     else:
-                        sps, peak = _bench_one(config, str(dev)), None
+                        sps, peak = _bench_one(config, str(dev), k), None
                     error = ""
                 except Exception as e:  # a variant unsupported here (e.g. compile without a compiler)
                     sps, peak, error = float("nan"), None, f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:80]}"
@@ -117,6 +121,8 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
                        "num_envs": config.num_envs, "num_steps": steps, "widths": list(config.widths),
                        "env_steps_per_s": round(sps, 1), "seconds": round(time.time() - t0, 1),
                        "device": dev.type, "error": error}
+                if overrides:
+                    row["set"] = ",".join(f"{k}={v}" for k, v in overrides.items())
                 if dev.type == "cuda":
                     row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20 if peak is None else peak)
                 rows.append(row)

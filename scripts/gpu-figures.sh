@@ -8,7 +8,7 @@
 # 15 MB pieces (`cat zoo.tar.* | tar -x`). Steps that would pass the deadline are skipped, so
 # a rerun on the same machine (training resumes, evaluation skips what is stored) goes on.
 # Environment: DEVICE (cuda), WORKERS (16), STEPS, YELLOW_SEEDS (0-31), WHITE_SEEDS (0-15),
-# STACK_CPU (16) and STACK_PAPER (4): seeds stacked in one process in the --stack benches;
+# STACK_CPU (16) and STACK_PAPER (4,8): seeds stacked in one process in the --stack benches;
 # ONLY="gpu-tests bench-train-stack-cpu ...": run just the steps of those names.
 # It writes the agents it trains into experiments/zoo/ (FRESH_ZOO=1: replacing the bundled
 # ones), so run it in a copy of the repository and unpack zoo.tar.* here.
@@ -49,14 +49,18 @@ zoo yellow_line yellow-line "$yellow" 240 90
 zoo white_line white-line "$white" 150 60
 cp --parents runs/zoo-*-line/agents/*/meta.json "$logs/" 2>/dev/null
 # the zoo in pieces of at most 15 MB (what comes back from a lent machine is limited per file)
-tar -cf - experiments/zoo | split -b 15M - "$out/zoo.tar."
-step gpu-tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_env.py tests/test_stacked.py
+[[ -n $yellow$white ]] && tar -cf - experiments/zoo | split -b 15M - "$out/zoo.tar."
+step gpu-tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_env.py tests/test_stacked.py tests/test_cuda_graph.py
 step bench-train-paper 120 gmg bench train --device "$device" --presets paper --variants fp32,bf16 --workers "$workers" --out "$logs/bench-train-paper.json"
 step bench-eval 75 gmg bench eval --device "$device" --agents runs/zoo-yellow-line/agents --out "$logs/bench-eval.json"
 step bench-env 30 gmg bench env --device "$device" --num-envs 4096 --steps 200 --no-procgen --out "$logs/bench-env.json"
 step bench-train-cpu 60 gmg bench train --device "$device" --presets cpu --variants fp32 --workers "$workers" --out "$logs/bench-train-cpu.json"
 step bench-train-stack-cpu 90 gmg bench train --device "$device" --presets cpu --variants fp32,bf16 --stack "${STACK_CPU:-16}" --out "$logs/bench-train-stack-cpu.json"
-step bench-train-stack-paper 120 gmg bench train --device "$device" --presets paper --variants bf16 --stack "${STACK_PAPER:-4}" --out "$logs/bench-train-stack-paper.json"
+step bench-train-stack-paper 150 gmg bench train --device "$device" --presets paper --variants bf16 --stack "${STACK_PAPER:-4,8}" --out "$logs/bench-train-stack-paper.json"
+step bench-train-paper-no-cudnn-benchmark 45 gmg bench train --device "$device" --presets paper --variants bf16 --set cudnn_benchmark=false --out "$logs/bench-train-paper-no-cudnn-benchmark.json"
+step bench-train-paper-no-graph 45 gmg bench train --device "$device" --presets paper --variants bf16 --set cuda_graph=false --out "$logs/bench-train-paper-no-graph.json"
+TAIL=16 step profile-paper 60 python3 scripts/profile_train.py --device "$device" --variants bf16+cl,fp32+cl --pools 8192 --out "$logs"
+step bench-train-paper-compile 150 gmg bench train --device "$device" --presets paper --variants bf16+compile --out "$logs/bench-train-paper-compile.json"
 # few files come back from a lent machine: one archive of every log, table and JSON
 tar -czf "$out/logs.tgz" -C "$out" logs && rm -rf "$logs"
 ls -la "$out"

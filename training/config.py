@@ -50,6 +50,8 @@ class TrainConfig:
     bf16: bool = False  # bf16 autocast (10x slower on CPUs without native bf16; see README)
     channels_last: bool = True
     compile: bool = False  # torch.compile the network
+    cudnn_benchmark: bool = True  # on a GPU, let cuDNN time its convolution algorithms once per shape
+    cuda_graph: bool = True  # on a GPU, replay the rollout step as one CUDA graph (lone seeds, no compile)
     checkpoint_every: int = 20  # updates between resumable checkpoints
     threads: int = 0  # torch CPU threads; 0 = all cores
 
@@ -126,7 +128,8 @@ PRESETS: dict[str, dict] = {
 }
 # a resumed run must match every other field; these say only how long it goes (a run may be
 # extended, unless anneal_lr ties the schedule to it), how often it saves and how it runs
-RUN_FIELDS_IGNORED_ON_RESUME = ("total_timesteps", "num_iterations", "checkpoint_every", "threads", "compile")
+RUN_FIELDS_IGNORED_ON_RESUME = ("total_timesteps", "num_iterations", "checkpoint_every", "threads", "compile",
+                                "cudnn_benchmark", "cuda_graph")
 _INIT_FIELDS = {f.name: f for f in fields(TrainConfig) if f.init}
 
 

@@ -13,11 +13,14 @@ import json
 import math
 import random
 import time
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 from torch import nn, optim
+from torch.distributions import Categorical
 
 from training.checkpoint import (
     CODE_VERSION,
@@ -28,7 +31,9 @@ from training.checkpoint import (
     write_meta,
 )
 from training.config import RUN_FIELDS_IGNORED_ON_RESUME, ConfigError, TrainConfig
+from training.cuda_graph import GraphedStep
 from training.env import MazeEnv, TrainingLevels
+from training.fast_pool import scatter_max_pool_backward
 from training.model import ImpalaAgent
 
 LOG_FIELDS = (
@@ -282,6 +287,15 @@ def save_checkpoint(agent_dir: Path, meta: dict, weights: dict, resume: dict | N
         resume_path.unlink()
 
 
+def apply_run_settings(config: TrainConfig, device: torch.device) -> None:
+    """The process-wide settings a run asks for: CPU threads, cuDNN's algorithm search."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if device.type == "cuda":
+        # the fastest algorithm per shape, timed once; GPU runs are only float-close anyway
+        torch.backends.cudnn.benchmark = config.cudnn_benchmark
+
+
 def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.device = "auto",
                 progress: bool = True, max_iterations: int | None = None) -> Path:
     """Train one agent with ``config.seed`` into ``agent_dir`` (resuming if it holds a run).
@@ -293,8 +307,7 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
     device = resolve_device(device)
     agent_dir = Path(agent_dir)
     agent_dir.mkdir(parents=True, exist_ok=True)
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    apply_run_settings(config, device)
     if is_finished(agent_dir):
         return agent_dir
 
@@ -335,13 +348,22 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
             torch.cuda.set_rng_state(state["rng_cuda"], device)
     meta = agent_meta(config, device)
 
+    # ---- one rollout step; on a GPU captured once as a CUDA graph (training.cuda_graph)
+    graphed = device.type == "cuda" and config.cuda_graph and not config.compile
+    cur = SimpleNamespace(obs=next_obs, disc_return=disc_return, noise=torch.zeros(n, device=device))
+    stepper = rollout_step_fn(config, forward, env, reward_rms, cur, uniform=graphed)
+    if graphed:
+        stepper = GraphedStep(stepper, rollout_state(cur, env, reward_rms), capture=True)
+        if not stepper.captured:
+            warnings.warn(f"the rollout step could not be captured as a CUDA graph, running it eagerly ({stepper.error})")
+
     def checkpoint(finished: bool, stats: dict) -> None:
         resume, wall_time = None, wall_before + time.time() - t0
         if not finished:
             resume = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "reward_rms": reward_rms.state(), "env": env.state(),
-                "next_done": next_done, "disc_return": disc_return,
+                "next_done": next_done, "disc_return": cur.disc_return,
                 "global_step": global_step, "iteration": iteration,
                 "wall_time": wall_time, "rng_cpu": torch.get_rng_state(), "train": config.to_dict(),
             }
@@ -368,24 +390,25 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
 
         # ---- rollout
         model.eval()
-        for step in range(t_len):
-            global_step += n
-            obs[step] = next_obs
-            dones[step] = next_done
-            with torch.no_grad(), autocast():
-                action, logprob, _, value = _act(forward, next_obs)
-            values[step] = value.flatten()
-            actions[step] = action
-            logprobs[step] = logprob
-            next_obs, reward, terminated, truncated, info = env.step(action)
-            done = terminated | truncated
-            rewards[step], disc_return = scaled_reward(config, reward, done, disc_return, reward_rms)
-            next_done = done.float()
-            ep += episode_sums(done, reward, info)
+        with torch.profiler.record_function("rollout"):  # a named range in profiler traces
+            if graphed:
+                noise = torch.rand((t_len, n), device=device)
+            for step in range(t_len):
+                global_step += n
+                obs[step] = cur.obs
+                dones[step] = next_done
+                if graphed:
+                    cur.noise.copy_(noise[step])
+                action, logprob, value, reward, rewards[step], done, info = stepper()
+                values[step] = value.flatten()
+                actions[step] = action
+                logprobs[step] = logprob
+                next_done = done.float()
+                ep += episode_sums(done, reward, info)
 
         # ---- advantages (GAE)
         with torch.no_grad(), autocast():
-            next_value = _value(forward, next_obs).float()
+            next_value = _value(forward, cur.obs).float()
         advantages = gae(config, rewards, values, dones, next_value, next_done)
         returns = advantages + values
 
@@ -398,22 +421,24 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         model.train()
         clipfracs = []
         nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-        for _ in range(config.update_epochs):
-            # drawn from torch's CPU generator, whose state the resume checkpoint carries
-            b_inds = torch.randperm(config.batch_size).to(device)
-            for start in range(0, config.batch_size, config.minibatch_size):
-                mb_inds = b_inds[start : start + config.minibatch_size]
-                with autocast():
-                    _, newlogprob, entropy, newvalue = _act(forward, b_obs[mb_inds], b_actions[mb_inds])
-                out = ppo_loss(config, newlogprob, entropy, newvalue.view(-1), b_logprobs[mb_inds],
-                               b_advantages[mb_inds], b_values[mb_inds], b_returns[mb_inds])
-                clipfracs.append(out["clipfrac"])
-                nonfinite |= ~torch.isfinite(out["loss"].detach())
-                optimizer.zero_grad()
-                out["loss"].backward()
-                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                nonfinite |= ~torch.isfinite(grad_norm)  # a finite loss can still overflow backward
-                optimizer.step()
+        fast_pool = scatter_max_pool_backward(model) if not config.compile else contextlib.nullcontext()
+        with torch.profiler.record_function("update"), fast_pool:  # a named range in profiler traces
+            for _ in range(config.update_epochs):
+                # drawn from torch's CPU generator, whose state the resume checkpoint carries
+                b_inds = torch.randperm(config.batch_size).to(device)
+                for start in range(0, config.batch_size, config.minibatch_size):
+                    mb_inds = b_inds[start : start + config.minibatch_size]
+                    with autocast():
+                        _, newlogprob, entropy, newvalue = _act(forward, b_obs[mb_inds], b_actions[mb_inds])
+                    out = ppo_loss(config, newlogprob, entropy, newvalue.view(-1), b_logprobs[mb_inds],
+                                   b_advantages[mb_inds], b_values[mb_inds], b_returns[mb_inds])
+                    clipfracs.append(out["clipfrac"])
+                    nonfinite |= ~torch.isfinite(out["loss"].detach())
+                    optimizer.zero_grad()
+                    out["loss"].backward()
+                    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                    nonfinite |= ~torch.isfinite(grad_norm)  # a finite loss can still overflow backward
+                    optimizer.step()
 
         # checked once per update (a check per minibatch would stall a GPU); a model hit by a
         # NaN is never saved, so the last good checkpoint on disk stays
@@ -446,6 +471,51 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
 def _act(model, obs, action=None):
     return model.get_action_and_value(obs, action) if isinstance(model, ImpalaAgent) else \
         model._orig_mod.get_action_and_value(obs, action)
+
+
+def rollout_step_fn(config: TrainConfig, forward, env: MazeEnv, reward_rms: RunningMeanStd, cur: SimpleNamespace,
+                    uniform: bool):
+    """One rollout step on ``cur.obs`` and ``cur.disc_return`` (both rebound):
+    ``() -> (action, logprob, value, reward, scaled reward, done, info)``.
+
+    ``uniform`` samples actions from ``cur.noise`` (uniforms the caller draws), so that the
+    step holds no RNG call and can be a CUDA graph; otherwise from torch's generator, as
+    ``ImpalaAgent.get_action_and_value`` does.
+    """
+    # a captured step must not keep autocast's cache of cast weights (it would hold stale copies)
+    autocast = (lambda: torch.autocast(env.device.type, dtype=torch.bfloat16, cache_enabled=not uniform)) \
+        if config.bf16 else contextlib.nullcontext
+
+    def step():
+        with torch.no_grad(), autocast():
+            if uniform:
+                logits, value = _network(forward)(cur.obs)
+                action = sample_from_uniform(logits, cur.noise)
+                logprob = Categorical(logits=logits.float(), validate_args=False).log_prob(action)
+            else:
+                action, logprob, _, value = _act(forward, cur.obs)
+        cur.obs, reward, terminated, truncated, info = env.step(action)
+        done = terminated | truncated
+        scaled, cur.disc_return = scaled_reward(config, reward, done, cur.disc_return, reward_rms)
+        return action, logprob, value.float(), reward, scaled, done, info
+
+    return step
+
+
+def rollout_state(cur: SimpleNamespace, env: MazeEnv, reward_rms: RunningMeanStd) -> list[tuple[object, str]]:
+    """What a rollout step reads and rebinds (``GraphedStep``'s ``state``)."""
+    return [(cur, "obs"), (cur, "disc_return")] + [(env, k) for k in (*env.STATE, "static")] + \
+        [(reward_rms, k) for k in ("mean", "var", "count")]
+
+
+def _network(model):
+    return model if isinstance(model, ImpalaAgent) else model._orig_mod
+
+
+def sample_from_uniform(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Actions drawn from softmax(``logits``) (..., A) by inverting its CDF at ``u`` (...) in [0, 1)."""
+    cdf = torch.softmax(logits.float(), -1).cumsum(-1)
+    return (cdf <= u[..., None]).sum(-1).clamp(max=logits.shape[-1] - 1)
 
 
 def _value(model, obs):
