@@ -86,6 +86,26 @@ def test_stacked_seeds_train_the_agents_each_seed_trains_alone(tmp_path):
     assert max_diff(weights(tmp_path / "stacked", 0), weights(tmp_path / "stacked", 1)) > 1e-3
 
 
+def test_stacked_seeds_drawing_from_uniforms_match_lone_runs_that_do(tmp_path, monkeypatch):
+    # a GPU's default (cuda_graph): actions drawn from per-rollout uniforms; run here on a CPU
+    from training import ppo, stacked
+
+    for module in (ppo, stacked):
+        monkeypatch.setattr(module, "samples_from_uniforms", lambda config, device: True)
+    config = tiny(total_timesteps=64 * 4)
+    train_stacked(config, tmp_path / "stacked", [0, 1], device="cpu", progress=False, max_iterations=2)
+    train_stacked(config, tmp_path / "stacked", [0, 1], device="cpu", progress=False)  # resumed
+    alone = solo(tmp_path, config, [0, 1])
+    for s in (0, 1):
+        assert max_diff(weights(tmp_path / "stacked", s), weights(alone, s)) < 1e-5
+        a, b = log_rows(tmp_path / "stacked", s), log_rows(alone, s)
+        assert [r.split(",")[4:6] for r in a] == [r.split(",")[4:6] for r in b]
+    # and the uniforms really drew other actions than the generator's own sampling would
+    monkeypatch.undo()
+    plain = solo(tmp_path / "plain", config, [0])
+    assert max_diff(weights(plain, 0), weights(alone, 0)) > 1e-4
+
+
 def test_killed_stacked_run_resumes_bit_for_bit_without_duplicate_rows(tmp_path):
     config = tiny(total_timesteps=64 * 4)
     train_stacked(config, tmp_path / "whole", SEEDS, device="cpu", progress=False)
@@ -187,7 +207,8 @@ def test_bad_stack_options_are_one_line(argv, message, tmp_path, capsys):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_stacked_seeds_on_gpu_match_each_seed_alone_on_gpu(tmp_path):
-    # on a GPU actions come from a per-seed CUDA generator and minibatches from a CPU one
+    # on a GPU actions come from uniforms of a per-seed CUDA generator (the lone run's are
+    # drawn for its CUDA-graph rollout) and minibatches from a CPU one
     config = tiny(total_timesteps=64 * 4)
     train_stacked(config, tmp_path / "stacked", [0, 1], device="cuda", progress=False, max_iterations=2)
     train_stacked(config, tmp_path / "stacked", [0, 1], device="cuda", progress=False)

@@ -349,9 +349,10 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
     meta = agent_meta(config, device)
 
     # ---- one rollout step; on a GPU captured once as a CUDA graph (training.cuda_graph)
-    graphed = device.type == "cuda" and config.cuda_graph and not config.compile
+    uniform = samples_from_uniforms(config, device)
+    graphed = uniform and device.type == "cuda"
     cur = SimpleNamespace(obs=next_obs, disc_return=disc_return, noise=torch.zeros(n, device=device))
-    stepper = rollout_step_fn(config, forward, env, reward_rms, cur, uniform=graphed)
+    stepper = rollout_step_fn(config, forward, env, reward_rms, cur, uniform=uniform)
     if graphed:
         stepper = GraphedStep(stepper, rollout_state(cur, env, reward_rms), capture=True)
         if not stepper.captured:
@@ -391,13 +392,13 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         # ---- rollout
         model.eval()
         with torch.profiler.record_function("rollout"):  # a named range in profiler traces
-            if graphed:
+            if uniform:
                 noise = torch.rand((t_len, n), device=device)
             for step in range(t_len):
                 global_step += n
                 obs[step] = cur.obs
                 dones[step] = next_done
-                if graphed:
+                if uniform:
                     cur.noise.copy_(noise[step])
                 action, logprob, value, reward, rewards[step], done, info = stepper()
                 values[step] = value.flatten()
@@ -471,6 +472,12 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
 def _act(model, obs, action=None):
     return model.get_action_and_value(obs, action) if isinstance(model, ImpalaAgent) else \
         model._orig_mod.get_action_and_value(obs, action)
+
+
+def samples_from_uniforms(config: TrainConfig, device: torch.device) -> bool:
+    """Whether rollouts draw actions from uniforms drawn per rollout (``sample_from_uniform``):
+    where the step is a CUDA graph, and in stacked runs that must match such lone runs."""
+    return device.type == "cuda" and config.cuda_graph and not config.compile
 
 
 def rollout_step_fn(config: TrainConfig, forward, env: MazeEnv, reward_rms: RunningMeanStd, cur: SimpleNamespace,

@@ -41,6 +41,8 @@ from training.ppo import (
     progress_bar,
     progress_text,
     resolve_device,
+    sample_from_uniform,
+    samples_from_uniforms,
     save_checkpoint,
     scaled_reward,
     seed_everything,
@@ -129,6 +131,7 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
         dirs[s].mkdir(parents=True, exist_ok=True)
     configs = [dataclasses.replace(config, seed=s) for s in seeds]
     k_n, n, t_len = len(seeds), config.num_envs, config.num_steps
+    uniform = samples_from_uniforms(config, device)
 
     # ---- setup: each seed's weights and RNG exactly as its lone run would have them
     models, gens, dev_gens = [], [], []
@@ -215,6 +218,8 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
 
         # ---- rollout: one network call for all seeds, each seed's actions from its own RNG
         with torch.profiler.record_function("rollout"):  # a named range in profiler traces
+            if uniform:  # as a lone run does: the rollout's uniforms first, from the seed's generator
+                noise = torch.stack([torch.rand((t_len, n), generator=g, device=device) for g in dev_gens], 1)
             for step in range(t_len):
                 global_step += n
                 obs[step] = next_obs
@@ -222,8 +227,11 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
                 with torch.no_grad(), autocast():
                     logits, value = agents(next_obs)
                 dist = torch.distributions.Categorical(logits=logits.float(), validate_args=False)
-                action = torch.stack([torch.multinomial(dist.probs[k], 1, True, generator=dev_gens[k]).T.reshape(-1)
-                                      for k in range(k_n)])
+                if uniform:
+                    action = sample_from_uniform(logits, noise[step])
+                else:
+                    action = torch.stack([torch.multinomial(dist.probs[k], 1, True, generator=dev_gens[k]).T.reshape(-1)
+                                          for k in range(k_n)])
                 values[step] = value.float()
                 actions[step] = action
                 logprobs[step] = dist.log_prob(action)
