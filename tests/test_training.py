@@ -333,3 +333,16 @@ def test_weights_fingerprint_is_the_tensors_identity(tmp_path):
     (tmp_path / "b" / "model.safetensors").write_bytes(b"junk")
     with pytest.raises(AgentLoadError, match="corrupt"):
         weights_fingerprint(tmp_path / "b")
+
+
+def test_bench_train_times_stacked_rows_with_overrides(tmp_path, capsys):
+    from experiments.training_report import bench_train
+
+    rows = bench_train(device="cpu", presets=("cpu",), num_steps=4, variants={"cpu": ((False, False),)},
+                       stacks=(1, 2), overrides={"widths": "2,4,4", "hidden": "16", "num_envs": "4"})
+    assert [r["stack"] for r in rows] == [1, 2]
+    assert all(r["widths"] == [2, 4, 4] and r["num_envs"] == 4 and not r["error"] for r in rows)
+    assert all(r["env_steps_per_s"] > 0 and "widths=2,4,4" in r["set"] for r in rows)
+    assert main(["bench", "train", "--device", "cpu", "--presets", "cpu", "--set", "nosuch=1",
+                 "--out", str(tmp_path / "b.json")]) == 2
+    assert "unknown training field 'nosuch'" in capsys.readouterr().err
