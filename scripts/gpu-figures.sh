@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The GPU figures of the README in one pass, for a machine lent for a few minutes: trains the
-# zoo (cpu preset, --workers seeds at once), checks it on 1000 held-out levels, exports it as
-# 16-bit package data, then times env, training and evaluation on the GPU.
+# The GPU figures of the README in one pass, for a machine lent for a few minutes: runs the GPU
+# tests, times training (paper and cpu presets, CUDA graph on and off, stacked seeds), profiles
+# an update (scripts/profile_train.py), times env and evaluation; with YELLOW_SEEDS /
+# WHITE_SEEDS set it first trains those zoo agents (cpu preset, --workers seeds at once), checks
+# them on 1000 held-out levels and exports them as 16-bit package data.
 #   scripts/gpu-figures.sh OUT_DIR [SECONDS]   (gmg on PATH; SECONDS = deadline for the whole pass)
 # Every step logs to OUT_DIR/logs/NAME.log (archived at the end as OUT_DIR/logs.tgz, with the
 # held-out tables, bench JSON and meta.json files); the zoo comes back as OUT_DIR/zoo.tar.* in
 # 15 MB pieces (`cat zoo.tar.* | tar -x`). Steps that would pass the deadline are skipped, so
 # a rerun on the same machine (training resumes, evaluation skips what is stored) goes on.
-# Environment: DEVICE (cuda), WORKERS (16), STEPS, YELLOW_SEEDS (0-31), WHITE_SEEDS (0-15),
+# Environment: DEVICE (cuda), WORKERS (16), STEPS, YELLOW_SEEDS, WHITE_SEEDS (none; the zoo is complete),
 # STACK_CPU (16) and STACK_PAPER (4,8): seeds stacked in one process in the --stack benches;
 # ONLY="gpu-tests bench-train-stack-cpu ...": run just the steps of those names.
 # It writes the agents it trains into experiments/zoo/ (FRESH_ZOO=1: replacing the bundled
@@ -18,8 +20,8 @@ deadline=$((SECONDS + ${2:-500}))
 device=${DEVICE:-cuda}
 workers=${WORKERS:-16}
 steps=${STEPS:-}  # total env steps per agent (default: the cpu preset's)
-yellow=${YELLOW_SEEDS-0-31}  # set empty to train none
-white=${WHITE_SEEDS-0-15}
+yellow=${YELLOW_SEEDS-}  # e.g. 0-31 to train (or resume) those yellow-line zoo agents
+white=${WHITE_SEEDS-}
 logs=$out/logs
 mkdir -p "$logs"
 
@@ -52,7 +54,7 @@ cp --parents runs/zoo-*-line/agents/*/meta.json "$logs/" 2>/dev/null
 [[ -n $yellow$white ]] && tar -cf - experiments/zoo | split -b 15M - "$out/zoo.tar."
 step gpu-tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_env.py tests/test_stacked.py tests/test_cuda_graph.py
 step bench-train-paper 120 gmg bench train --device "$device" --presets paper --variants fp32,bf16 --workers "$workers" --out "$logs/bench-train-paper.json"
-step bench-eval 75 gmg bench eval --device "$device" --agents runs/zoo-yellow-line/agents --out "$logs/bench-eval.json"
+step bench-eval 75 gmg bench eval --device "$device" --agents zoo:yellow-line --out "$logs/bench-eval.json"
 step bench-env 30 gmg bench env --device "$device" --num-envs 4096 --steps 200 --no-procgen --out "$logs/bench-env.json"
 step bench-train-cpu 60 gmg bench train --device "$device" --presets cpu --variants fp32 --workers "$workers" --out "$logs/bench-train-cpu.json"
 step bench-train-stack-cpu 90 gmg bench train --device "$device" --presets cpu --variants fp32,bf16 --stack "${STACK_CPU:-16}" --out "$logs/bench-train-stack-cpu.json"
