@@ -111,7 +111,7 @@ def measure(config, device, reps: int, out: Path | None, tag: str) -> dict:
     table = prof.key_averages().table(sort_by=sort, row_limit=25, max_name_column_width=70)
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"kernels-{tag}.txt").write_text(table)
+        (out / f"kernels-{tag.replace('+', '-')}.txt").write_text(table)
     return {"variant": tag, "rollout_step_ms": step_ms, "minibatch_ms": mb_ms, "rollout_s": rollout_s,
             "update_s": update_s, "env_steps_per_s": config.batch_size / (rollout_s + update_s), "table": table}
 

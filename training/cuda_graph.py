@@ -7,8 +7,8 @@ a whole PPO update, with the GPU mostly idle. Replaying a captured graph costs o
 A graph reads and writes fixed addresses, while the step code (the env, the reward scaler)
 rebinds its state attributes to new tensors. ``GraphedStep`` therefore names that state as
 (object, attribute) pairs: after each call their new values are copied into the tensors the
-graph reads, and the attributes point at those again. Without ``capture`` (every CPU run) the
-same write-back runs eagerly, so the logic is tested where no GPU is.
+graph reads, and the attributes point at those again. Without ``capture`` the same write-back
+and warm-up undo run eagerly: that is how the tests check the logic on a CPU.
 """
 
 from __future__ import annotations
