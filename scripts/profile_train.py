@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import statistics
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -55,8 +56,6 @@ def timed(fn, device, reps: int) -> float:
             end.synchronize()
             times.append(start.elapsed_time(end))
         else:
-            import time
-
             t = time.perf_counter()
             fn()
             times.append(1e3 * (time.perf_counter() - t))

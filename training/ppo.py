@@ -391,21 +391,20 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
 
         # ---- rollout
         model.eval()
-        with torch.profiler.record_function("rollout"):  # a named range in profiler traces
+        if uniform:
+            noise = torch.rand((t_len, n), device=device)
+        for step in range(t_len):
+            global_step += n
+            obs[step] = cur.obs
+            dones[step] = next_done
             if uniform:
-                noise = torch.rand((t_len, n), device=device)
-            for step in range(t_len):
-                global_step += n
-                obs[step] = cur.obs
-                dones[step] = next_done
-                if uniform:
-                    cur.noise.copy_(noise[step])
-                action, logprob, value, reward, rewards[step], done, info = stepper()
-                values[step] = value.flatten()
-                actions[step] = action
-                logprobs[step] = logprob
-                next_done = done.float()
-                ep += episode_sums(done, reward, info)
+                cur.noise.copy_(noise[step])
+            action, logprob, value, reward, rewards[step], done, info = stepper()
+            values[step] = value.flatten()
+            actions[step] = action
+            logprobs[step] = logprob
+            next_done = done.float()
+            ep += episode_sums(done, reward, info)
 
         # ---- advantages (GAE)
         with torch.no_grad(), autocast():
@@ -423,7 +422,7 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         clipfracs = []
         nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         fast_pool = scatter_max_pool_backward(model) if not config.compile else contextlib.nullcontext()
-        with torch.profiler.record_function("update"), fast_pool:  # a named range in profiler traces
+        with fast_pool:
             for _ in range(config.update_epochs):
                 # drawn from torch's CPU generator, whose state the resume checkpoint carries
                 b_inds = torch.randperm(config.batch_size).to(device)

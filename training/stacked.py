@@ -217,32 +217,31 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
         ep = torch.zeros((5, k_n), dtype=torch.float64, device=device)
 
         # ---- rollout: one network call for all seeds, each seed's actions from its own RNG
-        with torch.profiler.record_function("rollout"):  # a named range in profiler traces
-            if uniform:  # as a lone run does: the rollout's uniforms first, from the seed's generator
-                noise = torch.stack([torch.rand((t_len, n), generator=g, device=device) for g in dev_gens], 1)
-            for step in range(t_len):
-                global_step += n
-                obs[step] = next_obs
-                dones[step] = next_done
-                with torch.no_grad(), autocast():
-                    logits, value = agents(next_obs)
-                dist = torch.distributions.Categorical(logits=logits.float(), validate_args=False)
-                if uniform:
-                    action = sample_from_uniform(logits, noise[step])
-                else:
-                    action = torch.stack([torch.multinomial(dist.probs[k], 1, True, generator=dev_gens[k]).T.reshape(-1)
-                                          for k in range(k_n)])
-                values[step] = value.float()
-                actions[step] = action
-                logprobs[step] = dist.log_prob(action)
-                flat_obs, reward, terminated, truncated, info = env.step(action.reshape(-1))
-                next_obs = flat_obs.view(next_obs.shape)
-                done = (terminated | truncated).view(k_n, n)
-                reward = reward.view(k_n, n)
-                info = {key: info[key].view(k_n, n, *info[key].shape[1:]) for key in ("length", "path_len", "reached")}
-                rewards[step], disc_return = scaled_reward(config, reward, done, disc_return, reward_rms)
-                next_done = done.float()
-                ep += episode_sums(done, reward, info)
+        if uniform:  # as a lone run does: the rollout's uniforms first, from the seed's generator
+            noise = torch.stack([torch.rand((t_len, n), generator=g, device=device) for g in dev_gens], 1)
+        for step in range(t_len):
+            global_step += n
+            obs[step] = next_obs
+            dones[step] = next_done
+            with torch.no_grad(), autocast():
+                logits, value = agents(next_obs)
+            dist = torch.distributions.Categorical(logits=logits.float(), validate_args=False)
+            if uniform:
+                action = sample_from_uniform(logits, noise[step])
+            else:
+                action = torch.stack([torch.multinomial(dist.probs[k], 1, True, generator=dev_gens[k]).T.reshape(-1)
+                                      for k in range(k_n)])
+            values[step] = value.float()
+            actions[step] = action
+            logprobs[step] = dist.log_prob(action)
+            flat_obs, reward, terminated, truncated, info = env.step(action.reshape(-1))
+            next_obs = flat_obs.view(next_obs.shape)
+            done = (terminated | truncated).view(k_n, n)
+            reward = reward.view(k_n, n)
+            info = {key: info[key].view(k_n, n, *info[key].shape[1:]) for key in ("length", "path_len", "reached")}
+            rewards[step], disc_return = scaled_reward(config, reward, done, disc_return, reward_rms)
+            next_done = done.float()
+            ep += episode_sums(done, reward, info)
 
         # ---- advantages (GAE), then the batch of each seed in its lone run's order
         with torch.no_grad(), autocast():
@@ -259,26 +258,25 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
         # ---- optimise policy and value
         clipfracs = []
         nonfinite = torch.zeros(k_n, dtype=torch.bool, device=device)
-        with torch.profiler.record_function("update"):  # a named range in profiler traces
-            for _ in range(config.update_epochs):
-                b_inds = torch.stack([torch.randperm(config.batch_size, generator=g) for g in gens]).to(device)
-                for start in range(0, config.batch_size, config.minibatch_size):
-                    mb = b_inds[:, start : start + config.minibatch_size]
-                    with autocast():
-                        logits, newvalue = agents(b_obs[seed_ids, mb])
-                    dist = torch.distributions.Categorical(logits=logits.float(), validate_args=False)
-                    mb_actions = b_actions.gather(1, mb)
-                    out = ppo_loss(config, dist.log_prob(mb_actions), dist.entropy(), newvalue.float(),
-                                   b_logprobs.gather(1, mb), b_advantages.gather(1, mb), b_values.gather(1, mb),
-                                   b_returns.gather(1, mb))
-                    clipfracs.append(out["clipfrac"])
-                    nonfinite |= ~torch.isfinite(out["loss"].detach())
-                    optimizer.zero_grad()
-                    # the seeds share no parameter, so each gets exactly the gradient of its own loss
-                    out["loss"].sum().backward()
-                    norms = clip_grad_norm_per_seed(params, config.max_grad_norm)
-                    nonfinite |= ~torch.isfinite(norms)  # a finite loss can still overflow backward
-                    optimizer.step()
+        for _ in range(config.update_epochs):
+            b_inds = torch.stack([torch.randperm(config.batch_size, generator=g) for g in gens]).to(device)
+            for start in range(0, config.batch_size, config.minibatch_size):
+                mb = b_inds[:, start : start + config.minibatch_size]
+                with autocast():
+                    logits, newvalue = agents(b_obs[seed_ids, mb])
+                dist = torch.distributions.Categorical(logits=logits.float(), validate_args=False)
+                mb_actions = b_actions.gather(1, mb)
+                out = ppo_loss(config, dist.log_prob(mb_actions), dist.entropy(), newvalue.float(),
+                               b_logprobs.gather(1, mb), b_advantages.gather(1, mb), b_values.gather(1, mb),
+                               b_returns.gather(1, mb))
+                clipfracs.append(out["clipfrac"])
+                nonfinite |= ~torch.isfinite(out["loss"].detach())
+                optimizer.zero_grad()
+                # the seeds share no parameter, so each gets exactly the gradient of its own loss
+                out["loss"].sum().backward()
+                norms = clip_grad_norm_per_seed(params, config.max_grad_norm)
+                nonfinite |= ~torch.isfinite(norms)  # a finite loss can still overflow backward
+                optimizer.step()
 
         if nonfinite.any().item():
             bad = [s for s, f in zip(seeds, nonfinite.tolist()) if f]
