@@ -37,7 +37,7 @@ step() {  # NAME LIMIT_S COMMAND...: run under the smaller of LIMIT_S and the ti
   tail -n "${TAIL:-12}" "$logs/$name.log"
 }
 
-train_args=(--preset cpu --workers "$workers" --quiet --device "$device" ${steps:+--steps "$steps"})
+train_args=(--preset cpu-zoo --workers "$workers" --quiet --device "$device" ${steps:+--steps "$steps"})
 # FRESH_ZOO=1 starts the zoo over; by default the agents it trains are added to the bundled ones
 [[ ${FRESH_ZOO:-0} == 1 ]] && rm -rf experiments/zoo/yellow-line experiments/zoo/white-line
 zoo() {  # GOAL NAME SEEDS TRAIN_LIMIT_S CHECK_LIMIT_S

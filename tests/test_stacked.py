@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import tiny_config as tiny
+from conftest import tiny_config
 
 from experiments.cli import main
 from training.checkpoint import load_agent, read_meta
@@ -15,6 +15,12 @@ from training.ppo import TrainingError, seed_groups, train, train_agent, train_g
 from training.stacked import StackedAgents, clip_grad_norm_per_seed, train_stacked
 
 SEEDS = [0, 1, 5]
+
+
+def tiny(**over):
+    # the 1e-5 tolerances below hold at lr 5e-4; at the cpu preset's 1e-3 the batched
+    # convolutions' rounding grew to 1.4e-4 in one seed after 4 updates (uniform sampling)
+    return tiny_config(**{"learning_rate": 5e-4, **over})
 
 
 def weights(run_dir, seed):

@@ -66,7 +66,20 @@ def test_killed_run_resumes_to_the_same_agent_with_no_duplicate_log_rows(tmp_pat
 def test_resume_with_a_changed_config_is_refused_naming_the_field(tmp_path):
     train_agent(tiny(seed=1), tmp_path, device="cpu", progress=False, max_iterations=1)
     with pytest.raises(TrainingError, match="learning_rate"):
-        train_agent(tiny(seed=1, learning_rate=1e-3), tmp_path, device="cpu", progress=False)
+        train_agent(tiny(seed=1, learning_rate=2e-3), tmp_path, device="cpu", progress=False)
+
+
+def test_a_run_resumes_under_another_preset_name_with_the_same_fields(tmp_path):
+    """The zoo's recipe was called cpu when it was trained: cpu-zoo resumes such a run, the new cpu refuses it."""
+    small = dict(widths=(2, 4, 4), hidden=16, num_envs=4, num_steps=16, total_timesteps=64 * 3, num_levels=50,
+                 checkpoint_every=1)
+    zoo = make_config("cpu-zoo", small)
+    train_agent(dataclasses.replace(zoo, preset="cpu"), tmp_path, device="cpu", progress=False, max_iterations=1)
+    with pytest.raises(TrainingError, match="update_epochs: 3 -> 1"):
+        train_agent(make_config("cpu", small), tmp_path, device="cpu", progress=False)
+    train_agent(zoo, tmp_path, device="cpu", progress=False)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["finished"] and meta["preset"] == "cpu-zoo" and meta["train"]["update_epochs"] == 3
 
 
 def test_a_kill_between_resume_and_meta_loses_nothing(tmp_path):
