@@ -29,7 +29,7 @@ def test_zoo_metadata_matches_the_cpu_zoo_preset(name):
         # an agent that missed the bar is retrained with more steps: only the length may grow;
         # how a run runs (threads, checkpoints, GPU switches added since) is not the recipe
         longer = ("total_timesteps", "num_iterations")
-        same = {k: v for k, v in preset.items() if k not in ("seed", "preset", *longer, *RUN_FIELDS_IGNORED_ON_RESUME)}
+        same = {k: v for k, v in preset.items() if k not in ("seed", *longer, *RUN_FIELDS_IGNORED_ON_RESUME)}
         assert {k: train[k] for k in same} == same, ref.path.name
         assert all(train[k] >= preset[k] for k in longer), ref.path.name
         assert ref.path.name == f"agent-{ref.agent_id:04d}" and train["seed"] == ref.agent_id

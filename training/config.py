@@ -129,9 +129,10 @@ PRESETS: dict[str, dict] = {
     "cpu-zoo": dict(total_timesteps=200_000, num_steps=64, num_minibatches=4, update_epochs=3, learning_rate=5e-4),
 }
 # a resumed run must match every other field; these say only how long it goes (a run may be
-# extended, unless anneal_lr ties the schedule to it), how often it saves and how it runs
+# extended, unless anneal_lr ties the schedule to it), how often it saves and how it runs; a
+# preset only names field values (cpu-zoo was once called cpu), and the values are compared
 RUN_FIELDS_IGNORED_ON_RESUME = ("total_timesteps", "num_iterations", "checkpoint_every", "threads", "compile",
-                                "cudnn_benchmark", "cuda_graph")
+                                "cudnn_benchmark", "cuda_graph", "preset")
 _INIT_FIELDS = {f.name: f for f in fields(TrainConfig) if f.init}
 
 

@@ -196,8 +196,7 @@ def append_log(agent_dir: Path, stats: dict) -> None:
 # ---------------------------------------------------------------- checkpoints
 
 def _config_diff(a: dict, b: dict) -> list[str]:
-    # a preset only names field values, and the values are compared (cpu-zoo was once called cpu)
-    keys = (set(a) | set(b)) - set(RUN_FIELDS_IGNORED_ON_RESUME) - {"preset"}
+    keys = (set(a) | set(b)) - set(RUN_FIELDS_IGNORED_ON_RESUME)
     return sorted(k for k in keys if a.get(k) != b.get(k))
 
 
