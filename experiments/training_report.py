@@ -14,7 +14,7 @@ import torch
 from experiments.errors import GmgError
 from training.checkpoint import agent_dir_name, is_finished, load_agent, read_meta, save_weights, write_meta
 from training.config import make_config
-from training.ppo import resolve_device, train_group
+from training.ppo import exit_with_parent, resolve_device, train_group
 
 ALL_VARIANTS = ((False, False), (True, False), (False, True))  # (bf16, compile)
 
@@ -54,12 +54,14 @@ def _bench_concurrent(config, device: str, workers: int, stack: int = 1) -> tupl
     """
     import dataclasses
     import multiprocessing
+    import os
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")
     threads = config.threads or (1 if workers > 1 else 0)
     groups = [list(range(w * stack, (w + 1) * stack)) for w in range(workers)]
-    with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx, initializer=exit_with_parent,
+                                                       initargs=(os.getpid(),)) as pool:
         barrier = manager.Barrier(workers)
         spans = list(pool.map(_bench_synced, [dataclasses.replace(config, threads=threads)] * workers,
                               [device] * workers, groups, [barrier] * workers))

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,6 +135,40 @@ def test_workers_train_the_same_agents_as_one_process(tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a)
     a0 = load_agent(tmp_path / "parallel" / "agents" / "agent-0000")[0].state_dict()
     assert not all(torch.equal(a0[k], b[k]) for k in a0)  # and the seeds differ
+
+
+def _worker_pids(pid: int) -> list[int]:
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(k) for k in kids if b"multiprocessing-fork" in Path(f"/proc/{k}/cmdline").read_bytes()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from Linux /proc")
+def test_killing_a_population_run_ends_its_workers(tmp_path):
+    sets = [f"--set={k}={v}" for k, v in dict(widths="2,4,4", hidden=16, num_envs=4, num_steps=16,
+                                              num_minibatches=2, num_levels=50).items()]
+    parent = subprocess.Popen([sys.executable, "-m", "experiments.cli", "train", "--seeds", "0-1", "--workers", "2",
+                               "--steps", "100000000", "--run-dir", str(tmp_path), "--quiet", *sets],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while len(workers := _worker_pids(parent.pid)) < 2 or not list(tmp_path.glob("agents/*/train.csv")):
+            assert parent.poll() is None and time.time() < deadline, "the workers never started training"
+            time.sleep(0.2)
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(30)
+        deadline = time.time() + 15
+        while any(map(_alive, workers)) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(map(_alive, workers)), "workers went on training after their parent was killed"
+    finally:
+        parent.kill()
 
 
 def test_a_failing_worker_names_its_seed_and_the_others_finish(tmp_path):

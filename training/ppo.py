@@ -669,7 +669,8 @@ def _train_in_workers(config: TrainConfig, run_dir: Path, groups: list[list[int]
     threads = config.threads or (max(1, (os.cpu_count() or 1) // workers) if device.type == "cpu" else 1)
     failed = []
     # spawn, not fork: CUDA cannot be used in a forked child
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(train_group, dataclasses.replace(config, threads=threads), run_dir, g, str(device)): g
                    for g in groups}
         for fut in as_completed(futures):
@@ -681,6 +682,24 @@ def _train_in_workers(config: TrainConfig, run_dir: Path, groups: list[list[int]
                 bar.update(len(futures[fut]))
     if failed:
         raise TrainingError(failed_seeds_message(failed, sum(map(len, groups))))
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker once the process that started it is gone.
+
+    A killed ``gmg train`` (SIGTERM, SIGKILL) would otherwise leave its workers training on,
+    orphaned, into the run directory that a rerun resumes from. Checkpoints are written
+    atomically, so ending between them loses only the updates since the last one.
+    """
+    import os
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def failed_seeds_message(failed: list[tuple[list[int], str]], total: int, where: str = "") -> str:
