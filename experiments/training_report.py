@@ -69,15 +69,24 @@ def _bench_concurrent(config, device: str, workers: int, stack: int = 1) -> tupl
     return workers * stack * config.num_iterations * config.batch_size / (end - start), max(m for _, _, m in spans)
 
 
+def _minibatches_of(base, batch: int) -> int:
+    """How many minibatches split a shortened rollout of ``batch`` samples into minibatches of the
+    preset's own size (a minibatch's cost per sample depends on its size), or as near as divides."""
+    n = max(1, batch // base.minibatch_size)
+    while batch % n:
+        n -= 1
+    return n
+
+
 def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int = 2, num_steps: int | None = None,
                 variants: dict | None = None, workers: tuple[int, ...] = (1,), stacks: tuple[int, ...] = (1,),
                 overrides: dict | None = None) -> list[dict]:
     """Env steps/s of PPO (rollout + update) per preset and bf16 / compile variant.
 
     The last of ``iterations`` updates is timed (the first warms up caches and compile).
-    On a CPU every rollout is shortened to ``num_steps`` (default 16) so that one update
-    takes seconds, not a quarter hour (steps/s barely depends on it: the network's
-    per-sample cost dominates), and the paper preset runs in float32 only (bf16 is 10x
+    On a CPU every rollout is shortened to ``num_steps`` (default 16), in minibatches of the
+    preset's size where they fit, so that one update takes seconds, not a quarter hour (steps/s
+    barely depends on it: the network's per-sample cost dominates), and the paper preset runs in float32 only (bf16 is 10x
     slower on CPUs without native bf16, as the cpu preset's bf16 row shows).
     ``variants`` maps a preset to its (bf16, compile) pairs. Each ``workers`` count above 1
     adds a row per preset and variant: that many seeds trained at once, steps/s summed; each
@@ -101,7 +110,7 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
             base = make_config(preset, overrides)
             steps = num_steps or (16 if dev.type == "cpu" else base.num_steps)
             over.update(num_steps=steps, total_timesteps=base.num_envs * steps * iterations,
-                        num_minibatches=min(base.num_minibatches, base.num_envs * steps), num_levels=1000,
+                        num_minibatches=_minibatches_of(base, base.num_envs * steps), num_levels=1000,
                         checkpoint_every=10_000)
             config = make_config(preset, {**overrides, **over})
             for n, k in counts:

@@ -71,7 +71,7 @@ def test_killed_run_resumes_to_the_same_agent_with_no_duplicate_log_rows(tmp_pat
 def test_resume_with_a_changed_config_is_refused_naming_the_field(tmp_path):
     train_agent(tiny(seed=1), tmp_path, device="cpu", progress=False, max_iterations=1)
     with pytest.raises(TrainingError, match="learning_rate"):
-        train_agent(tiny(seed=1, learning_rate=2e-3), tmp_path, device="cpu", progress=False)
+        train_agent(tiny(seed=1, learning_rate=3e-3), tmp_path, device="cpu", progress=False)
 
 
 def test_a_run_resumes_under_another_preset_name_with_the_same_fields(tmp_path):
@@ -80,7 +80,7 @@ def test_a_run_resumes_under_another_preset_name_with_the_same_fields(tmp_path):
                  checkpoint_every=1)
     zoo = make_config("cpu-zoo", small)
     train_agent(dataclasses.replace(zoo, preset="cpu"), tmp_path, device="cpu", progress=False, max_iterations=1)
-    with pytest.raises(TrainingError, match="update_epochs: 3 -> 1"):
+    with pytest.raises(TrainingError, match=r"learning_rate: 0.0005 -> 0.002, num_minibatches: 4 -> 16, upd"):
         train_agent(make_config("cpu", small), tmp_path, device="cpu", progress=False)
     train_agent(zoo, tmp_path, device="cpu", progress=False)
     meta = json.loads((tmp_path / "meta.json").read_text())
@@ -100,9 +100,9 @@ def test_a_kill_between_resume_and_meta_loses_nothing(tmp_path):
 
 
 def test_resume_refuses_fewer_steps_a_new_schedule_and_a_corrupt_file(tmp_path):
-    train_agent(tiny(seed=1), tmp_path / "a", device="cpu", progress=False, max_iterations=2)
+    train_agent(tiny(seed=1, anneal_lr=False), tmp_path / "a", device="cpu", progress=False, max_iterations=2)
     with pytest.raises(TrainingError, match="already at step 128"):
-        train_agent(tiny(seed=1, total_timesteps=64), tmp_path / "a", device="cpu", progress=False)
+        train_agent(tiny(seed=1, anneal_lr=False, total_timesteps=64), tmp_path / "a", device="cpu", progress=False)
     train_agent(tiny(seed=1, anneal_lr=True), tmp_path / "b", device="cpu", progress=False, max_iterations=1)
     with pytest.raises(TrainingError, match="total_timesteps"):
         train_agent(tiny(seed=1, anneal_lr=True, total_timesteps=640), tmp_path / "b", device="cpu", progress=False)
@@ -110,11 +110,11 @@ def test_resume_refuses_fewer_steps_a_new_schedule_and_a_corrupt_file(tmp_path):
     data = (tmp_path / "a" / "resume.pt").read_bytes()
     (tmp_path / "a" / "resume.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(TrainingError, match="corrupt or truncated"):
-        train_agent(tiny(seed=1), tmp_path / "a", device="cpu", progress=False)
+        train_agent(tiny(seed=1, anneal_lr=False), tmp_path / "a", device="cpu", progress=False)
     assert (tmp_path / "a" / "train.csv").read_text() == rows_before  # the log is untouched
     # without anneal_lr more steps are fine: the run goes on to the new total
     (tmp_path / "a" / "resume.pt").write_bytes(data)
-    train_agent(tiny(seed=1, total_timesteps=64 * 4), tmp_path / "a", device="cpu", progress=False)
+    train_agent(tiny(seed=1, anneal_lr=False, total_timesteps=64 * 4), tmp_path / "a", device="cpu", progress=False)
     assert load_agent(tmp_path / "a")[1]["steps"] == 256
 
 
@@ -398,3 +398,12 @@ def test_bench_train_times_stacked_rows_with_overrides(tmp_path, capsys):
     assert main(["bench", "train", "--device", "cpu", "--presets", "cpu", "--set", "nosuch=1",
                  "--out", str(tmp_path / "b.json")]) == 2
     assert "unknown training field 'nosuch'" in capsys.readouterr().err
+
+
+def test_bench_train_keeps_each_presets_minibatch_size_in_its_shortened_rollout():
+    from experiments.training_report import _minibatches_of
+
+    cpu, paper = make_config("cpu"), make_config("paper")
+    assert 64 * 16 // _minibatches_of(cpu, 64 * 16) == cpu.minibatch_size == 128
+    assert _minibatches_of(paper, 256 * 16) == 1  # a shortened paper rollout is below one of its minibatches
+    assert _minibatches_of(cpu, 128 * 3) == 3 and _minibatches_of(cpu, 1031) == 1  # a prime

@@ -22,13 +22,13 @@ class TrainConfig:
 
     preset: str = "cpu"
     seed: int = 0
-    total_timesteps: int = 120_000  # env steps
+    total_timesteps: int = 100_000  # env steps
     num_envs: int = 64
     num_steps: int = 32  # rollout length per env
-    num_minibatches: int = 8
+    num_minibatches: int = 16
     update_epochs: int = 1
-    learning_rate: float = 1e-3
-    anneal_lr: bool = False
+    learning_rate: float = 2e-3
+    anneal_lr: bool = True  # linearly to 0 over total_timesteps (CleanRL's)
     gamma: float = 0.95
     gae_lambda: float = 0.95
     clip_coef: float = 0.2
@@ -118,7 +118,7 @@ class TrainConfig:
 
 PAPER = dict(
     total_timesteps=5_000_000, num_envs=256, num_steps=256, num_minibatches=8, update_epochs=3,
-    learning_rate=5e-4, gamma=0.999, gae_lambda=0.95, widths=(16, 32, 32), background="black",
+    learning_rate=5e-4, anneal_lr=False, gamma=0.999, gae_lambda=0.95, widths=(16, 32, 32), background="black",
 )
 PRESETS: dict[str, dict] = {
     "paper": {**PAPER, "bf16": True},
@@ -126,7 +126,8 @@ PRESETS: dict[str, dict] = {
     # measured on 2 CPU cores; see README "The cpu preset"
     "cpu": {},
     # the bundled zoo's recipe (called cpu when it was trained): 3 epochs, about 4x the time per agent
-    "cpu-zoo": dict(total_timesteps=200_000, num_steps=64, num_minibatches=4, update_epochs=3, learning_rate=5e-4),
+    "cpu-zoo": dict(total_timesteps=200_000, num_steps=64, num_minibatches=4, update_epochs=3, learning_rate=5e-4,
+                    anneal_lr=False),
 }
 # a resumed run must match every other field; these say only how long it goes (a run may be
 # extended, unless anneal_lr ties the schedule to it), how often it saves and how it runs; a

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import random
@@ -196,7 +197,9 @@ def append_log(agent_dir: Path, stats: dict) -> None:
 # ---------------------------------------------------------------- checkpoints
 
 def _config_diff(a: dict, b: dict) -> list[str]:
-    keys = (set(a) | set(b)) - set(RUN_FIELDS_IGNORED_ON_RESUME)
+    # sizes derived from other fields (batch_size, ...) would only repeat their difference
+    derived = {f.name for f in dataclasses.fields(TrainConfig) if not f.init}
+    keys = (set(a) | set(b)) - set(RUN_FIELDS_IGNORED_ON_RESUME) - derived
     return sorted(k for k in keys if a.get(k) != b.get(k))
 
 
@@ -596,7 +599,6 @@ def seed_groups(run_dir: Path, seeds: list[int], stack: int) -> list[list[int]]:
 def train_group(config: TrainConfig, run_dir: Path, seeds: list[int], device: str | torch.device = "auto",
                 progress: bool = False, max_iterations: int | None = None) -> list[int]:
     """Train one seed alone, or several stacked in this process (``training.stacked``)."""
-    import dataclasses
 
     try:
         if len(seeds) == 1:
@@ -661,7 +663,6 @@ def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: st
 def _train_in_workers(config: TrainConfig, run_dir: Path, groups: list[list[int]], device: torch.device,
                       workers: int, bar) -> None:
     """One process per concurrently trained group; a failed group is reported, the others go on."""
-    import dataclasses
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
