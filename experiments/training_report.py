@@ -86,8 +86,9 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
     The last of ``iterations`` updates is timed (the first warms up caches and compile).
     On a CPU every rollout is shortened to ``num_steps`` (default 16), in minibatches of the
     preset's size where they fit, so that one update takes seconds, not a quarter hour (steps/s
-    barely depends on it: the network's per-sample cost dominates), and the paper preset runs in float32 only (bf16 is 10x
-    slower on CPUs without native bf16, as the cpu preset's bf16 row shows).
+    barely depends on it: the network's per-sample cost dominates), and the paper preset runs
+    in float32 only (bf16 is 10x slower on CPUs without native bf16, as the cpu preset's bf16
+    row shows).
     ``variants`` maps a preset to its (bf16, compile) pairs. Each ``workers`` count above 1
     adds a row per preset and variant: that many seeds trained at once, steps/s summed; each
     ``stacks`` count above 1 a row of that many seeds stacked in one process (its last update,

@@ -138,8 +138,13 @@ def test_workers_train_the_same_agents_as_one_process(tmp_path):
 
 
 def _worker_pids(pid: int) -> list[int]:
-    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(k) for k in kids if b"multiprocessing-fork" in Path(f"/proc/{k}/cmdline").read_bytes()]
+    def is_worker(k: str) -> bool:
+        try:
+            return b"multiprocessing-fork" in Path(f"/proc/{k}/cmdline").read_bytes()
+        except FileNotFoundError:  # a child that ended since the listing
+            return False
+
+    return [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split() if is_worker(k)]
 
 
 def _alive(pid: int) -> bool:
