@@ -125,7 +125,7 @@ PRESETS: dict[str, dict] = {
     "paper-textured": {**PAPER, "bf16": True, "total_timesteps": 10_000_000, "background": "textured"},
     # measured on 2 CPU cores; see README "The cpu preset"
     "cpu": {},
-    # the bundled zoo's recipe (called cpu when it was trained): 3 epochs, about 4x the time per agent
+    # the bundled zoo's recipe (called cpu when it was trained): 3 epochs, about 5x the time per agent
     "cpu-zoo": dict(total_timesteps=200_000, num_steps=64, num_minibatches=4, update_epochs=3, learning_rate=5e-4,
                     anneal_lr=False),
 }

@@ -599,7 +599,6 @@ def seed_groups(run_dir: Path, seeds: list[int], stack: int) -> list[list[int]]:
 def train_group(config: TrainConfig, run_dir: Path, seeds: list[int], device: str | torch.device = "auto",
                 progress: bool = False, max_iterations: int | None = None) -> list[int]:
     """Train one seed alone, or several stacked in this process (``training.stacked``)."""
-
     try:
         if len(seeds) == 1:
             train_agent(dataclasses.replace(config, seed=seeds[0]), Path(run_dir) / "agents" / agent_dir_name(seeds[0]),
