@@ -154,14 +154,15 @@ TRAIN_VARIANTS = {"fp32": (False, False), "bf16": (True, False), "compile": (Fal
                   "bf16+compile": (True, True)}  # name -> (bf16, compile)
 
 
-def bench_train(*, device: torch.device | str = "cpu", workers: int = 1, stack=1, presets=("cpu", "paper"),
-                variants=None, overrides=None, **_) -> dict:
+def bench_train(*, device: torch.device | str = "cpu", workers=1, stack=1, presets=("cpu", "paper"),
+                variants=None, overrides=None, iterations: int = 2, **_) -> dict:
     """PPO env steps/s per preset, with and without bf16 autocast and torch.compile.
 
-    ``workers > 1`` adds rows for that many seeds trained at once (``gmg train --workers``),
-    ``stack`` (a count or several) > 1 rows for that many seeds stacked in one process
-    (``gmg train --stack``); ``overrides`` training fields set in every row;
-    ``variants`` (names of ``TRAIN_VARIANTS``) limits what is timed.
+    ``workers`` (a count or several) > 1 adds rows for that many seeds trained at once
+    (``gmg train --workers``), ``stack`` (a count or several) > 1 rows for that many seeds
+    stacked in one process (``gmg train --stack``); ``overrides`` training fields set in every
+    row; ``variants`` (names of ``TRAIN_VARIANTS``) limits what is timed; ``iterations``
+    updates per run.
     """
     from experiments.errors import GmgError
     from experiments.training_report import bench_train as measure
@@ -172,11 +173,14 @@ def bench_train(*, device: torch.device | str = "cpu", workers: int = 1, stack=1
         if unknown:
             raise GmgError(f"unknown train variant {unknown[0]!r}: use {', '.join(TRAIN_VARIANTS)}")
         chosen = {p: tuple(TRAIN_VARIANTS[v] for v in variants) for p in presets}
-    counts = (1, workers) if workers > 1 else (1,)
+    if iterations < 2:
+        raise GmgError(f"--iterations must be at least 2 (the first update warms up), got {iterations}")
+    counts = [workers] if isinstance(workers, int) else list(workers)
     stacks = [stack] if isinstance(stack, int) else list(stack)
     return {"bench": "train", "machine": machine(),
-            "rows": measure(device=str(device), workers=counts, presets=tuple(presets), variants=chosen,
-                            stacks=(1, *[k for k in stacks if k > 1]), overrides=overrides)}
+            "rows": measure(device=str(device), workers=(1, *[n for n in counts if n > 1]), presets=tuple(presets),
+                            variants=chosen, stacks=(1, *[k for k in stacks if k > 1]), overrides=overrides,
+                            iterations=iterations)}
 
 
 BENCHES: dict[str, Callable[..., dict]] = {

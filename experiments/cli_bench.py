@@ -18,12 +18,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
         options["procgen"] = False
     if args.agents:
         options["agents"] = args.agents
-    if args.workers:
-        options["workers"] = args.workers
-    if args.stack:
-        from training.ppo import parse_ranges
+    from training.ppo import parse_ranges
 
+    if args.workers:
+        options["workers"] = parse_ranges(args.workers, "workers", "2,4")
+    if args.stack:
         options["stack"] = parse_ranges(args.stack, "stack", "4,8")
+    if args.iterations is not None:
+        options["iterations"] = args.iterations
     if args.set:
         from experiments.cli_train import _overrides
 
@@ -54,8 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-levels", type=int, help="env bench: training levels to sample (100000)")
     p.add_argument("--no-procgen", action="store_true", help="env bench: skip procgen's maze")
     p.add_argument("--agents", help="eval bench: trained agents to cycle to 100 (default runs/zoo-yellow-line/agents)")
-    p.add_argument("--workers", type=int, help="train bench: also time this many seeds trained at once")
+    p.add_argument("--workers", help="train bench: also time this many seeds trained at once (or several: 2,4)")
     p.add_argument("--stack", help="train bench: also time this many seeds stacked in one process (or several: 4,8)")
+    p.add_argument("--iterations", type=int, help="train bench: updates per timed run (default 2; the first warms "
+                   "up; 4 or more for the steady figure of --workers)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="train bench: override a training field")
     p.add_argument("--presets", help="train bench: comma-separated presets (default cpu,paper)")
     p.add_argument("--variants", help="train bench: comma-separated fp32, bf16, compile, bf16+compile (default: "

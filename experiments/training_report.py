@@ -28,29 +28,53 @@ def _bench_one(config, device: str, stack: int = 1) -> float:
         return stack * float(list(csv.DictReader(open(log)))[-1]["sps"])
 
 
-def _bench_synced(config, device: str, seeds: list[int], barrier) -> tuple[float, float, float]:
-    """Train ``seeds`` (stacked if several) after every worker is ready; (start, end) seconds
-    and peak GPU MiB (0 on a CPU)."""
+def _bench_synced(config, device: str, seeds: list[int], barrier) -> dict:
+    """Train ``seeds`` (stacked if several) after every worker is ready: the clock's ``start``
+    and ``end``, ``updates`` [(time, env steps so far)] at each update's end, and ``peak`` GPU
+    MiB (0 on a CPU)."""
     from training.env import TrainingLevels, level_bank
 
     torch.zeros(1, device=device)  # CUDA context (or nothing on a CPU) before the clock starts
     level_bank(TrainingLevels(config.num_levels, config.seed, config.start_level), config.world_dim, 1, "cpu")
+    ends: dict[int, float] = {}  # global step -> when the update that reached it ended (last seed's row)
     barrier.wait()
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        train_group(config, Path(tmp), seeds, device=device)
+        train_group(config, Path(tmp), seeds, device=device,
+                    on_update=lambda row: ends.__setitem__(row["global_step"], time.time()))
     t1 = time.time()
-    return t0, t1, torch.cuda.max_memory_allocated() / 2**20 if torch.device(device).type == "cuda" else 0.0
+    return {"start": t0, "end": t1, "updates": sorted((t, step * len(seeds)) for step, t in ends.items()),
+            "peak": torch.cuda.max_memory_allocated() / 2**20 if torch.device(device).type == "cuda" else 0.0}
 
 
-def _bench_concurrent(config, device: str, workers: int, stack: int = 1) -> tuple[float, float]:
+def steady_rate(updates: list[list[tuple[float, float]]]) -> float:
+    """Summed env steps/s of several workers while all of them train, first updates excluded.
+
+    ``updates`` holds each worker's [(time, env steps so far)] at its updates' ends. The window
+    runs from the last worker's end of its first update (compilation, graph capture and
+    cuDNN's autotuning are over everywhere) to the first worker's last end (none has stopped);
+    each worker's steps are interpolated linearly between its update ends. NaN when the window
+    is empty (too few updates, or workers that hardly overlapped).
+    """
+    import numpy as np
+
+    if any(len(u) < 2 for u in updates):
+        return float("nan")
+    a, b = max(u[0][0] for u in updates), min(u[-1][0] for u in updates)
+    if b <= a:
+        return float("nan")
+    done = sum(float(np.diff(np.interp([a, b], *zip(*u)))[0]) for u in updates)
+    return done / (b - a)
+
+
+def _bench_concurrent(config, device: str, workers: int, stack: int = 1) -> dict:
     """Summed env steps/s of ``workers`` processes at once (as ``--workers``), each training
     ``stack`` seeds stacked (as ``--stack``).
 
     Every process starts its clock at a shared barrier, once Python, torch, the device and
-    the level bank are ready; the figure is all env steps over the time from that barrier to
-    the last process's end, so it includes the slowest worker and every warm-up update.
-    Returns (env steps/s, peak GPU MiB of the largest process).
+    the level bank are ready. ``whole``: all env steps over the time from that barrier to the
+    last process's end (the slowest worker and every warm-up update included); ``steady``:
+    ``steady_rate`` of the workers' updates; ``peak``: GPU MiB of the largest process.
     """
     import dataclasses
     import multiprocessing
@@ -63,10 +87,11 @@ def _bench_concurrent(config, device: str, workers: int, stack: int = 1) -> tupl
     with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx, initializer=exit_with_parent,
                                                        initargs=(os.getpid(),)) as pool:
         barrier = manager.Barrier(workers)
-        spans = list(pool.map(_bench_synced, [dataclasses.replace(config, threads=threads)] * workers,
-                              [device] * workers, groups, [barrier] * workers))
-    start, end = min(t for t, _, _ in spans), max(t for _, t, _ in spans)
-    return workers * stack * config.num_iterations * config.batch_size / (end - start), max(m for _, _, m in spans)
+        runs = list(pool.map(_bench_synced, [dataclasses.replace(config, threads=threads)] * workers,
+                             [device] * workers, groups, [barrier] * workers))
+    start, end = min(r["start"] for r in runs), max(r["end"] for r in runs)
+    return {"whole": workers * stack * config.num_iterations * config.batch_size / (end - start),
+            "steady": steady_rate([r["updates"] for r in runs]), "peak": max(r["peak"] for r in runs)}
 
 
 def _minibatches_of(base, batch: int) -> int:
@@ -92,9 +117,11 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
     ``variants`` maps a preset to its (bf16, compile) pairs. Each ``workers`` count above 1
     adds a row per preset and variant: that many seeds trained at once, steps/s summed; each
     ``stacks`` count above 1 a row of that many seeds stacked in one process (its last update,
-    summed over the seeds). With a workers comparison every row, the single seed's too,
-    counts all updates from a shared start to the last end. ``overrides`` are training
-    fields set in every row (``gmg bench train --set``).
+    summed over the seeds). With a workers comparison every row, the single seed's too, is
+    timed twice: ``env_steps_per_s`` counts all updates from a shared start to the last end,
+    ``steady_env_steps_per_s`` only the time all workers trained past their first update
+    (``steady_rate``; give it ``iterations`` of 4 or more). ``overrides`` are training fields
+    set in every row (``gmg bench train --set``).
     """
     overrides = dict(overrides or {})
     whole_runs = workers != (1,)
@@ -122,16 +149,19 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
                 t0 = time.time()
                 try:
                     # with a workers comparison every row is timed the same way (whole runs, synced)
+                    steady = None
                     if whole_runs:
-                        sps, peak = _bench_concurrent(config, str(dev), n, k)
+                        runs = _bench_concurrent(config, str(dev), n, k)
+                        sps, steady, peak = runs["whole"], runs["steady"], runs["peak"]
                     else:
                         sps, peak = _bench_one(config, str(dev), k), None
                     error = ""
                 except Exception as e:  # a variant unsupported here (e.g. compile without a compiler)
-                    sps, peak, error = float("nan"), None, f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:80]}"
+                    sps, steady, peak, error = float("nan"), None, None, f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:80]}"
                 row = {"preset": preset, "bf16": bf16, "compile": compiled, "workers": n, "stack": k,
                        "num_envs": config.num_envs, "num_steps": steps, "widths": list(config.widths),
-                       "env_steps_per_s": round(sps, 1), "seconds": round(time.time() - t0, 1),
+                       "env_steps_per_s": round(sps, 1),
+                       **({} if steady is None else {"steady_env_steps_per_s": round(steady, 1)}), "seconds": round(time.time() - t0, 1),
                        "device": dev.type, "error": error}
                 if overrides:
                     row["set"] = ",".join(f"{k}={v}" for k, v in overrides.items())

@@ -11,6 +11,7 @@
 # a rerun on the same machine (training resumes, evaluation skips what is stored) goes on.
 # Environment: DEVICE (cuda), WORKERS (16), STEPS, YELLOW_SEEDS, WHITE_SEEDS (none; the zoo is complete),
 # STACK_CPU (16) and STACK_PAPER (4,8): seeds stacked in one process in the --stack benches;
+# PAPER_WORKERS (2,4): paper-preset seeds trained at once (about 6 GiB of GPU memory each in bf16);
 # ONLY="gpu-tests bench-train-stack-cpu ...": run just the steps of those names.
 # It writes the agents it trains into experiments/zoo/ (FRESH_ZOO=1: replacing the bundled
 # ones), so run it in a copy of the repository and unpack zoo.tar.* here.
@@ -52,8 +53,11 @@ zoo white_line white-line "$white" 150 60
 cp --parents runs/zoo-*-line/agents/*/meta.json "$logs/" 2>/dev/null
 # the zoo in pieces of at most 15 MB (what comes back from a lent machine is limited per file)
 [[ -n $yellow$white ]] && tar -cf - experiments/zoo | split -b 15M - "$out/zoo.tar."
+# the figure first: paper-preset env steps/s summed over seeds trained at once, with the
+# steady rate (only the time every worker trains past its first update) beside the whole-run one
+step bench-train-paper-workers 240 gmg bench train --device "$device" --presets paper --variants bf16 --workers "${PAPER_WORKERS:-2,4}" --iterations 6 --out "$logs/bench-train-paper-workers.json"
 step gpu-tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_env.py tests/test_stacked.py tests/test_cuda_graph.py
-step bench-train-paper 120 gmg bench train --device "$device" --presets paper --variants fp32,bf16 --workers "$workers" --out "$logs/bench-train-paper.json"
+step bench-train-paper 60 gmg bench train --device "$device" --presets paper --variants fp32,bf16 --out "$logs/bench-train-paper.json"
 step bench-eval 75 gmg bench eval --device "$device" --agents zoo:yellow-line --out "$logs/bench-eval.json"
 step bench-env 30 gmg bench env --device "$device" --num-envs 4096 --steps 200 --no-procgen --out "$logs/bench-env.json"
 step bench-train-cpu 60 gmg bench train --device "$device" --presets cpu --variants fp32 --workers "$workers" --out "$logs/bench-train-cpu.json"

@@ -412,3 +412,41 @@ def test_bench_train_keeps_each_presets_minibatch_size_in_its_shortened_rollout(
     assert 64 * 16 // _minibatches_of(cpu, 64 * 16) == cpu.minibatch_size == 128
     assert _minibatches_of(paper, 256 * 16) == 1  # a shortened paper rollout is below one of its minibatches
     assert _minibatches_of(cpu, 128 * 3) == 3 and _minibatches_of(cpu, 1031) == 1  # a prime
+
+
+def test_steady_rate_counts_only_the_time_every_worker_trains_past_its_first_update():
+    from experiments.training_report import steady_rate
+
+    # A: a 5 s first update, then 100 steps/s; B starts late (first end at 8 s), then 300 steps/s
+    a = [(5.0, 100.0)] + [(5.0 + i, 100.0 + 100 * i) for i in range(1, 11)]  # last end 15 s
+    b = [(8.0, 300.0)] + [(8.0 + i, 300.0 + 300 * i) for i in range(1, 6)]  # last end 13 s
+    assert steady_rate([a, b]) == pytest.approx(400.0)  # the window 8-13 s, the warm-ups left out
+    assert steady_rate([a]) == pytest.approx(100.0)
+    half = [(8.5, 0.0), (10.5, 300.0)]  # update ends between the window's edges: interpolated
+    assert steady_rate([a, half]) == pytest.approx(100.0 + 150.0)
+    assert torch.isnan(torch.tensor(steady_rate([a, [(20.0, 1.0), (21.0, 2.0)]])))  # no overlap
+    assert torch.isnan(torch.tensor(steady_rate([a, [(6.0, 1.0)]])))  # one update: no steady part
+
+
+def test_on_update_sees_every_update_of_every_seed_alone_and_stacked(tmp_path):
+    from training.ppo import train_group
+
+    config = tiny()  # three updates of 4 envs x 16 steps
+    alone, stacked = [], []
+    train_group(config, tmp_path / "a", [0], device="cpu", on_update=alone.append)
+    train_group(config, tmp_path / "s", [0, 1], device="cpu", on_update=stacked.append)
+    assert [r["global_step"] for r in alone] == [64, 128, 192]
+    assert [r["global_step"] for r in stacked] == [64, 64, 128, 128, 192, 192]
+
+
+def test_bench_train_gives_workers_rows_a_steady_figure(tmp_path):
+    from experiments.bench import bench_train
+
+    small = {"widths": "2,4,4", "hidden": "16", "num_envs": "4"}
+    rows = bench_train(device="cpu", presets=("cpu",), variants=["fp32"], workers=[2], overrides=small,
+                       iterations=4)["rows"]
+    assert [r["workers"] for r in rows] == [1, 2] and not any(r["error"] for r in rows)
+    for r in rows:  # the whole runs include each worker's start-up update, so they are slower
+        assert 0 < r["env_steps_per_s"] < r["steady_env_steps_per_s"]
+    with pytest.raises(Exception, match="at least 2"):
+        bench_train(device="cpu", presets=("cpu",), variants=["fp32"], iterations=1)

@@ -300,11 +300,12 @@ def apply_run_settings(config: TrainConfig, device: torch.device) -> None:
 
 
 def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.device = "auto",
-                progress: bool = True, max_iterations: int | None = None) -> Path:
+                progress: bool = True, max_iterations: int | None = None, on_update=None) -> Path:
     """Train one agent with ``config.seed`` into ``agent_dir`` (resuming if it holds a run).
 
     ``max_iterations`` stops early after that many updates in this call (used to test
-    resume); the run stays resumable.
+    resume); the run stays resumable. ``on_update(stats)``, if given, is called with each
+    update's log row once it is written (``gmg bench train`` times updates with it).
     """
     config.validate()
     device = resolve_device(device)
@@ -459,6 +460,8 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
             last={k: v.item() for k, v in out.items() if k != "loss"},
             clipfrac=torch.stack(clipfracs).mean().item(), values=b_values, returns=b_returns)
         append_log(agent_dir, stats)
+        if on_update is not None:
+            on_update(stats)
         if bar:
             bar.update(config.batch_size)
             bar.set_postfix_str(progress_text(sps, stats))
@@ -597,16 +600,18 @@ def seed_groups(run_dir: Path, seeds: list[int], stack: int) -> list[list[int]]:
 
 
 def train_group(config: TrainConfig, run_dir: Path, seeds: list[int], device: str | torch.device = "auto",
-                progress: bool = False, max_iterations: int | None = None) -> list[int]:
-    """Train one seed alone, or several stacked in this process (``training.stacked``)."""
+                progress: bool = False, max_iterations: int | None = None, on_update=None) -> list[int]:
+    """Train one seed alone, or several stacked in this process (``training.stacked``);
+    ``on_update`` as in ``train_agent``, called once per seed and update."""
     try:
         if len(seeds) == 1:
             train_agent(dataclasses.replace(config, seed=seeds[0]), Path(run_dir) / "agents" / agent_dir_name(seeds[0]),
-                        device=device, progress=progress, max_iterations=max_iterations)
+                        device=device, progress=progress, max_iterations=max_iterations, on_update=on_update)
         else:
             from training.stacked import train_stacked
 
-            train_stacked(config, run_dir, seeds, device=device, progress=progress, max_iterations=max_iterations)
+            train_stacked(config, run_dir, seeds, device=device, progress=progress, max_iterations=max_iterations,
+                          on_update=on_update)
     except torch.OutOfMemoryError:
         raise TrainingError(f"seed {format_seeds(seeds)}: out of memory on {device}; the last checkpoint is kept: "
                             "train fewer seeds at once (--workers, --stack) or set bf16=true") from None

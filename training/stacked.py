@@ -111,11 +111,12 @@ def _load_adam_state_of_seed(optimizer: optim.Adam, params: list[torch.Tensor], 
 
 
 def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: str | torch.device = "auto",
-                  progress: bool = True, max_iterations: int | None = None) -> list[Path]:
+                  progress: bool = True, max_iterations: int | None = None, on_update=None) -> list[Path]:
     """Train ``seeds`` together into ``run_dir/agents/agent-NNNN`` (resuming where they are).
 
     Finished seeds are skipped; the others must stand at the same update (true of seeds
-    started together: ``training.ppo.train`` groups them so).
+    started together: ``training.ppo.train`` groups them so). ``on_update(stats)`` is called
+    with each seed's log row of each update.
     """
     config.validate()
     device = resolve_device(device)
@@ -299,6 +300,8 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
                 values=b_values[k], returns=b_returns[k])
             append_log(dirs[s], row)
             stats.append(row)
+            if on_update is not None:
+                on_update(row)
         if bar:
             bar.update(config.batch_size * k_n)
             bar.set_postfix_str(progress_text(sps, stats[0]) + " (first seed)")
