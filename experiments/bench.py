@@ -177,6 +177,9 @@ def bench_train(*, device: torch.device | str = "cpu", workers=1, stack=1, prese
         raise GmgError(f"--iterations must be at least 2 (the first update warms up), got {iterations}")
     counts = [workers] if isinstance(workers, int) else list(workers)
     stacks = [stack] if isinstance(stack, int) else list(stack)
+    for name, values in (("workers", counts), ("stack", stacks)):
+        if min(values) < 1:
+            raise GmgError(f"--{name} must be at least 1, got {min(values)}")
     return {"bench": "train", "machine": machine(),
             "rows": measure(device=str(device), workers=(1, *[n for n in counts if n > 1]), presets=tuple(presets),
                             variants=chosen, stacks=(1, *[k for k in stacks if k > 1]), overrides=overrides,

@@ -450,3 +450,5 @@ def test_bench_train_gives_workers_rows_a_steady_figure(tmp_path):
         assert 0 < r["env_steps_per_s"] < r["steady_env_steps_per_s"]
     with pytest.raises(Exception, match="at least 2"):
         bench_train(device="cpu", presets=("cpu",), variants=["fp32"], iterations=1)
+    with pytest.raises(Exception, match="--workers must be at least 1, got 0"):
+        bench_train(device="cpu", presets=("cpu",), variants=["fp32"], workers=[0, 2])
