@@ -160,9 +160,10 @@ def bench_train(device: str = "auto", presets=("cpu", "paper"), iterations: int 
                     sps, steady, peak, error = float("nan"), None, None, f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:80]}"
                 row = {"preset": preset, "bf16": bf16, "compile": compiled, "workers": n, "stack": k,
                        "num_envs": config.num_envs, "num_steps": steps, "widths": list(config.widths),
-                       "env_steps_per_s": round(sps, 1),
-                       **({} if steady is None else {"steady_env_steps_per_s": round(steady, 1)}), "seconds": round(time.time() - t0, 1),
-                       "device": dev.type, "error": error}
+                       "env_steps_per_s": round(sps, 1)}
+                if steady is not None:
+                    row["steady_env_steps_per_s"] = round(steady, 1)
+                row.update(seconds=round(time.time() - t0, 1), device=dev.type, error=error)
                 if overrides:
                     row["set"] = ",".join(f"{k}={v}" for k, v in overrides.items())
                 if dev.type == "cuda":
