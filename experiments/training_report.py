@@ -63,8 +63,10 @@ def steady_rate(updates: list[list[tuple[float, float]]]) -> float:
     a, b = max(u[0][0] for u in updates), min(u[-1][0] for u in updates)
     if b <= a:
         return float("nan")
-    done = sum(float(np.diff(np.interp([a, b], *zip(*u)))[0]) for u in updates)
-    return done / (b - a)
+    def steps_at(u, t: float) -> float:
+        return float(np.interp(t, [p[0] for p in u], [p[1] for p in u]))
+
+    return sum(steps_at(u, b) - steps_at(u, a) for u in updates) / (b - a)
 
 
 def _bench_concurrent(config, device: str, workers: int, stack: int = 1) -> dict:
