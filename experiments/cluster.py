@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from experiments.errors import GmgError
+from gmg.training.errors import UserError
 
-INSTALL_HINT = "pip install 'gmg[ray]'"
+INSTALL_HINT = "pip install 'ray>=2.9' (the ray extra of gmg-toolkit)"
 MAX_RETRIES = 3  # Ray reruns a task whose worker process died up to this many times
 # test hook: a folder; the first attempt of each task there dies mid-task (os._exit)
 FAULT_ENV = "GMG_TEST_KILL_WORKER_ONCE"
@@ -38,7 +38,7 @@ def connect(address: str):
     try:
         import ray
     except ImportError:
-        raise GmgError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+        raise UserError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
     if ray.is_initialized():
         return ray
     try:
@@ -48,7 +48,7 @@ def connect(address: str):
             ray.init(address=address, log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise GmgError(f"cannot join a Ray cluster at {address!r} ({first}); start one with "
+        raise UserError(f"cannot join a Ray cluster at {address!r} ({first}); start one with "
                        "`ray start --head`, or use --ray local for Ray on this machine") from None
     return ray
 
@@ -61,7 +61,7 @@ def _resources(ray, device: str, workers: int) -> dict:
     gpus = ray.cluster_resources().get("GPU", 0)
     if device == "cuda" and not gpus:
         # Ray would keep such tasks pending forever, waiting for a GPU to join
-        raise GmgError("--device cuda, but the Ray cluster has no GPU; use --device cpu or auto, "
+        raise UserError("--device cuda, but the Ray cluster has no GPU; use --device cpu or auto, "
                        "or add a GPU node with `ray start`")
     gpu = device == "cuda" or (device == "auto" and gpus > 0)
     return {"num_cpus": 1, "num_gpus": (1.0 / max(1, workers)) if gpu else 0, "max_retries": MAX_RETRIES}
@@ -81,7 +81,7 @@ def _die_once(key: str) -> bool:
 
 
 def _train_task(config, run_dir: str, seeds: list[int], device: str) -> list[int]:
-    from training.ppo import train_group
+    from gmg.training.population import train_group
 
     if _die_once(f"train-{seeds[0]}"):
         train_group(config, run_dir, seeds, device=device, max_iterations=1)
@@ -90,7 +90,7 @@ def _train_task(config, run_dir: str, seeds: list[int], device: str) -> list[int
 
 
 def _eval_task(refs, setting, device: str, args: dict):
-    from experiments.evaluate import play_chunk
+    from gmg.experiments.evaluate import play_chunk
 
     frame = play_chunk(refs, setting, device, **args)
     if _die_once(f"eval-{setting.name}-{refs[0].agent_id}"):
@@ -116,7 +116,7 @@ def _reason(e: Exception) -> str:
 
 
 def seed_runner(address: str):
-    """A ``run_seeds`` for ``training.ppo.train`` that trains each group of seeds as a Ray task
+    """A ``run_seeds`` for ``gmg.training.ppo.train`` that trains each group of seeds as a Ray task
     (it joins the cluster only when some seed is left to train)."""
     return lambda config, run_dir, groups, device, workers, bar: train_seeds(
         address, config, run_dir, groups, str(device), workers, bar)
@@ -125,14 +125,13 @@ def seed_runner(address: str):
 def train_seeds(address: str, config, run_dir: Path, groups: list[list[int]], device: str, workers: int = 1,
                 bar=None) -> None:
     """Train each group of seeds (one seed, or several stacked) as a Ray task into
-    ``run_dir/agents``, as ``training.ppo.train`` does in-process."""
-    import dataclasses
+    ``run_dir/agents``, as ``gmg.training.ppo.train`` does in-process."""
 
-    from training.ppo import failed_seeds_message
+    from gmg.training.population import failed_seeds_message
 
     ray = connect(address)
     task = ray.remote(**_resources(ray, device, workers))(_train_task)
-    config = dataclasses.replace(config, threads=config.threads or 1)
+    config = config.with_run(threads=config.run.threads or 1)
     futures = {task.remote(config, str(Path(run_dir).resolve()), g, str(device)): g for g in groups}
     failed = []
     for group, result in _completed(ray, futures):
@@ -141,7 +140,15 @@ def train_seeds(address: str, config, run_dir: Path, groups: list[list[int]], de
         if bar:
             bar.update(len(group))
     if failed:
-        raise GmgError(failed_seeds_message(failed, sum(map(len, groups)), " on the cluster"))
+        raise UserError(failed_seeds_message(failed, sum(map(len, groups)), " on the cluster"))
+
+
+def chunk_runner(address: str | None, workers: int = 1):
+    """A ``run_chunks`` for ``gmg.experiments.evaluate.evaluate`` that plays each chunk as a Ray
+    task, ``workers`` of them per GPU (None when ``address`` is None: play in-process)."""
+    if address is None:
+        return None
+    return lambda jobs, device, args: play_chunks(address, jobs, device, args, workers=workers)
 
 
 def play_chunks(address: str, jobs: list, device, args: dict, workers: int = 1) -> Iterator[tuple]:
@@ -150,7 +157,7 @@ def play_chunks(address: str, jobs: list, device, args: dict, workers: int = 1) 
     Agent paths go out absolute: a task on another node does not share this working directory."""
     import dataclasses
 
-    from training.ppo import format_seeds
+    from gmg.training.seeds import format_seeds
 
     if not jobs:
         return  # nothing left: a finished sweep needs no cluster
@@ -165,52 +172,7 @@ def play_chunks(address: str, jobs: list, device, args: dict, workers: int = 1) 
             continue
         yield setting, batch, result
     if failed:
-        raise GmgError(f"{len(failed)} of {len(jobs)} evaluation chunks failed on the cluster "
+        raise UserError(f"{len(failed)} of {len(jobs)} evaluation chunks failed on the cluster "
                        f"({'; '.join(failed[:3])}); rerun the same command to run only what is missing")
 
 
-def bench_ray(*, device="cpu", seeds: int = 4, steps: int = 8192, n_levels: int = 200, **_) -> dict:
-    """Seconds of a small sweep in-process and on a local Ray (2 tasks at once on 2 cores).
-
-    Training: ``seeds`` cpu-preset agents of ``steps`` env steps, in-process with
-    ``--workers 2`` against one Ray task per seed. Evaluation: those agents x 2 settings x
-    ``n_levels`` levels, 2 agents per chunk, in this process against Ray tasks. Ray's own
-    start is timed apart; each row's ``overhead_s`` is Ray's time minus in-process time.
-    """
-    import tempfile
-    import time
-
-    from experiments.bench import machine
-    from experiments.evaluate import evaluate
-    from training.config import make_config
-    from training.ppo import train
-
-    device = str(device)
-    config = make_config("cpu", {"total_timesteps": steps, "num_levels": 1000, "threads": 1})
-    settings = ["red_line-vs-yellow_gem", "train:yellow_line"]
-    eval_args = dict(n_levels=n_levels, batch_envs=2 * n_levels, progress=False)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        t0 = time.perf_counter()
-        ray = connect("local")
-        startup = time.perf_counter() - t0
-        for stage, local, remote in (
-            ("train", lambda: train(config, tmp / "local", list(range(seeds)), device, progress=False, workers=2),
-             lambda: train(config, tmp / "ray", list(range(seeds)), device, progress=False,
-                           run_seeds=seed_runner("local"))),
-            ("evaluate", lambda: evaluate(tmp / "local" / "agents", settings, tmp / "eval-local", device, **eval_args),
-             lambda: evaluate(tmp / "local" / "agents", settings, tmp / "eval-ray", device, ray="local",
-                              **eval_args)),
-        ):
-            t0 = time.perf_counter()
-            local()
-            t_local = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            remote()
-            t_ray = time.perf_counter() - t0
-            rows.append({"stage": stage, "in_process_s": round(t_local, 2), "ray_s": round(t_ray, 2),
-                         "overhead_s": round(t_ray - t_local, 2)})
-    ray.shutdown()
-    return {"bench": "ray", "machine": machine(), "ray_startup_s": round(startup, 2),
-            "sweep": {"seeds": seeds, "steps": steps, "settings": settings, "n_levels": n_levels}, "rows": rows}

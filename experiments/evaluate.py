@@ -24,18 +24,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from experiments.agents import AgentRef, resolve_agents
-from experiments.errors import GmgError
-from experiments.settings import Setting, resolve_settings
-from experiments.store import ResultsStore
-from training.env import TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv
-from training.levels import uniform
+from gmg.experiments.population import AgentRef, Population, population
+from gmg.experiments.settings import Setting, resolve_settings
+from gmg.experiments.store import ResultsStore
+from gmg.training.env import TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv
+from gmg.training.errors import UserError
+from gmg.training.levels import S_ACTIONS, uniform
 
 EPISODES = "episodes"
 CHUNK_KEY = ("agent", "setting", "intervention")
 OUTCOMES = ("timeout", "obj1", "obj2")  # indexed by the env's ``reached`` code
 LOG_FILE = "evaluate.log"
-_S_ACTIONS = 11  # hash stream of the action noise (levels use 1-5)
 
 # policy(obs uint8 (n, H, W, 3), env, envs int64 (n,) original env index) -> int64 (n,) actions
 Policy = Callable[[torch.Tensor, MazeEnv, torch.Tensor], torch.Tensor]
@@ -161,7 +160,7 @@ def agent_policy(
         if greedy:
             return logits.argmax(1)
         act = torch.arange(logits.shape[1], device=logits.device)[None, :]
-        u = uniform(seed, _S_ACTIONS, keys.to(logits.device)[group][:, None], skey,
+        u = uniform(seed, S_ACTIONS, keys.to(logits.device)[group][:, None], skey,
                     env.level_ids[:, None], env.steps[:, None], act)
         gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1.0)))
         return (logits.double() + gumbel).argmax(1)
@@ -193,18 +192,6 @@ def _enter(intervention, model: torch.nn.Module, stack: contextlib.ExitStack) ->
     stack.enter_context(ctx)
 
 
-def _geometry(refs: list[AgentRef]) -> tuple[int, int, int]:
-    shapes = set()
-    for r in refs:
-        env = r.meta.get("env", {})
-        shapes.add((int(env.get("world_dim", 5)), int(r.meta.get("model", {}).get("obs_size", env.get("size", 64))),
-                    int(env.get("timeout", TIMEOUT))))
-    if len(shapes) > 1:
-        raise GmgError(f"these agents were trained on different mazes (world_dim, size, timeout) {sorted(shapes)}; "
-                       "evaluate them in separate runs")
-    return shapes.pop()
-
-
 def default_batch_envs(device: torch.device) -> int:
     # CPU: ~37 KB of frames per env, keep a batch near 300 MB; GPUs hold far more
     return 8192 if device.type == "cpu" else 131072
@@ -216,9 +203,9 @@ def play_chunk(refs: list[AgentRef], setting: Setting, device: str | torch.devic
     """The episodes of one batch of agents in one setting (no store: the caller writes them).
 
     ``geometry`` is (world_dim, size, timeout). This is the unit of work both in-process
-    and on a Ray cluster (``experiments.cluster``), so the two give the same rows.
+    and on a Ray cluster (``gmg.experiments.cluster``), so the two give the same rows.
     """
-    from training.ppo import resolve_device
+    from gmg.training.runtime import resolve_device
 
     device = resolve_device(device)
     world_dim, size, timeout = geometry
@@ -233,7 +220,7 @@ def play_chunk(refs: list[AgentRef], setting: Setting, device: str | torch.devic
 
 
 def evaluate(
-    agents: str | Path | list[AgentRef] = "zoo:yellow-line",
+    agents: Population | str | Path | list = "zoo:yellow-line",
     settings: str | Iterable[str | Setting] = ("red_line-vs-yellow_gem",),
     run_dir: str | Path = "runs/eval",
     device: str | torch.device = "auto",
@@ -246,8 +233,7 @@ def evaluate(
     timeout: int | None = None,
     progress: bool = True,
     stats: dict | None = None,
-    ray: str | None = None,
-    workers: int = 1,
+    run_chunks: Callable | None = None,
 ) -> pd.DataFrame:
     """Evaluate every agent in every setting on the first ``n_levels`` evaluation levels.
 
@@ -255,38 +241,37 @@ def evaluate(
     function ``fn(model) -> context manager``; it is active on every model while it plays
     and recorded under ``intervention_name``. ``timeout`` defaults to the agents' training
     timeout; ``batch_envs`` caps the envs stepped together (agents per batch =
-    batch_envs // n_levels, at least 1). ``ray`` (``auto``, ``local`` or an address)
-    plays the batches as Ray tasks, ``workers`` of them per GPU; this process alone writes
-    the store. Returns the ``episodes`` rows of these agents, settings and intervention
+    batch_envs // n_levels, at least 1). ``run_chunks(jobs, device, args)``, if given, plays
+    the batches elsewhere and yields ``(setting, batch, frame)`` as they finish
+    (``gmg.experiments.cluster.chunk_runner`` plays them as Ray tasks); this process alone
+    writes the store. Returns the ``episodes`` rows of these agents, settings and intervention
     (one per episode), read back from the store.
     """
     from tqdm import tqdm
 
-    from training.ppo import resolve_device
+    from gmg.training.runtime import resolve_device
 
-    refs = resolve_agents(agents) if isinstance(agents, (str, Path)) else list(agents)
-    if not refs:
-        raise GmgError("no agents to evaluate")
+    refs = population(agents)
     settings = resolve_settings(list(settings) if not isinstance(settings, str) else settings)
     if not 1 <= n_levels <= 1000:
-        raise GmgError(f"n_levels must be from 1 to 1000 (the fixed evaluation levels), got {n_levels}")
+        raise UserError(f"n_levels must be from 1 to 1000 (the fixed evaluation levels), got {n_levels}")
     # checked before the store records them: a bad value there would block the run directory
     if timeout is not None and timeout < 1:
-        raise GmgError(f"timeout must be at least 1 step, got {timeout}")
+        raise UserError(f"timeout must be at least 1 step, got {timeout}")
     if batch_envs is not None and batch_envs < 1:
-        raise GmgError(f"batch_envs must be at least 1, got {batch_envs}")
+        raise UserError(f"batch_envs must be at least 1, got {batch_envs}")
     if intervention is None and intervention_name != "none":
-        raise GmgError(f"intervention {intervention_name!r} named but none given")
+        raise UserError(f"intervention {intervention_name!r} named but none given")
     if intervention is not None and intervention_name == "none":
         # rows are keyed by intervention name: unnamed, they would pass for the clean run
         intervention_name = getattr(intervention, "name", None)  # Identity's is "none", rightly
         if not intervention_name:
-            raise GmgError("an intervention needs a name to be recorded under: pass intervention_name=...")
+            raise UserError("an intervention needs a name to be recorded under: pass intervention_name=...")
     # on Ray each task resolves the device on its own node; the driver may have no GPU
-    device = resolve_device(device) if ray is None else str(device)
-    world_dim, size, trained_timeout = _geometry(refs)
+    device = resolve_device(device) if run_chunks is None else str(device)
+    world_dim, size, trained_timeout = refs.trained_on.geometry
     geometry = (world_dim, size, int(timeout or trained_timeout))
-    batch_device = device if ray is None else torch.device("cuda" if device == "cuda" else "cpu")
+    batch_device = device if run_chunks is None else torch.device("cuda" if device == "cuda" else "cpu")
     per_batch = max(1, (batch_envs or default_batch_envs(batch_device)) // n_levels)
     run_dir = Path(run_dir)
     with ResultsStore(run_dir) as store:
@@ -300,12 +285,10 @@ def evaluate(
             jobs += [(s, pending[i : i + per_batch]) for i in range(0, len(pending), per_batch)]
         args = dict(n_levels=n_levels, greedy=greedy, seed=seed, intervention=intervention,
                     intervention_name=intervention_name, geometry=geometry)
-        if ray is None:
+        if run_chunks is None:
             results = ((s, batch, play_chunk(batch, s, device, stats=stats, **args)) for s, batch in jobs)
         else:
-            from experiments.cluster import play_chunks
-
-            results = play_chunks(ray, jobs, device, args, workers=workers)
+            results = run_chunks(jobs, device, args)
         bar = tqdm(total=sum(len(b) for _, b in jobs), unit="chunk", desc="evaluate", disable=not progress)
         with bar, open(run_dir / LOG_FILE, "a") as log:
             for setting, batch, frame in results:
@@ -324,7 +307,7 @@ def episodes(store: ResultsStore, agents: list[int] | None = None, settings: lis
              interventions: list[str] | None = None) -> pd.DataFrame:
     """Rows of ``episodes`` (all, or those of the given agents/settings/interventions)."""
     if EPISODES not in store.tables():
-        raise GmgError(f"{store.run_dir} has no episodes yet; run `gmg evaluate` first")
+        raise UserError(f"{store.run_dir} has no episodes yet; run `gmg evaluate` first")
     where, params = [], []
     for col, values in (("agent", agents), ("setting", settings), ("intervention", interventions)):
         if values is not None:
@@ -396,9 +379,9 @@ def matrix(df: pd.DataFrame, values: tuple[str, ...] = ("preference", "capabilit
         if intervention is not None:
             m = m[m["intervention"] == intervention]
         elif m["intervention"].nunique() > 1:
-            raise GmgError("the data holds several interventions; pick one")
+            raise UserError("the data holds several interventions; pick one")
     if m.empty:
-        raise GmgError(f"no evaluation rows for intervention {intervention!r}")
+        raise UserError(f"no evaluation rows for intervention {intervention!r}")
     wide = m.pivot(index="agent", columns="setting", values=list(values))
     order = list(dict.fromkeys(m["setting"]))
     wide = wide.swaplevel(0, 1, axis=1)
@@ -406,79 +389,3 @@ def matrix(df: pd.DataFrame, values: tuple[str, ...] = ("preference", "capabilit
     return wide.reindex(columns=cols).sort_index()
 
 
-# ------------------------------------------------------------------------ benchmark
-def random_population(root: str | Path, n: int, widths: tuple[int, ...] = (8, 16, 16),
-                      goal: str = "yellow_line") -> list[AgentRef]:
-    """``n`` randomly initialised agents of the cpu preset's architecture, saved as training saves them."""
-    from training.checkpoint import agent_dir_name, save_weights, write_meta
-    from training.model import ImpalaAgent, ModelConfig
-
-    refs = []
-    for seed in range(n):
-        torch.manual_seed(seed)
-        config = ModelConfig(widths=tuple(widths))
-        model = ImpalaAgent(config)
-        folder = Path(root) / agent_dir_name(seed)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_weights(model, folder / "model.safetensors")
-        meta = {"seed": seed, "model": config.to_dict(), "finished": True,
-                "env": {"objects": [goal], "world_dim": 5, "size": config.obs_size, "background": "black",
-                        "timeout": TIMEOUT}}
-        write_meta(folder, meta)
-        refs.append(AgentRef(seed, folder, meta))
-    return refs
-
-
-def bench_eval(*, device: str | torch.device = "auto", n_agents: int = 100, n_levels: int = 1000,
-               setting: str = "red_line-vs-yellow_gem", agents: str | None = "runs/zoo-yellow-line/agents",
-               random_agents: bool = False, batch_envs: int | None = None, threads: int | None = None,
-               **_) -> dict:
-    """Seconds, episodes/s and peak memory of evaluating ``n_agents`` x ``n_levels`` x 1 setting.
-
-    Rows: the finished agents found at ``agents`` cycled to ``n_agents`` (if any), and
-    ``n_agents`` random agents of the cpu preset (if ``random_agents``); random agents
-    wander, so their episodes are far longer than trained ones'.
-    """
-    import resource
-    import tempfile
-
-    from experiments.bench import machine
-    from training.ppo import resolve_device
-
-    device = resolve_device(device)
-    if threads:
-        torch.set_num_threads(threads)
-    populations = []
-    if agents:
-        try:
-            found = resolve_agents(agents)
-        except GmgError:
-            found = []
-        if found:
-            cycled = [AgentRef(i, found[i % len(found)].path, found[i % len(found)].meta) for i in range(n_agents)]
-            populations.append((f"trained ({len(found)} cycled)", cycled))
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        if random_agents:
-            populations.append(("random cpu preset", random_population(Path(tmp) / "agents", n_agents)))
-        for label, refs in populations:
-            run = Path(tmp) / f"run-{len(rows)}"
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            stats: dict = {}
-            t0 = time.perf_counter()
-            df = evaluate(refs, [setting], run, device, n_levels=n_levels, batch_envs=batch_envs, progress=False,
-                          stats=stats)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds = time.perf_counter() - t0
-            row = {"agents": label, "device": str(device), "n_agents": n_agents, "n_levels": n_levels,
-                   "setting": setting, "threads": torch.get_num_threads(), "seconds": seconds, "episodes_per_s": len(df) / seconds,
-                   "mean_steps": float(df["steps"].mean()), "agent_steps_per_s": float(df["steps"].sum()) / seconds,
-                   "forwards_per_episode": stats.get("forwards", 0) / len(df),
-                   "us_per_forward": seconds / max(1, stats.get("forwards", 0)) * 1e6,
-                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-            if device.type == "cuda":
-                row["peak_gpu_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-            rows.append(row)
-    return {"bench": "eval", "machine": machine(), "rows": rows}

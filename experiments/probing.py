@@ -3,7 +3,7 @@
 For each object (default: red, green, blue, yellow and white line and gem) one probe
 dataset of one-object scenes is rendered once and shared by every agent. Per agent the
 activations at the chosen layers are streamed to ``run_dir/activations/agent-XXXX/OBJECT/``
-as float16 (pooled conv maps, see ``probes.activations``), then each layer is probed for
+as float16 (pooled conv maps, see ``gmg.probes.activations``), then each layer is probed for
 the object's cell:
 
     cell_logistic   LinearProbe (standardise, PCA 64, LogisticRegressionCV) on flattened activations
@@ -35,14 +35,14 @@ from joblib import Parallel, delayed
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from experiments.agents import AgentRef, resolve_agents
-from experiments.errors import GmgError
-from experiments.store import ResultsStore
-from probes.activations import flatten, layer_names, read_activations, write_activations
-from probes.controls import chance_level, pixel_channel, random_network_like, shuffled_labels
-from probes.datasets import ProbeDataset, ProbeError, probe_scenes
-from probes.linear import LinearProbe, PositionReadout, RidgeProbe, holdout_score, split
-from training.model import ImpalaAgent
+from gmg.experiments.population import AgentRef, population
+from gmg.experiments.store import ResultsStore
+from gmg.probes.activations import flatten, layer_names, read_activations, write_activations
+from gmg.probes.controls import chance_level, pixel_channel, random_network_like, shuffled_labels
+from gmg.probes.datasets import ProbeDataset, ProbeError, probe_scenes
+from gmg.probes.linear import LinearProbe, PositionReadout, RidgeProbe, holdout_score, split
+from gmg.training.errors import UserError
+from gmg.training.model import ImpalaAgent
 
 TABLE = "probes"
 DEFAULT_OBJECTS = tuple(f"{c}_{s}" for s in ("line", "gem") for c in ("red", "green", "blue", "yellow", "white"))
@@ -131,7 +131,7 @@ def _labels_only(ds: ProbeDataset) -> ProbeDataset:
 def _quiet_probe_features(X, ds, shape, cfg, tr, te) -> list[dict]:
     """``_probe_features`` with one BLAS thread and no convergence warnings, in whichever
     process joblib runs it: the probes are many small fits, and multi-threaded BLAS made them
-    10x slower on a busy 2-core CPU (measured, see the README); parallelism comes from joblib."""
+    10x slower on a busy 2-core CPU (measured, see docs/probes.md); parallelism comes from joblib."""
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore", ConvergenceWarning)
         if isinstance(X, tuple):  # (directory, layer): read where it is fitted, not pickled over
@@ -183,9 +183,7 @@ def probe_population(
 ) -> pd.DataFrame:
     """Probe every agent (skipping those already in the store); returns the whole ``probes`` table."""
     cfg.check()
-    refs = resolve_agents(agents, ids) if isinstance(agents, (str, Path)) else list(agents)
-    if not refs:
-        raise GmgError("no agents to probe")
+    refs = population(agents, ids)
     run_dir = Path(run_dir)
     say = progress or (lambda msg: None)
     with ResultsStore(run_dir) as store:
@@ -237,7 +235,7 @@ def detectability_profile(table: pd.DataFrame, probe: str = "cell_logistic") -> 
     """Accuracy per (agent, object) x layer in forward order (pixel baselines first)."""
     rows = table[table["probe"] == probe]
     if rows.empty:
-        raise GmgError(f"no {probe!r} rows in the probes table; probes present: {sorted(table['probe'].unique())}")
+        raise UserError(f"no {probe!r} rows in the probes table; probes present: {sorted(table['probe'].unique())}")
     order = rows.drop_duplicates("layer").sort_values("layer_index")["layer"].tolist()
     wide = rows.pivot_table(index=["agent", "object"], columns="layer", values="accuracy")
     return wide[order]

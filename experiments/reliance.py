@@ -2,14 +2,14 @@
 
 For each agent: one episode on each of the first ``n_levels`` evaluation levels of its
 training setting (``train:GOAL`` on its background, its world size and timeout) under
-every condition of ``interp.reliance.CONDITIONS``, plus policy sensitivity and
+every condition of ``gmg.interp.reliance.CONDITIONS``, plus policy sensitivity and
 Integrated-Gradients channel shares on the first frames of those levels. One row per
 agent (one store chunk per agent, so an interrupted run resumes where it stopped). The
-measures and the summary score ``green_vs_red`` are defined in ``interp.reliance``.
+measures and the summary score ``green_vs_red`` are defined in ``gmg.interp.reliance``.
 
-The episodes are played by ``experiments.evaluate.play`` with its hashed action noise:
+The episodes are played by ``gmg.experiments.evaluate.play`` with its hashed action noise:
 the seven conditions of one agent play side by side in one batch (each an
-``interp.interventions.Intervened`` copy of the network) and see the same noise, so the
+``gmg.interp.interventions.Intervened`` copy of the network) and see the same noise, so the
 ``none`` condition reproduces ``gmg evaluate --settings train:GOAL`` exactly.
 """
 
@@ -24,39 +24,28 @@ import pandas as pd
 import torch
 from torch import nn
 
-from experiments.agents import AgentRef
-from experiments.errors import GmgError
-from experiments.evaluate import agent_policy, play
-from experiments.settings import Setting, parse_setting
-from experiments.store import ResultsStore
-from interp.attribution import attribute, mean_shares
-from interp.interventions import Intervened, Intervention
-from interp.reliance import CONDITIONS, condition_interventions, policy_sensitivity, profile_row, summarise_episodes
-from training.env import EVAL_START, TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv
+from gmg.experiments.evaluate import agent_policy, play
+from gmg.experiments.population import Population, TrainedOn, population
+from gmg.experiments.settings import Setting, parse_setting
+from gmg.experiments.store import ResultsStore
+from gmg.interp.attribution import attribute, mean_shares
+from gmg.interp.interventions import Intervened, Intervention
+from gmg.interp.reliance import CONDITIONS, condition_interventions, policy_sensitivity, profile_row, summarise_episodes
+from gmg.training.env import EVAL_START, EnvConfig, EvaluationLevels, MazeEnv
+from gmg.training.errors import UserError
 
 TABLE = "reliance"
 
 
-def training_setting(meta: dict) -> Setting:
+def training_setting(trained: TrainedOn) -> Setting:
     """The agent's training setting ``train:GOAL`` on its training background."""
-    env = meta.get("env", {})
-    objects = env.get("objects") or ["yellow_line"]
-    return parse_setting(f"train:{objects[0]}", background=str(env.get("background", "black")))
-
-
-def _geometry(meta: dict, timeout: int | None) -> tuple[int, int, int]:
-    env = meta.get("env", {})
-    try:
-        return (int(env.get("world_dim", 5)), int(meta.get("model", {}).get("obs_size", env.get("size", 64))),
-                int(timeout if timeout is not None else env.get("timeout", TIMEOUT)))
-    except (TypeError, ValueError) as e:
-        raise GmgError(f"agent metadata has no usable env settings: {e}") from None
+    return parse_setting(f"train:{trained.goal}", background=trained.background)
 
 
 def play_conditions(
     model: nn.Module,
     agent_id: int,
-    meta: dict,
+    trained: TrainedOn,
     interventions: dict[str, Intervention],
     n_levels: int = 100,
     device: torch.device | str = "cpu",
@@ -70,9 +59,9 @@ def play_conditions(
     ``reached`` (0 timeout / 1 goal), ``steps`` and ``path_len`` (shortest path to the goal).
     """
     if not 1 <= n_levels <= 1000:
-        raise GmgError(f"n_levels must be from 1 to 1000 (the fixed evaluation levels), got {n_levels}")
-    setting = training_setting(meta)
-    world_dim, size, limit = _geometry(meta, timeout)
+        raise UserError(f"n_levels must be from 1 to 1000 (the fixed evaluation levels), got {n_levels}")
+    setting = training_setting(trained)
+    world_dim, size, limit = trained.world_dim, trained.size, int(timeout if timeout is not None else trained.timeout)
     names = list(interventions)
     models = [Intervened(model, interventions[n]) for n in names]
     policy = agent_policy(models, [int(agent_id)] * len(names), setting, n_levels, greedy, seed)
@@ -87,11 +76,11 @@ def play_conditions(
     return out
 
 
-def first_frames(meta: dict, n: int, device: torch.device | str = "cpu", objects: tuple[str, ...] | None = None) -> torch.Tensor:
+def first_frames(trained: TrainedOn, n: int, device: torch.device | str = "cpu", objects: tuple[str, ...] | None = None) -> torch.Tensor:
     """uint8 (n, size, size, 3) first frames of the first ``n`` evaluation levels of the
     agent's training setting (or of the same levels drawn with other ``objects``)."""
-    setting = training_setting(meta)
-    world_dim, size, limit = _geometry(meta, None)
+    setting = training_setting(trained)
+    world_dim, size, limit = trained.geometry
     config = EnvConfig(objects=tuple(objects or setting.objects), world_dim=world_dim, size=size,
                        background=setting.background, timeout=limit)
     env = MazeEnv(n, config, EvaluationLevels(torch.arange(EVAL_START, EVAL_START + n)), device)
@@ -101,7 +90,7 @@ def first_frames(meta: dict, n: int, device: torch.device | str = "cpu", objects
 def agent_profile(
     model: nn.Module,
     agent_id: int,
-    meta: dict,
+    trained: TrainedOn,
     n_levels: int = 100,
     n_attr: int = 32,
     device: torch.device | str = "cpu",
@@ -109,20 +98,20 @@ def agent_profile(
     greedy: bool = False,
     timeout: int | None = None,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
-    """The reliance row of one agent (``interp.reliance.profile_row``) and its episodes per condition."""
-    episodes = play_conditions(model, agent_id, meta, condition_interventions(), n_levels, device, seed, greedy, timeout)
+    """The reliance row of one agent (``gmg.interp.reliance.profile_row``) and its episodes per condition."""
+    episodes = play_conditions(model, agent_id, trained, condition_interventions(), n_levels, device, seed, greedy, timeout)
     behaviour = {
         name: summarise_episodes(df["reached"].to_numpy(), df["steps"].to_numpy(), df["path_len"].to_numpy())
         for name, df in episodes.items()
     }
-    frames = first_frames(meta, max(n_attr, 1), device)
+    frames = first_frames(trained, max(n_attr, 1), device)
     sensitivity = policy_sensitivity(model, frames)
     shares = mean_shares(attribute(model, frames, method="ig", n_steps=32, internal_batch_size=256).attributions)
     return profile_row(behaviour, sensitivity, shares), episodes
 
 
 def run_reliance(
-    agents: list[AgentRef],
+    agents: Population | str | Path | list,
     run_dir: str | Path,
     device: torch.device | str = "cpu",
     n_levels: int = 100,
@@ -140,7 +129,8 @@ def run_reliance(
     ``seconds`` (wall time of that agent's profile) and the columns of ``profile_row``.
     """
     if n_levels < 1:
-        raise GmgError(f"--n-levels must be at least 1, got {n_levels}")
+        raise UserError(f"--n-levels must be at least 1, got {n_levels}")
+    agents = population(agents)
     with ResultsStore(run_dir) as store:
         store.check_config("reliance_config", {"n_levels": n_levels, "n_attr": n_attr, "seed": seed, "greedy": greedy,
                                                "timeout": timeout}, "reliance profiles")
@@ -151,7 +141,7 @@ def run_reliance(
                 continue
             start = time.perf_counter()
             model = ref.load(device)
-            row, _ = agent_profile(model, ref.agent_id, ref.meta, n_levels, n_attr, device, seed, greedy, timeout)
+            row, _ = agent_profile(model, ref.agent_id, ref.trained_on, n_levels, n_attr, device, seed, greedy, timeout)
             seconds = time.perf_counter() - start
             df = pd.DataFrame([{
                 "agent": int(ref.agent_id), "path": str(ref.path), "n_levels": int(n_levels),
@@ -173,7 +163,7 @@ def preferences(run_dir: str | Path, setting: str, intervention: str = "none") -
     """
     with ResultsStore(run_dir, read_only=True) as store:
         if "episodes" not in store.tables():
-            raise GmgError(f"{run_dir} has no episodes table; run `gmg evaluate` first")
+            raise UserError(f"{run_dir} has no episodes table; run `gmg evaluate` first")
         df = store.query(
             "SELECT agent, SUM(CASE WHEN outcome = 'obj1' THEN 1 ELSE 0 END) AS n1, "
             "SUM(CASE WHEN outcome = 'obj2' THEN 1 ELSE 0 END) AS n2 "
@@ -181,7 +171,7 @@ def preferences(run_dir: str | Path, setting: str, intervention: str = "none") -
             [setting, intervention],
         )
     if df.empty:
-        raise GmgError(f"no episodes for setting {setting!r} (intervention {intervention!r}) in {run_dir}; "
+        raise UserError(f"no episodes for setting {setting!r} (intervention {intervention!r}) in {run_dir}; "
                        "evaluate it first")
     n = (df["n1"] + df["n2"]).to_numpy(dtype=float)
     pref = np.divide(df["n1"].to_numpy(dtype=float), n, out=np.full(len(n), np.nan), where=n > 0)

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from experiments.agents import AgentRef
-from experiments.evaluate import OUTCOMES, agent_policy
-from experiments.settings import Setting, file_stem, parse_setting
-from training.env import TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv
+from gmg.experiments.evaluate import OUTCOMES, agent_policy
+from gmg.experiments.population import AgentRef
+from gmg.experiments.settings import Setting, file_stem, parse_setting
+from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
 
 
 def split_frame(obs: np.ndarray, scale: int = 4, gap: int = 4) -> np.ndarray:
@@ -50,16 +50,15 @@ def rollout(
     """
     import imageio.v2 as imageio
 
-    from experiments.errors import GmgError
+    from gmg.training.errors import UserError
 
     setting = parse_setting(setting)
     if not 0 <= level < 1000:
-        raise GmgError(f"level must be one of the 1000 evaluation levels (0-999), got {level}")
-    env_meta = ref.meta.get("env", {})
-    timeout = int(timeout or env_meta.get("timeout", TIMEOUT))
-    config = EnvConfig(objects=setting.objects, world_dim=int(env_meta.get("world_dim", 5)),
-                       size=int(ref.meta.get("model", {}).get("obs_size", 64)), background=setting.background,
-                       timeout=timeout)
+        raise UserError(f"level must be one of the 1000 evaluation levels (0-999), got {level}")
+    trained = ref.trained_on
+    timeout = int(timeout or trained.timeout)
+    config = EnvConfig(objects=setting.objects, world_dim=trained.world_dim, size=trained.size,
+                       background=setting.background, timeout=timeout)
     env = MazeEnv(1, config, EvaluationLevels(n=level + 1), device)
     obs = env.reset(torch.tensor([level], device=env.device))
     # n_levels only maps env index -> agent; the noise keys on the level id itself

@@ -10,8 +10,9 @@ Objects are ``COLOUR_SHAPE`` with a colour name, ``#rrggbb`` or ``r,g,b``:
     >>> parse_setting("train:white-line", background="textured").name
     'train:white_line@textured'
 
-``SETTING_LISTS`` holds the named lists of DESIGN.md section 4 (``yellow-line``: the 15
-settings run on yellow-line agents; ``white-line``: 11 settings for white-line agents).
+``SETTING_LISTS`` holds the original study's named lists (``yellow-line``, ``white-line``,
+``red-line`` and their grey / textured forms; ``gmg settings NAME`` prints one);
+``default_settings`` picks the list of an agent's goal and background.
 """
 
 from __future__ import annotations
@@ -19,14 +20,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.errors import GmgError
-from training.objects import ObjectSpecError, parse_object
-from training.render import BACKGROUND_KINDS
+from gmg.training.errors import UserError
+from gmg.training.objects import ObjectSpecError, parse_object
+from gmg.training.render import BACKGROUND_KINDS
 
 _LINES = ("black", "blue", "cyan", "green", "purple", "white", "yellow")
 
+_EACH_LINE = ("black", "blue", "cyan", "green", "purple", "red", "white", "yellow")  # the original's order
+
+# The original's settings lists (DESIGN.md section 4 and the original's plotting notebook),
+# each in the original's order; a list named NAME-grey / NAME-textured is played on that
+# background (LIST_BACKGROUNDS) unless the caller names another.
 SETTING_LISTS: dict[str, tuple[str, ...]] = {
-    # DESIGN.md section 4, in its order
+    # yellow-line agents, black background: DESIGN.md section 4, then the notebook's extra contest
     "yellow-line": (
         "yellow_line-vs-black_gem",
         "red_line-vs-green_line",
@@ -37,11 +43,36 @@ SETTING_LISTS: dict[str, tuple[str, ...]] = {
         "green_line-vs-red_line",
         "white_line-vs-yellow_line",
         "black_gem-vs-black_gem",
+        "green_line-vs-yellow_line",
     ),
-    # the original does not list its 11; ours ask the same questions of white = r + g + b:
-    # shape vs colour with each line colour against the white gem (which channel(s) carry
-    # the goal), the shape-only control, and the three pairwise channel contests
+    "yellow-line-grey": (
+        *(f"{c}_line-vs-yellow_gem" for c in _EACH_LINE),
+        "red_line-vs-green_line", "green_line-vs-white_line", "white_line-vs-red_line",
+    ),
+    # the original's evaluation script ran the black list less yellow_gem-vs-red_line on
+    # textured agents; its notebook adds the line-vs-line contests
+    "yellow-line-textured": (
+        "yellow_line-vs-black_gem",
+        "red_line-vs-green_line",
+        "red_line-vs-yellow_gem",
+        "yellow_line-vs-yellow_line",
+        *(f"{c}_line-vs-yellow_gem" for c in _LINES),
+        "green_line-vs-red_line",
+        "white_line-vs-yellow_line",
+        "black_gem-vs-black_gem",
+        "green_line-vs-blue_line", "blue_line-vs-red_line", "black_line-vs-white_line",
+        "cyan_line-vs-purple_line", "purple_line-vs-yellow_line", "yellow_line-vs-cyan_line",
+    ),
+    # white-line agents, black background: exactly the original's 11
     "white-line": (
+        "red_line-vs-green_line", "green_line-vs-blue_line", "blue_line-vs-red_line",
+        "cyan_line-vs-purple_line", "purple_line-vs-yellow_line", "yellow_line-vs-cyan_line",
+        "white_line-vs-yellow_line", "white_line-vs-white_line", "white_line-vs-white_gem",
+        "yellow_line-vs-white_gem", "red_line-vs-white_gem",
+    ),
+    # not the original's: the same questions of white = r + g + b, each line colour against the
+    # white gem (which channel(s) carry the goal), the shape-only control, the channel contests
+    "white-line-channels": (
         "white_line-vs-white_gem",
         *(f"{c}_line-vs-white_gem" for c in ("red", "green", "blue", "yellow", "cyan", "purple")),
         "white_line-vs-black_gem",
@@ -49,7 +80,17 @@ SETTING_LISTS: dict[str, tuple[str, ...]] = {
         "green_line-vs-blue_line",
         "blue_line-vs-red_line",
     ),
+    "red-line": (
+        *(f"{c}_line-vs-red_gem" for c in _EACH_LINE),
+        "red_line-vs-yellow_line", "red_line-vs-green_line", "green_line-vs-blue_line",
+        "blue_line-vs-red_line", "yellow_line-vs-cyan_line", "yellow_line-vs-purple_line",
+    ),
+    "red-line-grey": (
+        *(f"{c}_line-vs-red_gem" for c in _EACH_LINE),
+        "black_line-vs-yellow_line", "yellow_line-vs-purple_line", "purple_line-vs-black_line",
+    ),
 }
+LIST_BACKGROUNDS = {name: name.rsplit("-", 1)[1] for name in SETTING_LISTS if name.endswith(("-grey", "-textured"))}
 
 
 @dataclass(frozen=True)
@@ -74,14 +115,14 @@ def _object(text: str, setting: str) -> str:
     try:
         return parse_object(text).name
     except ObjectSpecError as e:
-        raise GmgError(f"setting {setting!r}: {e}") from None
+        raise UserError(f"setting {setting!r}: {e}") from None
 
 
 def parse_setting(text: str | Setting, background: str | None = None) -> Setting:
     """A setting from ``OBJ1-vs-OBJ2``, ``train:OBJ``, either with ``@BACKGROUND``.
 
     ``background`` (when given) overrides the black default; a ``@`` suffix wins.
-    Raises GmgError naming the problem.
+    Raises UserError naming the problem.
     """
     if isinstance(text, Setting):
         return text
@@ -89,7 +130,7 @@ def parse_setting(text: str | Setting, background: str | None = None) -> Setting
     body, _, bg = raw.partition("@")
     bg = (bg or background or "black").strip().lower()
     if bg not in BACKGROUND_KINDS:
-        raise GmgError(f"setting {raw!r}: unknown background {bg!r}; use one of {', '.join(BACKGROUND_KINDS)}")
+        raise UserError(f"setting {raw!r}: unknown background {bg!r}; use one of {', '.join(BACKGROUND_KINDS)}")
     if body.lower().startswith("train:"):
         obj1, obj2 = _object(body[6:], raw), None
         name = f"train:{obj1}"
@@ -97,7 +138,7 @@ def parse_setting(text: str | Setting, background: str | None = None) -> Setting
         parts = body.lower().split("-vs-")
         if len(parts) != 2 or not all(parts):
             known = ", ".join(SETTING_LISTS)
-            raise GmgError(
+            raise UserError(
                 f"unknown setting {raw!r}: write OBJ1-vs-OBJ2 (e.g. red_line-vs-yellow_gem), "
                 f"train:OBJ, or a list name ({known})"
             )
@@ -114,26 +155,38 @@ def resolve_settings(names: list[str] | tuple[str, ...] | str, background: str |
         names = [names]
     out: list[Setting] = []
     for name in names:
-        if isinstance(name, str) and name.strip().lower() in SETTING_LISTS:
-            items = [parse_setting(n, background) for n in SETTING_LISTS[name.strip().lower()]]
+        key = name.strip().lower() if isinstance(name, str) else None
+        if key in SETTING_LISTS:
+            items = [parse_setting(n, background or LIST_BACKGROUNDS.get(key)) for n in SETTING_LISTS[key]]
         else:
             items = [parse_setting(name, background)]
         out.extend(s for s in items if s.name not in {o.name for o in out})
     if not out:
-        raise GmgError("no settings given")
+        raise UserError("no settings given")
     return out
 
 
 def default_settings(goal: str, background: str | None = None) -> list[Setting]:
-    """The list named after the agents' goal (if any), then ``train:GOAL``."""
+    """The list of the agents' goal on their background (``yellow-line-textured``), else of
+    their goal (``yellow-line``), if any; then ``train:GOAL``; all on ``background``."""
     goal_name = parse_object(goal).name
-    listed = SETTING_LISTS.get(goal_name.replace("_", "-"), ())
+    base = goal_name.replace("_", "-")
+    listed = SETTING_LISTS.get(f"{base}-{background}", SETTING_LISTS.get(base, ()))
     return resolve_settings([*listed, f"train:{goal_name}"], background)
 
 
 def all_settings() -> list[Setting]:
-    """Every catalogued setting: both lists and the two training settings."""
-    return resolve_settings([*SETTING_LISTS, "train:yellow_line", "train:white_line"])
+    """Every catalogued setting: every list and the training settings of their goals."""
+    return resolve_settings([*SETTING_LISTS, "train:yellow_line", "train:white_line", "train:red_line"])
+
+
+def lists_holding() -> dict[str, list[str]]:
+    """Setting name (with its background) -> the names of the lists that hold it."""
+    out: dict[str, list[str]] = {}
+    for name in SETTING_LISTS:
+        for s in resolve_settings(name):
+            out.setdefault(s.name, []).append(name)
+    return out
 
 
 def file_stem(setting: Setting | str) -> str:
@@ -146,7 +199,7 @@ def thumbnail(setting: Setting, level: int = 0, world_dim: int = 5, size: int = 
     """The first frame of evaluation level ``level`` in this setting: uint8 (size, size, 3)."""
     import torch
 
-    from training.env import EnvConfig, EvaluationLevels, MazeEnv
+    from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
 
     config = EnvConfig(objects=setting.objects, world_dim=world_dim, size=size, background=setting.background)
     env = MazeEnv(1, config, EvaluationLevels(n=level + 1), device="cpu")

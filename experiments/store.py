@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.errors import GmgError
+from gmg.training.errors import UserError
 
 SCHEMA_VERSION = 1
 STORE_FILE = "results.duckdb"
@@ -31,26 +31,26 @@ class ResultsStore:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / STORE_FILE
         if read_only and not self.path.exists():
-            raise GmgError(f"{self.run_dir} has no results store yet; run `gmg evaluate` first")
+            raise UserError(f"{self.run_dir} has no results store yet; run `gmg evaluate` first")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as e:
-            raise GmgError(f"cannot open results store {self.path}: {e}") from None
+            raise UserError(f"cannot open results store {self.path}: {e}") from None
         self._check_version(read_only)
 
     def _check_version(self, read_only: bool) -> None:
         tables = self.tables()
         if "meta" not in tables:
             if read_only:
-                raise GmgError(f"{self.path} is not a gmg results store")
+                raise UserError(f"{self.path} is not a gmg results store")
             self.con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
             self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
             return
         row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         version = int(row[0]) if row else None
         if version != SCHEMA_VERSION:
-            raise GmgError(
+            raise UserError(
                 f"{self.path} was written with store schema {version}; this gmg uses {SCHEMA_VERSION}: "
                 "use a new run directory (or delete the file to recompute)"
             )
@@ -92,7 +92,7 @@ class ResultsStore:
 
     def table(self, name: str) -> pd.DataFrame:
         if name not in self.tables():
-            raise GmgError(f"{self.path} has no table {name!r}; run the stage that writes it first")
+            raise UserError(f"{self.path} has no table {name!r}; run the stage that writes it first")
         return self.query(f"SELECT * FROM {name}")
 
     def check_config(self, table: str, params: dict, what: str) -> None:
@@ -104,7 +104,7 @@ class ResultsStore:
             diff = {k: (old.get(k), v) for k, v in params.items() if str(old.get(k)) != v}
             if diff:
                 shown = ", ".join(f"{k}={a} (asked {b})" for k, (a, b) in diff.items())
-                raise GmgError(f"{self.run_dir} holds {what} with {shown}; use another --run-dir")
+                raise UserError(f"{self.run_dir} holds {what} with {shown}; use another --run-dir")
         else:
             self.write_chunk(table, pd.DataFrame([params]), {})
 
@@ -114,7 +114,7 @@ class ResultsStore:
         seen: dict[int, object] = {}
         for r in refs:
             if r.agent_id in seen:
-                raise GmgError(f"two agents have id {r.agent_id} ({seen[r.agent_id].path} and {r.path}); "
+                raise UserError(f"two agents have id {r.agent_id} ({seen[r.agent_id].path} and {r.path}); "
                                "results are keyed by id: study them in separate runs")
             seen[r.agent_id] = r
         known = {}
@@ -125,7 +125,7 @@ class ResultsStore:
                 self.write_chunk(AGENTS, pd.DataFrame([{"agent": int(r.agent_id), "fingerprint": r.fingerprint,
                                                         "source": str(r.path)}]), {"agent": int(r.agent_id)})
             elif known[r.agent_id][0] != r.fingerprint:
-                raise GmgError(f"{self.run_dir} holds results of another agent {r.agent_id} (from {known[r.agent_id][1]}); "
+                raise UserError(f"{self.run_dir} holds results of another agent {r.agent_id} (from {known[r.agent_id][1]}); "
                                f"{r.path} has other weights: use another --run-dir")
 
     def close(self) -> None:

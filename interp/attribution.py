@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from interp.interventions import as_float_obs
-from training.render import pixel_cells
+from gmg.interp.interventions import as_float_obs
+from gmg.training.errors import UserError
+from gmg.training.render import pixel_cells
 
 METHODS = ("ig", "saliency", "deeplift")
 
 
-class AttributionError(ValueError):
+class AttributionError(UserError, ValueError):
     """An unknown method, baseline or target."""
 
 
@@ -125,7 +126,7 @@ def channel_shares(attributions: torch.Tensor) -> torch.Tensor:
 def cell_attribution(attributions: torch.Tensor, world_dim: int, absolute: bool = True) -> torch.Tensor:
     """(B, world_dim, world_dim) attribution summed per maze cell (over channels and pixels).
 
-    Pixels are assigned to cells with ``training.render.pixel_cells`` (the renderer's grid).
+    Pixels are assigned to cells with ``gmg.training.render.pixel_cells`` (the renderer's grid).
     """
     b, _, h, w = attributions.shape
     if h != w:

@@ -1,9 +1,9 @@
 """Hook points: read and edit any named activation of an agent, leaving nothing behind.
 
-Modelled on TransformerLens. Every activation of :class:`training.model.ImpalaAgent`
+Modelled on TransformerLens. Every activation of :class:`gmg.training.model.ImpalaAgent`
 passes through a ``HookPoint`` with a fixed dotted name (``hook_obs``,
 ``blocks.0.hook_conv``, ``blocks.1.res0.hook_relu1``, ``hook_logits`` ... see
-``training.model.hook_names``). A hook function has the signature
+``gmg.training.model.hook_names``). A hook function has the signature
 ``fn(activation, *, hook) -> tensor | None``: ``hook`` is the ``HookPoint`` (``hook.name``
 is its name); returning ``None`` keeps the activation, returning a (new) tensor replaces
 it. Never edit ``activation`` in place.
@@ -26,13 +26,14 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from training.model import HookPoint
+from gmg.training.errors import UserError
+from gmg.training.model import HookPoint
 
 HookFn = Callable[..., "torch.Tensor | None"]
 NamesFilter = "None | str | Sequence[str] | Callable[[str], bool]"
 
 
-class HookNameError(ValueError):
+class HookNameError(UserError, ValueError):
     """A hook point name the model does not have; the message lists the valid names."""
 
 

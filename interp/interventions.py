@@ -1,7 +1,7 @@
 """RGB input-channel interventions: small named objects that edit what the network sees.
 
 Each intervention acts at ``hook_obs`` (float (B, 3, H, W) in [0, 1], after the one
-uint8 -> float conversion) through the hook mechanism of :mod:`interp.hooks`:
+uint8 -> float conversion) through the hook mechanism of :mod:`gmg.interp.hooks`:
 
 - ``Identity()``: changes nothing (goes through the hook all the same).
 - ``Ablate(channel, value="zero" | float | "mean", reference=obs)``: replace channel(s)
@@ -30,15 +30,16 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from interp.hooks import HookFn, hooks
-from training.model import ImpalaAgent
+from gmg.interp.hooks import HookFn, hooks
+from gmg.training.errors import UserError
+from gmg.training.model import ImpalaAgent
 
 CHANNELS = ("r", "g", "b")
 OBS_HOOK = "hook_obs"
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
-class InterventionError(ValueError):
+class InterventionError(UserError, ValueError):
     """A channel, value or intervention spec that does not exist."""
 
 
@@ -99,7 +100,7 @@ class Intervention:
         return self.hooks(model)
 
     def apply(self, model: nn.Module) -> AbstractContextManager:
-        """Same as :meth:`hooks` (the ``apply(model)`` form ``experiments.evaluate`` takes)."""
+        """Same as :meth:`hooks` (the ``apply(model)`` form ``gmg.experiments.evaluate`` takes)."""
         return self.hooks(model)
 
     def edit(self, obs: torch.Tensor) -> torch.Tensor:

@@ -18,10 +18,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from interp.hooks import get_hook_point, run_with_cache, run_with_hooks
+from gmg.interp.hooks import get_hook_point, run_with_cache, run_with_hooks
+from gmg.training.errors import UserError
 
 
-class PatchError(ValueError):
+class PatchError(UserError, ValueError):
     """Patching inputs that do not fit (batch sizes, channels, shapes)."""
 
 
@@ -118,7 +119,7 @@ def patch_activations(
     ----------
     source_obs, target_obs : uint8 (B, H, W, 3) or float (B, 3, H, W); the source batch
         has the target's size or size 1 (then broadcast to every target).
-    layer : a hook point name (see ``training.model.hook_names``)
+    layer : a hook point name (see ``gmg.training.model.hook_names``)
     channels : dim-1 indices to patch (conv channels, or 0-2 at ``hook_obs``); None = all
 
     Returns

@@ -1,7 +1,7 @@
 """Channel-reliance measures: which RGB channel does an agent see its goal through?
 
 Pure functions over episode records and observations; running them over a population
-and storing the result is ``experiments.reliance``. Three kinds of evidence per agent:
+and storing the result is ``gmg.experiments.reliance``. Three kinds of evidence per agent:
 
 1. **Behaviour** in the training setting under each of ``CONDITIONS`` (no edit, each
    channel ablated, each channel isolated): success rate, mean episode length and mean
@@ -11,7 +11,7 @@ and storing the result is ``experiments.reliance``. Three kinds of evidence per 
 2. **Policy sensitivity**: mean total-variation distance between the clean action
    distribution and the one with channel c zero-ablated, over a batch of observations.
 3. **Attribution shares**: each channel's share of the absolute Integrated-Gradients
-   attribution of the chosen action's logit (``interp.attribution``).
+   attribution of the chosen action's logit (``gmg.interp.attribution``).
 
 The one summary score (used by the regression)::
 
@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from interp.interventions import Ablate, parse_intervention
-from interp.patching import total_variation
+from gmg.interp.interventions import Ablate, parse_intervention
+from gmg.interp.patching import total_variation
 
 CONDITIONS = ("none", "ablate:r", "ablate:g", "ablate:b", "isolate:r", "isolate:g", "isolate:b")
 CHANNEL_NAMES = ("r", "g", "b")

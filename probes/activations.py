@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from interp.hooks import hook_points, run_with_cache
-from probes.datasets import ProbeError
+from gmg.interp.hooks import hook_points, run_with_cache
+from gmg.probes.datasets import ProbeError
 
 # a useful default subset: the input, every block's conv, pool and residual outputs, fc, hidden
 MAIN_LAYER_PATTERN = re.compile(r"^(hook_obs|blocks\.\d+\.(hook_conv|hook_pool|res\d+\.hook_out)|hook_fc|hook_hidden)$")

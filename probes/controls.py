@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from probes.datasets import ProbeError
-from training.model import ImpalaAgent
+from gmg.probes.datasets import ProbeError
+from gmg.training.model import ImpalaAgent
 
 CHANNELS = {"r": 0, "g": 1, "b": 2}
 

@@ -4,7 +4,7 @@ A probe scene is a maze level from a range disjoint from training and evaluation
 (``PROBE_START + i``), its walls as generated, and objects placed by *us* on distinct
 free cells drawn uniformly (never the start cell, never under the agent), so every free
 cell is equally likely to hold the target. Scenes are rendered exactly as the agent sees
-them (``training.render.Renderer``).
+them (``gmg.training.render.Renderer``).
 
 Labels (one row per scene, ``ProbeDataset.labels``):
 
@@ -28,15 +28,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from training.levels import generate, start_cell
-from training.objects import ObjectSpec, parse_object
-from training.render import Renderer
+from gmg.training.errors import UserError
+from gmg.training.levels import generate, start_cell
+from gmg.training.objects import ObjectSpec, parse_object
+from gmg.training.render import Renderer
 
 PROBE_START = 2_000_000_000  # probe level ids start here: disjoint from training and evaluation
 AGENT_PLACEMENT = ("start", "random")
 
 
-class ProbeError(ValueError):
+class ProbeError(UserError, ValueError):
     """A probe request that cannot be served (unknown layer, empty data, one class)."""
 
 

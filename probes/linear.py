@@ -29,8 +29,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from probes.datasets import ProbeError
-from training.render import pixel_cells
+from gmg.probes.datasets import ProbeError
+from gmg.training.render import pixel_cells
 
 
 def _one_class_error(name: str, classes: np.ndarray) -> ProbeError:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures of the README in one pass, for a machine lent for a few minutes: runs the GPU
+# The GPU figures of docs/gpu.md in one pass, for a machine lent for a few minutes: runs the GPU
 # tests, times training (paper and cpu presets, CUDA graph on and off, stacked seeds), profiles
 # an update (scripts/profile_train.py), times env and evaluation; with YELLOW_SEEDS /
 # WHITE_SEEDS set it first trains those zoo agents (cpu preset, --workers seeds at once), checks

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,22 +23,14 @@ from types import SimpleNamespace
 import torch
 from torch import nn, optim
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from experiments.cli_train import _overrides  # noqa: E402
-from training.config import make_config  # noqa: E402
-from training.cuda_graph import GraphedStep  # noqa: E402
-from training.env import MazeEnv, TrainingLevels  # noqa: E402
-from training.fast_pool import _ScatterMaxPool, scatter_max_pool_backward  # noqa: E402
-from training.model import ImpalaAgent  # noqa: E402
-from training.ppo import (  # noqa: E402
-    RunningMeanStd,
-    apply_run_settings,
-    ppo_loss,
-    resolve_device,
-    rollout_state,
-    rollout_step_fn,
-)
+from gmg.experiments.cli.train import _overrides
+from gmg.training.config import make_config
+from gmg.training.cuda_graph import GraphedStep
+from gmg.training.env import MazeEnv, TrainingLevels
+from gmg.training.fast_pool import _ScatterMaxPool, scatter_max_pool_backward
+from gmg.training.model import ImpalaAgent
+from gmg.training.ppo import RunningMeanStd, ppo_loss, rollout_state, rollout_step_fn
+from gmg.training.runtime import apply_run_settings, resolve_device
 
 
 def timed(fn, device, reps: int) -> float:
@@ -66,12 +57,12 @@ def measure(config, device, reps: int, out: Path | None, tag: str) -> dict:
     apply_run_settings(config, device)
     torch.manual_seed(0)
     model = ImpalaAgent(config.model_config()).to(device)
-    if config.channels_last:
+    if config.run.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if config.bf16 else contextlib.nullcontext
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if config.run.bf16 else contextlib.nullcontext
     env = MazeEnv(config.num_envs, config.env_config(), TrainingLevels(1000, 0), device)
-    graphed = device.type == "cuda" and config.cuda_graph
+    graphed = device.type == "cuda" and config.run.cuda_graph
     cur = SimpleNamespace(obs=env.reset(), disc_return=torch.zeros(config.num_envs, dtype=torch.float64, device=device),
                           noise=torch.rand(config.num_envs, device=device))
     rms = RunningMeanStd(device)
@@ -119,7 +110,7 @@ POOLS = {
     "channels-last": lambda x: torch.nn.functional.max_pool2d(x, 3, 2, 1),
     "nchw": lambda x: torch.nn.functional.max_pool2d(x.contiguous(), 3, 2, 1).contiguous(
         memory_format=torch.channels_last),
-    "scatter": lambda x: _ScatterMaxPool.apply(x, 3, 2, 1),  # training.fast_pool's
+    "scatter": lambda x: _ScatterMaxPool.apply(x, 3, 2, 1),  # gmg.training.fast_pool's
 }
 
 

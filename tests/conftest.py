@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.checkpoint import agent_dir_name, save_weights, write_meta
-from training.config import make_config
-from training.model import ImpalaAgent
+from gmg.training.checkpoint import agent_dir_name, save_weights, write_meta
+from gmg.training.config import make_config
+from gmg.training.model import ImpalaAgent
 
 
 def make_agent_dir(root: Path, seed: int, widths=(4, 8, 8), goal: str = "yellow_line", finished: bool = True) -> Path:

@@ -14,10 +14,8 @@ import pytest
 import statsmodels.formula.api as smf
 from conftest import make_agent_dir
 
-from experiments.cli import main
-from experiments.errors import GmgError
-from experiments.outliers import capable_but_unusual, explain_outliers, feature_matrix, rank_outliers
-from experiments.regression import (
+from gmg.experiments.analysis.outliers import capable_but_unusual, explain_outliers, feature_matrix, rank_outliers
+from gmg.experiments.analysis.regression import (
     behavioural_regression,
     diagnostics,
     fit_ols,
@@ -26,7 +24,9 @@ from experiments.regression import (
     population_metrics,
     tidy,
 )
-from experiments.store import ResultsStore
+from gmg.experiments.cli.main import main
+from gmg.experiments.store import ResultsStore
+from gmg.training.errors import UserError
 
 Y_SETTING, X_SETTING = "yellow_gem-vs-red_line", "green_line-vs-red_line"
 
@@ -87,7 +87,7 @@ def make_run(root: Path, n_agents: int = 8, reliance: bool = True, probes: bool 
                                 "attr_share_r": 0.3, "attr_share_g": 0.5, "attr_share_b": 0.2})
             store.write_chunk("reliance", rel, {})
         if probes:
-            # shaped like experiments.probing's table: probe kinds, layer order, pixel baselines
+            # shaped like gmg.experiments.probing's table: probe kinds, layer order, pixel baselines
             layers = ("pixels.r", "hook_obs", "blocks.0.hook_pool", "hook_hidden")
             pr = pd.DataFrame([{"agent": a, "object": o, "layer": layer, "layer_index": i - 1, "probe": probe,
                                 "accuracy": rng.uniform(0.5, 1.0), "chance": 1 / 24}
@@ -177,9 +177,9 @@ def test_detectability_covering_only_some_agents_is_left_out_with_a_note_not_shr
 
 def test_regression_rejects_unknown_setting():
     prefs = tidy_prefs({Y_SETTING: np.linspace(0, 1, 5), X_SETTING: np.linspace(0, 1, 5)})
-    with pytest.raises(GmgError, match="not evaluated"):
+    with pytest.raises(UserError, match="not evaluated"):
         behavioural_regression(prefs, y_setting="purple_gem-vs-red_line")
-    with pytest.raises(GmgError, match="gmg evaluate"):
+    with pytest.raises(UserError, match="gmg evaluate"):
         behavioural_regression(tidy_prefs({Y_SETTING: np.linspace(0, 1, 5)}))
 
 
@@ -222,7 +222,7 @@ def test_outliers_small_population_falls_back_with_notes():
     notes = " ".join(ranking.attrs["notes"])
     assert "Ledoit-Wolf" in notes and "n_neighbors=2" in notes
     assert ranking.index[0] == 2
-    with pytest.raises(GmgError, match="at least 3"):
+    with pytest.raises(UserError, match="at least 3"):
         rank_outliers(m.iloc[:2])
 
 
@@ -249,7 +249,7 @@ def test_missing_stages_and_unknown_agent_give_one_line(tmp_path, capsys):
 
 
 def test_report_with_only_intervention_episodes_or_stale_figures_says_what_is_missing(tmp_path):
-    from experiments.report import build_report
+    from gmg.experiments.report.page import build_report
 
     run = make_run(tmp_path / "run", n_agents=6, reliance=False, probes=False)
     with ResultsStore(run) as store:
@@ -328,7 +328,7 @@ def test_dossier_and_report_in_headless_chromium(tmp_path, capsys):
 
     # a run that only has evaluations: the later sections name their verbs
     bare = make_run(tmp_path / "bare", n_agents=4, reliance=False, probes=False, agents=False)
-    from experiments.report import build_report
+    from gmg.experiments.report.page import build_report
 
     bare_html = build_report(bare, top=1).read_text()
     assert "not run yet: run `gmg reliance" in bare_html and "not run yet: run `gmg probe" in bare_html

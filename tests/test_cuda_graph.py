@@ -10,12 +10,12 @@ import pytest
 import torch
 from conftest import tiny_config as tiny
 
-from training import fast_pool
-from training.config import make_config
-from training.cuda_graph import GraphedStep
-from training.env import MazeEnv, TrainingLevels
-from training.model import ImpalaAgent
-from training.ppo import RunningMeanStd, rollout_state, rollout_step_fn, sample_from_uniform, train_agent
+from gmg.training import fast_pool
+from gmg.training.config import make_config
+from gmg.training.cuda_graph import GraphedStep
+from gmg.training.env import MazeEnv, TrainingLevels
+from gmg.training.model import ImpalaAgent
+from gmg.training.ppo import RunningMeanStd, rollout_state, rollout_step_fn, sample_from_uniform, train_agent
 
 
 def test_sampling_from_uniforms_inverts_the_cdf():

@@ -14,9 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
-from experiments.cli import main
-from experiments.errors import GmgError
-from experiments.evaluate import (
+from gmg.experiments.cli.main import main
+from gmg.experiments.evaluate import (
     EPISODES,
     LOG_FILE,
     episodes_frame,
@@ -25,10 +24,11 @@ from experiments.evaluate import (
     metrics,
     play,
 )
-from experiments.settings import SETTING_LISTS, all_settings, parse_setting, resolve_settings
-from experiments.store import ResultsStore
-from training.env import MOVES, MazeEnv
-from training.levels import distance_map
+from gmg.experiments.settings import SETTING_LISTS, all_settings, default_settings, parse_setting, resolve_settings
+from gmg.experiments.store import ResultsStore
+from gmg.training.env import MOVES, MazeEnv
+from gmg.training.errors import UserError
+from gmg.training.levels import distance_map
 
 N_LEVELS = 60
 FAST = 40  # timeout (steps) for runs of random tiny agents, which wander
@@ -70,8 +70,31 @@ def _play_frame(target: int, setting: str = "red_line-vs-yellow_gem", n_groups: 
 
 
 # ----------------------------------------------------------------------- settings
+def test_the_original_lists_exactly():
+    assert SETTING_LISTS["white-line"] == (
+        "red_line-vs-green_line", "green_line-vs-blue_line", "blue_line-vs-red_line", "cyan_line-vs-purple_line",
+        "purple_line-vs-yellow_line", "yellow_line-vs-cyan_line", "white_line-vs-yellow_line",
+        "white_line-vs-white_line", "white_line-vs-white_gem", "yellow_line-vs-white_gem", "red_line-vs-white_gem")
+    lines = ("black", "blue", "cyan", "green", "purple", "red", "white", "yellow")
+    assert SETTING_LISTS["yellow-line-grey"] == (*(f"{c}_line-vs-yellow_gem" for c in lines), "red_line-vs-green_line",
+                                                 "green_line-vs-white_line", "white_line-vs-red_line")
+    assert SETTING_LISTS["red-line"][:8] == SETTING_LISTS["red-line-grey"][:8] == tuple(f"{c}_line-vs-red_gem" for c in lines)
+    assert SETTING_LISTS["red-line-grey"][8:] == ("black_line-vs-yellow_line", "yellow_line-vs-purple_line",
+                                                  "purple_line-vs-black_line")
+    textured = SETTING_LISTS["yellow-line-textured"]
+    assert set(SETTING_LISTS["yellow-line"]) - set(textured) == {"yellow_gem-vs-red_line", "green_line-vs-yellow_line"}
+    assert "green_line-vs-yellow_line" in SETTING_LISTS["yellow-line"]
+    # a background's list plays on that background; a background named by the caller wins
+    assert {s.background for s in resolve_settings("yellow-line-textured")} == {"textured"}
+    assert {s.background for s in resolve_settings("red-line-grey", "black")} == {"black"}
+    assert [s.name for s in default_settings("yellow_line", "textured")][:3] == [
+        "yellow_line-vs-black_gem@textured", "red_line-vs-green_line@textured", "red_line-vs-yellow_gem@textured"]
+    assert default_settings("red_line", "grey")[-1].name == "train:red_line@grey"
+    assert len(default_settings("red_line", "grey")) == 12
+
+
 def test_catalogue_names_parse_and_lists():
-    assert len(SETTING_LISTS["yellow-line"]) == 15 and len(SETTING_LISTS["white-line"]) == 11
+    assert len(SETTING_LISTS["yellow-line"]) == 16 and len(SETTING_LISTS["white-line"]) == 11
     names = {s.name for s in all_settings()}
     assert {"red_line-vs-yellow_gem", "yellow_gem-vs-red_line", "black_gem-vs-black_gem",
             "train:yellow_line", "train:white_line"} <= names
@@ -82,9 +105,9 @@ def test_catalogue_names_parse_and_lists():
     single = parse_setting("train:white-line")
     assert single.single and single.objects == ("white_line",)
     both = resolve_settings(["yellow-line", "red_line-vs-yellow_gem"])
-    assert len(both) == 15  # list expanded, duplicate dropped
+    assert len(both) == 16  # list expanded, duplicate dropped
     for bad in ("red_line", "red_line-vs-", "mauve_line-vs-red_gem", "red_line-vs-red_cube", "red_line-vs-red_gem@pink"):
-        with pytest.raises(GmgError):
+        with pytest.raises(UserError):
             parse_setting(bad)
 
 
@@ -151,7 +174,7 @@ def test_agent_alone_equals_agent_in_a_batch(tiny_population: Path):
                      timeout=FAST, progress=False)
     assert len(batch) == 3 * N_LEVELS and not batch.duplicated(["agent", "setting", "level"]).any()
     # agent 1 alone, and in batches of one agent: its own slice must not depend on the others
-    from experiments.agents import resolve_agents
+    from gmg.experiments.population import resolve_agents
 
     refs = resolve_agents(tiny_population)
     alone = evaluate([refs[1]], settings, tiny_population / "alone", "cpu", n_levels=N_LEVELS, timeout=FAST,
@@ -167,8 +190,8 @@ def test_agent_alone_equals_agent_in_a_batch(tiny_population: Path):
 
 
 def test_memoised_logits_change_nothing(tiny_population: Path):
-    from experiments.agents import resolve_agents
-    from experiments.evaluate import agent_policy
+    from gmg.experiments.evaluate import agent_policy
+    from gmg.experiments.population import resolve_agents
 
     refs = resolve_agents(tiny_population)
     models, ids = [r.load() for r in refs], [r.agent_id for r in refs]
@@ -185,13 +208,13 @@ def test_rerun_does_no_work_and_other_parameters_are_refused(tiny_population: Pa
     run = tiny_population / "run"
     first = evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=10, timeout=FAST,
                      progress=False)
-    import experiments.evaluate as ev
+    import gmg.experiments.evaluate as ev
 
     monkeypatch.setattr(ev, "play", lambda *a, **k: pytest.fail("a finished evaluation played again"))
     again = evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=10, timeout=FAST,
                      progress=False)
     pd.testing.assert_frame_equal(first, again)
-    with pytest.raises(GmgError, match="greedy"):
+    with pytest.raises(UserError, match="greedy"):
         evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=10, timeout=FAST, greedy=True,
                  progress=False)
 
@@ -199,7 +222,7 @@ def test_rerun_does_no_work_and_other_parameters_are_refused(tiny_population: Pa
 def test_intervention_context_is_entered_and_recorded(tiny_population: Path):
     import contextlib
 
-    from experiments.agents import resolve_agents
+    from gmg.experiments.population import resolve_agents
 
     entered = []
 
@@ -243,7 +266,7 @@ def _store_rows(run: Path) -> pd.DataFrame:
 def test_sigkilled_evaluation_resumes_with_nothing_lost_or_duplicated(tiny_population: Path):
     run = tiny_population / "killed"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", *_eval_args(tiny_population, run)],
+    proc = subprocess.Popen([sys.executable, "-m", "gmg.experiments.cli.main", *_eval_args(tiny_population, run)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     log = run / LOG_FILE
     deadline = time.monotonic() + 120
@@ -350,8 +373,8 @@ def test_cli_evaluate_plot_rollout_settings(tiny_population: Path, capsys):
 def test_rollout_draws_every_step_including_the_one_that_ends_the_episode(tiny_population: Path, monkeypatch):
     import imageio.v2 as imageio
 
-    from experiments.agents import resolve_agents
-    from experiments.rollout import rollout
+    from gmg.experiments.population import resolve_agents
+    from gmg.experiments.rollout import rollout
 
     saved = {}
     monkeypatch.setattr(imageio, "mimsave", lambda path, frames, **k: saved.update(frames=frames))
@@ -365,7 +388,7 @@ def test_rollout_draws_every_step_including_the_one_that_ends_the_episode(tiny_p
 def test_scatter_has_both_object_icons_and_one_dot_per_agent():
     from matplotlib.offsetbox import AnnotationBbox
 
-    from experiments.plots import object_icon, scatter_setting
+    from gmg.experiments.plots.preference import object_icon, scatter_setting
 
     m = pd.DataFrame({"agent": [0, 1, 2], "setting": ["red_line-vs-yellow_gem"] * 3,
                       "preference": [0.2, 0.5, 0.9], "capability": [8.0, 12.0, 30.0]})
@@ -389,10 +412,14 @@ def test_a_run_directory_refuses_another_agent_under_a_known_id_and_duplicate_id
              progress=False)
     # a population with other weights under the same ids: its rows must not pass for the first's
     for seed in (0, 1):
-        folder = make_agent_dir(tmp_path / "white" / "agents", seed, goal="white_line", widths=(4, 8, 4))
-    with pytest.raises(GmgError, match="holds results of another agent 0"):
+        make_agent_dir(tmp_path / "white" / "agents", seed, goal="white_line", widths=(4, 8, 4))
+    with pytest.raises(UserError, match="holds results of another agent 0"):
         evaluate(tmp_path / "white", ["red_line-vs-green_line"], tmp_path / "run", "cpu", n_levels=5, timeout=FAST,
                  progress=False)
+    # agents trained on different things are not one population
+    with pytest.raises(UserError, match="trained on different things"):
+        evaluate([tmp_path / "yellow", tmp_path / "white"], ["red_line-vs-green_line"], tmp_path / "run3", "cpu",
+                 n_levels=5, timeout=FAST, progress=False)
     # the same agents again, a new one beside them: fine
     make_agent_dir(tmp_path / "yellow" / "agents", 2)
     df = evaluate(tmp_path / "yellow", ["red_line-vs-green_line"], tmp_path / "run", "cpu", n_levels=5,
@@ -401,14 +428,14 @@ def test_a_run_directory_refuses_another_agent_under_a_known_id_and_duplicate_id
     # two folders claiming one seed
     import shutil
 
-    shutil.copytree(folder, tmp_path / "yellow" / "agents" / "agent-copy")
-    with pytest.raises(GmgError, match="two agents have id 1"):
+    shutil.copytree(tmp_path / "yellow" / "agents" / "agent-0001", tmp_path / "yellow" / "agents" / "agent-copy")
+    with pytest.raises(UserError, match="two agents have id 1"):
         evaluate(tmp_path / "yellow", ["red_line-vs-green_line"], tmp_path / "run2", "cpu", n_levels=5,
                  timeout=FAST, progress=False)
 
 
 def test_an_unnamed_intervention_is_recorded_under_its_own_name_never_as_the_clean_run(tiny_population: Path):
-    from interp.interventions import Isolate
+    from gmg.interp.interventions import Isolate
 
     run = tiny_population / "run"
     clean = evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=5, timeout=FAST,
@@ -419,6 +446,6 @@ def test_an_unnamed_intervention_is_recorded_under_its_own_name_never_as_the_cle
     assert set(edited["intervention"]) == {Isolate("g").name} != {"none"}
     with ResultsStore(run) as store:
         assert set(store.table(EPISODES)["intervention"]) == {"none", Isolate("g").name}
-    with pytest.raises(GmgError, match="needs a name"):
+    with pytest.raises(UserError, match="needs a name"):
         evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=5, timeout=FAST,
                  intervention=lambda model: __import__("contextlib").nullcontext(), progress=False)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from experiments.cli import main
-from experiments.pipeline import PipelineConfig, run_pipeline
-from experiments.store import ResultsStore
+from gmg.experiments.cli.main import main
+from gmg.experiments.store import ResultsStore
+from gmg.experiments.study import PipelineConfig, run_pipeline
 
 TINY = PipelineConfig(settings=("yellow_gem-vs-red_line", "green_line-vs-red_line", "train:yellow_line"), n_levels=12,
                       reliance_levels=6, reliance_attr=4, probe_objects=("red_line",), probe_scenes=40,
@@ -47,13 +47,14 @@ def test_demo_without_a_zoo_says_what_to_do(tmp_path, capsys):
 def test_a_study_plays_the_agents_on_their_own_background(tiny_population):
     import dataclasses
 
-    from experiments.agents import resolve_agents
-    from experiments.pipeline import study_settings
+    from gmg.experiments.population import Population, population
+    from gmg.experiments.study import study_settings
 
-    refs = resolve_agents(tiny_population)
+    refs = population(tiny_population)
     settings, background = study_settings(refs, TINY)
     assert background == "black" and {s.background for s in settings} == {"black"}
-    textured = [dataclasses.replace(r, meta={**r.meta, "env": {**r.meta["env"], "background": "textured"}}) for r in refs]
+    textured = Population.of([dataclasses.replace(r, meta={**r.meta, "env": {**r.meta["env"], "background": "textured"}})
+                              for r in refs])
     settings, background = study_settings(textured, TINY)
     assert background == "textured" and {s.background for s in settings} == {"textured"}
     explicit = dataclasses.replace(TINY, settings=("red_line-vs-yellow_gem@black",))

@@ -13,15 +13,15 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-from experiments.cli import main
-from experiments.errors import GmgError
-from experiments.probing import ProbeRunConfig, detectability_profile, probe_population
-from probes.activations import collect_activations, layer_names, read_activations, write_activations
-from probes.controls import pixel_channel, random_network_like, shuffled_labels
-from probes.datasets import PROBE_START, ProbeError, probe_scenes
-from probes.linear import LinearProbe, PositionReadout, RidgeProbe, holdout_score, split, wilson_interval
-from training.model import ImpalaAgent, ModelConfig
-from training.objects import COLOURS
+from gmg.experiments.cli.main import main
+from gmg.experiments.probing import ProbeRunConfig, detectability_profile, probe_population
+from gmg.probes.activations import collect_activations, layer_names, read_activations, write_activations
+from gmg.probes.controls import pixel_channel, random_network_like, shuffled_labels
+from gmg.probes.datasets import PROBE_START, ProbeError, probe_scenes
+from gmg.probes.linear import LinearProbe, PositionReadout, RidgeProbe, holdout_score, split, wilson_interval
+from gmg.training.errors import UserError
+from gmg.training.model import ImpalaAgent, ModelConfig
+from gmg.training.objects import COLOURS
 
 FAST = dict(Cs=(0.01, 1.0), cv=2, n_components=32, max_iter=100)
 
@@ -242,9 +242,9 @@ def test_probe_population_store_and_cli(tiny_population, tmp_path):
                "--device", "cpu", "--quiet", "--plot"])
     assert rc == 0
     # the same run directory with other settings would mix two kinds of probes: refused
-    with pytest.raises(GmgError, match="holds probes with n_scenes=200 \\(asked 300\\)"):
+    with pytest.raises(UserError, match="holds probes with n_scenes=200 \\(asked 300\\)"):
         probe_population(tiny_population, run, dataclasses.replace(cfg, n_scenes=300))
-    from experiments.store import ResultsStore
+    from gmg.experiments.store import ResultsStore
 
     with ResultsStore(run, read_only=True) as store:
         again = store.table("probes")

@@ -10,15 +10,15 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from experiments import cluster
-from experiments.agents import resolve_agents
-from experiments.cli import main
-from experiments.cluster import FAULT_ENV, connect, play_chunks, seed_runner
-from experiments.errors import GmgError
-from experiments.evaluate import evaluate
-from experiments.store import ResultsStore
-from training.checkpoint import load_agent
-from training.ppo import train
+from gmg.experiments import cluster
+from gmg.experiments.cli.main import main
+from gmg.experiments.cluster import FAULT_ENV, chunk_runner, connect, play_chunks, seed_runner
+from gmg.experiments.evaluate import evaluate
+from gmg.experiments.population import resolve_agents
+from gmg.experiments.store import ResultsStore
+from gmg.training.checkpoint import load_agent
+from gmg.training.errors import UserError
+from gmg.training.population import train
 
 SEEDS = [0, 1, 2, 3]
 SETTING = ["red_line-vs-yellow_gem"]
@@ -75,7 +75,7 @@ def test_a_ray_sweep_gives_the_same_agents_and_rows(start_ray, in_process, tmp_p
     for s in SEEDS[:2]:
         a, b = _weights(in_process / "train", s), _weights(tmp_path / "stacked", s)
         assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
-    evaluate(tmp_path / "train" / "agents", SETTING, tmp_path / "eval", ray="local", **EVAL)
+    evaluate(tmp_path / "train" / "agents", SETTING, tmp_path / "eval", run_chunks=chunk_runner("local"), **EVAL)
     pd.testing.assert_frame_equal(_rows(in_process / "eval"), _rows(tmp_path / "eval"))
 
 
@@ -87,7 +87,7 @@ def test_killed_workers_are_retried_with_nothing_lost_or_duplicated(start_ray, i
     assert sorted(p.name for p in faults.iterdir()) == ["train-0", "train-1"]  # both died after 1 checkpoint
     _same_agents(in_process / "train", tmp_path / "train", SEEDS[:2])
 
-    evaluate(in_process / "train" / "agents", SETTING, tmp_path / "eval", ray="local", **EVAL)
+    evaluate(in_process / "train" / "agents", SETTING, tmp_path / "eval", run_chunks=chunk_runner("local"), **EVAL)
     assert len([p for p in faults.iterdir() if p.name.startswith("eval-")]) == 2  # both chunks died once
     rows = _rows(tmp_path / "eval")
     assert not rows.duplicated(["agent", "setting", "level"]).any()
@@ -99,7 +99,7 @@ def test_a_killed_driver_resumes_with_only_the_missing_chunks(start_ray, in_proc
     refs = resolve_agents(in_process / "train" / "agents")
     evaluate(refs[:2], SETTING, tmp_path, **EVAL)  # what a driver stored before it was killed
     before = len((tmp_path / "evaluate.log").read_text().splitlines())
-    evaluate(refs, SETTING, tmp_path, ray="local", **EVAL)
+    evaluate(refs, SETTING, tmp_path, run_chunks=chunk_runner("local"), **EVAL)
     log = (tmp_path / "evaluate.log").read_text().splitlines()[before:]
     assert sorted(int(line.split("agent=")[1].split()[0]) for line in log) == [2, 3]
     pd.testing.assert_frame_equal(_rows(in_process / "eval"), _rows(tmp_path))
@@ -108,23 +108,23 @@ def test_a_killed_driver_resumes_with_only_the_missing_chunks(start_ray, in_proc
 def test_without_ray_installed_in_process_works_and_ray_says_how_to_install(monkeypatch, in_process,
                                                                              tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails as if it were not installed
-    with pytest.raises(GmgError, match=r"pip install 'gmg\[ray\]'"):
+    with pytest.raises(UserError, match=r"pip install 'ray>=2.9'"):
         connect("local")
     agents = str(in_process / "train" / "agents")
     code = main(["evaluate", "--agents", agents, "--settings", SETTING[0], "--n-levels", "4",
                  "--run-dir", str(tmp_path), "--device", "cpu", "--quiet", "--ray", "local"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "pip install 'gmg[ray]'" in err[0]
+    assert code == 2 and len(err) == 1 and "pip install 'ray>=2.9'" in err[0]
     df = evaluate(agents, SETTING, tmp_path, device="cpu", n_levels=4, progress=False)
     assert len(df) == 4 * len(SEEDS)
     # a finished sweep has nothing to send, so --ray needs no cluster (nor Ray) to rerun it
-    assert len(evaluate(agents, SETTING, tmp_path, device="cpu", n_levels=4, progress=False, ray="local")) == len(df)
+    assert len(evaluate(agents, SETTING, tmp_path, device="cpu", n_levels=4, progress=False, run_chunks=chunk_runner("local"))) == len(df)
     train(tiny_config(threads=1), in_process / "train", SEEDS, device="cpu", progress=False,
           run_seeds=seed_runner("local"))
 
 
 def test_tasks_get_absolute_agent_paths_and_cuda_without_gpus_is_refused(start_ray, in_process, monkeypatch):
-    from experiments.settings import resolve_settings
+    from gmg.experiments.settings import resolve_settings
 
     start_ray()
     monkeypatch.chdir(in_process)
@@ -136,5 +136,5 @@ def test_tasks_get_absolute_agent_paths_and_cuda_without_gpus_is_refused(start_r
     [(_, _, paths)] = list(play_chunks("local", jobs, "cpu", {}))
     assert paths == [str((in_process / r.path).resolve()) for r in refs[:2]]
     # Ray would keep a task asking for a GPU pending forever on this GPU-less cluster
-    with pytest.raises(GmgError, match="the Ray cluster has no GPU"):
+    with pytest.raises(UserError, match="the Ray cluster has no GPU"):
         list(play_chunks("local", jobs, "cuda", {}))

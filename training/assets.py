@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from gmg.training.errors import UserError
+
 WALL_TILE = "kenney/Ground/Sand/sandCenter.png"
 AGENT_SPRITE = "kenney/Enemies/mouse_move.png"
 BACKGROUNDS = ("floortiles",) + tuple(f"backgrounddetailed{i}" for i in range(1, 9))
 
 
-class AssetsNotFound(RuntimeError):
+class AssetsNotFound(UserError, RuntimeError):
     """procgen (or procgen-mirror) is not installed, so its images cannot be read."""
 
 

@@ -7,25 +7,31 @@
       resume.pt           optimizer, RNG and environment state (only while unfinished)
 
 ``load_agent`` is the only loader: it checks format, version and architecture and turns
-every failure into one ``AgentLoadError`` line.
+every failure into one ``AgentLoadError`` line. A training run writes through
+``save_checkpoint`` and ``append_log`` and picks up again with ``load_resume``.
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 
 import torch
 
-from training.model import ImpalaAgent, ModelConfig
+from gmg.training.config import RUN_FIELDS_IGNORED_ON_RESUME, TrainConfig
+from gmg.training.errors import TrainingError, UserError
+from gmg.training.model import ImpalaAgent, ModelConfig
 
 FORMAT = "gmg-agent"
 FORMAT_VERSION = 1
 CODE_VERSION = "0.1.0"
 
 
-class AgentLoadError(RuntimeError):
+class AgentLoadError(UserError, RuntimeError):
     """A checkpoint that cannot be loaded (missing, corrupt, wrong version or shape)."""
 
 
@@ -149,3 +155,115 @@ def is_finished(agent_dir: Path) -> bool:
         return bool(read_meta(agent_dir).get("finished")) and (agent_dir / "model.safetensors").is_file()
     except AgentLoadError:
         return False
+
+
+# ---------------------------------------------------------------- a training run's files
+
+LOG_FIELDS = (
+    "iteration", "global_step", "wall_time", "sps", "episodes", "episodic_return", "episode_length",
+    "shortest_path", "success", "learning_rate", "policy_loss", "value_loss", "entropy",
+    "approx_kl", "clipfrac", "explained_variance",
+)
+
+
+def append_log(agent_dir: Path, stats: dict) -> None:
+    with (agent_dir / "train.csv").open("a", newline="") as f:
+        csv.DictWriter(f, LOG_FIELDS).writerow({k: _round(v) for k, v in stats.items()})
+
+
+def _config_diff(a: dict, b: dict) -> list[str]:
+    # sizes derived from other fields (batch_size, ...) would only repeat their difference
+    derived = {f.name for f in dataclasses.fields(TrainConfig) if not f.init}
+    keys = (set(a) | set(b)) - set(RUN_FIELDS_IGNORED_ON_RESUME) - derived
+    return sorted(k for k in keys if a.get(k) != b.get(k))
+
+
+def agent_meta(config: TrainConfig, device: torch.device) -> dict:
+    """What meta.json says of every agent of this config (steps and stats are added later)."""
+    return {
+        "seed": config.seed, "preset": config.preset, "train": config.to_dict(),
+        "model": config.model_config().to_dict(),
+        "env": {"objects": [config.goal], "world_dim": config.world_dim, "size": config.obs_size,
+                "background": config.background, "timeout": config.timeout,
+                "num_levels": config.num_levels, "start_level": config.start_level},
+        "device": device.type,
+    }
+
+
+def load_resume(config: TrainConfig, agent_dir: Path, device: torch.device) -> dict | None:
+    """The resume state of an unfinished run in ``agent_dir`` (None: start afresh, with a new
+    log). Refuses a changed config; drops log rows written after the checkpoint."""
+    resume_path, log_path = agent_dir / "resume.pt", agent_dir / "train.csv"
+    if not resume_path.exists():
+        with log_path.open("w", newline="") as f:
+            csv.DictWriter(f, LOG_FIELDS).writeheader()
+        return None
+    state = _read_resume(resume_path, device)
+    # resume.pt files written before they carried the config fall back on meta.json's
+    saved = state.get("train") or read_meta(agent_dir)["train"]
+    now = config.to_dict()
+    diff = _config_diff(saved, now)
+    if config.anneal_lr and saved.get("total_timesteps") != now["total_timesteps"]:
+        diff.append("total_timesteps")  # it sets the learning-rate schedule
+    if diff:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diff[:4])
+        raise TrainingError(
+            f"{agent_dir} holds a run with a different config ({shown}); "
+            "use the original settings or another run directory"
+        )
+    if state["iteration"] >= config.num_iterations:
+        raise TrainingError(f"{agent_dir} is already at step {state['global_step']:,}, not below the "
+                            f"{config.total_timesteps:,} asked for; ask for more steps or use another run directory")
+    # map_location moved every tensor to the device; RNG states must be CPU byte tensors, and
+    # Adam keeps its step counts on the CPU (neither fused nor capturable here)
+    for k in ("rng_cpu", "rng_cuda"):
+        if k in state:
+            state[k] = state[k].cpu()
+    for st in state["optimizer"]["state"].values():
+        st["step"] = st["step"].cpu()
+    if log_path.exists():
+        with log_path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= state["iteration"]]
+        tmp = log_path.with_name("train.csv.tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, LOG_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+        tmp.replace(log_path)
+    return state
+
+
+def _read_resume(path: Path, device: torch.device | str, mmap: bool = False) -> dict:
+    try:
+        return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
+    except Exception as e:  # pickle, zip and EOF errors all mean the same to the user
+        raise TrainingError(f"{path} is corrupt or truncated ({type(e).__name__}); "
+                            "delete it to start this seed afresh") from None
+
+
+def resume_iteration(agent_dir: Path) -> int:
+    """The update an unfinished run's resume.pt stands at (0 when there is none)."""
+    path = agent_dir / "resume.pt"
+    return int(_read_resume(path, "cpu", mmap=True)["iteration"]) if path.exists() else 0
+
+
+def save_checkpoint(agent_dir: Path, meta: dict, weights: dict, resume: dict | None, stats: dict,
+                    steps: int, wall_time: float) -> None:
+    """Weights and meta.json; ``resume`` (None once finished) is the state a killed run goes on
+    from: model, optimizer, reward_rms, env, next_done, disc_return, global_step, iteration,
+    wall_time, rng_cpu (and rng_cuda), train (the config). resume.pt is written first and
+    holds all a resume needs, so a kill between the files loses nothing."""
+    resume_path = agent_dir / "resume.pt"
+    save_weights(weights, agent_dir / "model.safetensors")
+    if resume is not None:
+        tmp = resume_path.with_name("resume.pt.tmp")
+        torch.save(resume, tmp)
+        tmp.replace(resume_path)
+    write_meta(agent_dir, {**meta, "finished": resume is None, "steps": steps, "wall_time": round(wall_time, 2),
+                           "final_stats": stats})
+    if resume is None and resume_path.exists():
+        resume_path.unlink()
+
+
+def _round(v):
+    return round(v, 6) if isinstance(v, float) and math.isfinite(v) else v

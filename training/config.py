@@ -6,19 +6,36 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from training.env import EnvConfig
-from training.levels import LevelError, check_world_dim
-from training.model import ModelConfig
-from training.objects import parse_object
+from gmg.training.env import EnvConfig
+from gmg.training.errors import UserError
+from gmg.training.levels import LevelError, check_world_dim
+from gmg.training.model import ModelConfig
+from gmg.training.objects import parse_object
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A preset, field or value that cannot be used."""
 
 
 @dataclass
+class RunSettings:
+    """How a run computes, not what it learns: a resumed run may change any of these."""
+
+    bf16: bool = False  # bf16 autocast (10x slower on CPUs without native bf16; see docs/training.md)
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the network
+    cudnn_benchmark: bool = True  # on a GPU, let cuDNN time its convolution algorithms once per shape
+    cuda_graph: bool = True  # on a GPU, replay the rollout step as one CUDA graph (lone seeds, no compile)
+    checkpoint_every: int = 20  # updates between resumable checkpoints
+    threads: int = 0  # torch CPU threads; 0 = all cores
+
+
+@dataclass
 class TrainConfig:
-    """Every hyperparameter of one PPO run (CleanRL's names)."""
+    """The PPO recipe of one run (CleanRL's names), with its ``run`` settings beside it.
+
+    Files (meta.json, resume.pt, population.json) hold both as one flat dict (``to_dict``).
+    """
 
     preset: str = "cpu"
     seed: int = 0
@@ -47,13 +64,7 @@ class TrainConfig:
     num_levels: int = 100_000
     start_level: int = 0
     timeout: int = 500
-    bf16: bool = False  # bf16 autocast (10x slower on CPUs without native bf16; see README)
-    channels_last: bool = True
-    compile: bool = False  # torch.compile the network
-    cudnn_benchmark: bool = True  # on a GPU, let cuDNN time its convolution algorithms once per shape
-    cuda_graph: bool = True  # on a GPU, replay the rollout step as one CUDA graph (lone seeds, no compile)
-    checkpoint_every: int = 20  # updates between resumable checkpoints
-    threads: int = 0  # torch CPU threads; 0 = all cores
+    run: RunSettings = field(default_factory=RunSettings)
 
     # derived sizes, computed in one place
     batch_size: int = field(init=False, default=0)
@@ -71,9 +82,11 @@ class TrainConfig:
             return ConfigError(msg)
 
         for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden", "num_levels",
-                     "timeout", "checkpoint_every"):
+                     "timeout"):
             if getattr(self, name) < 1:
                 raise bad(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.run.checkpoint_every < 1:
+            raise bad(f"checkpoint_every must be at least 1, got {self.run.checkpoint_every}")
         if not self.learning_rate > 0:
             raise bad(f"learning_rate must be positive, got {self.learning_rate}")
         for name in ("gamma", "gae_lambda"):
@@ -90,8 +103,8 @@ class TrainConfig:
         if self.norm_adv and self.minibatch_size < 2:
             raise bad(f"minibatches of {self.minibatch_size} sample cannot normalise advantages; "
                       "use fewer num_minibatches or set norm_adv=false")
-        if self.threads < 0:
-            raise bad(f"threads must be 0 (all cores) or a positive count, got {self.threads}")
+        if self.run.threads < 0:
+            raise bad(f"threads must be 0 (all cores) or a positive count, got {self.run.threads}")
         if not self.widths or any(w < 1 for w in self.widths):
             raise bad(f"widths must be positive channel counts, got {list(self.widths)}")
         try:
@@ -110,10 +123,15 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig(widths=self.widths, hidden=self.hidden, obs_size=self.obs_size)
 
+    def with_run(self, **settings) -> "TrainConfig":
+        """This recipe with some run settings changed."""
+        return dataclasses.replace(self, run=dataclasses.replace(self.run, **settings))
+
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        """Recipe and run settings as one flat dict (the form files hold)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "run"}
         d["widths"] = list(self.widths)
-        return d
+        return {**d, **dataclasses.asdict(self.run)}
 
 
 PAPER = dict(
@@ -123,25 +141,25 @@ PAPER = dict(
 PRESETS: dict[str, dict] = {
     "paper": {**PAPER, "bf16": True},
     "paper-textured": {**PAPER, "bf16": True, "total_timesteps": 10_000_000, "background": "textured"},
-    # measured on 2 CPU cores; see README "The cpu preset"
+    # measured on 2 CPU cores; see docs/training.md, "The cpu preset"
     "cpu": {},
     # the bundled zoo's recipe (called cpu when it was trained): 3 epochs, about 5x the time per agent
     "cpu-zoo": dict(total_timesteps=200_000, num_steps=64, num_minibatches=4, update_epochs=3, learning_rate=5e-4,
                     anneal_lr=False),
 }
-# a resumed run must match every other field; these say only how long it goes (a run may be
-# extended, unless anneal_lr ties the schedule to it), how often it saves and how it runs; a
-# preset only names field values (cpu-zoo was once called cpu), and the values are compared
-RUN_FIELDS_IGNORED_ON_RESUME = ("total_timesteps", "num_iterations", "checkpoint_every", "threads", "compile",
-                                "cudnn_benchmark", "cuda_graph", "preset")
-_INIT_FIELDS = {f.name: f for f in fields(TrainConfig) if f.init}
+# a resumed run must match every field of the recipe but these: how long it goes (a run may be
+# extended, unless anneal_lr ties the schedule to it) and the preset's name (a preset only names
+# field values: cpu-zoo was once called cpu); the run settings may change freely
+RUN_FIELDS = tuple(f.name for f in fields(RunSettings))
+RUN_FIELDS_IGNORED_ON_RESUME = ("total_timesteps", "num_iterations", "preset", *RUN_FIELDS)
+_INIT_FIELDS = {f.name: f for f in (*fields(TrainConfig), *fields(RunSettings)) if f.init and f.name != "run"}
 
 
 def _coerce(name: str, value):
     if name not in _INIT_FIELDS:
         allowed = ", ".join(sorted(_INIT_FIELDS))
         raise ConfigError(f"unknown training field {name!r}; fields are: {allowed}")
-    default = getattr(TrainConfig(), name)
+    default = getattr(RunSettings() if name in RUN_FIELDS else TrainConfig(), name)
     try:
         if isinstance(default, bool):
             if isinstance(value, str):
@@ -180,4 +198,5 @@ def make_config(preset: str = "cpu", overrides: dict | None = None, toml_path: s
     values.update(overrides or {})
     values.pop("preset", None)
     kwargs = {k: _coerce(k, v) for k, v in values.items()}
-    return TrainConfig(preset=preset, **kwargs).validate()
+    run = RunSettings(**{k: kwargs.pop(k) for k in RUN_FIELDS if k in kwargs})
+    return TrainConfig(preset=preset, run=run, **kwargs).validate()

@@ -2,7 +2,7 @@
 
 All state lives on one device; ``step`` makes no host-device copy. Levels come from a
 level sampler (training: seeded uniform draws from a range; evaluation: a fixed list in
-order) and are generated once per sampler as a bank (see ``training.levels``). Finished
+order) and are generated once per sampler as a bank (see ``gmg.training.levels``). Finished
 episodes reset automatically in the same step (procgen's convention): the returned
 observation is the new level's first frame and ``info`` describes the finished episode.
 """
@@ -15,9 +15,10 @@ from typing import Sequence
 
 import torch
 
-from training.levels import Levels, check_world_dim, generate, sample_training_levels, start_cell
-from training.objects import ObjectSpec, parse_object
-from training.render import Renderer
+from gmg.training.errors import UserError
+from gmg.training.levels import Levels, check_world_dim, generate, sample_training_levels, start_cell
+from gmg.training.objects import ObjectSpec, parse_object
+from gmg.training.render import Renderer
 
 NUM_ACTIONS = 15
 TIMEOUT = 500
@@ -43,7 +44,7 @@ def action_deltas(device: torch.device | str = "cpu") -> torch.Tensor:
     return torch.tensor(out, dtype=torch.int64, device=device)
 
 
-class EnvError(ValueError):
+class EnvError(UserError, ValueError):
     """A maze that cannot be built: no envs, no objects, no levels, a timeout under one step."""
 
 

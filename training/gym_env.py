@@ -21,8 +21,8 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from training.env import NUM_ACTIONS, EnvConfig, EvaluationLevels, MazeEnv, TrainingLevels
-from training.render import Renderer
+from gmg.training.env import NUM_ACTIONS, EnvConfig, EvaluationLevels, MazeEnv, TrainingLevels
+from gmg.training.render import Renderer
 
 ENV_ID = "gmg/ColourShapeMaze-v0"
 TEST_ENV_ID = "gmg/ColourShapeMazeTest-v0"
@@ -278,8 +278,8 @@ def register_envs() -> tuple[str, str]:
     ``gym.make_vec(ENV_ID, num_envs=64, vectorization_mode="vector_entry_point")``.
     """
     common = dict(
-        entry_point="training.gym_env:MazeGymEnv",
-        vector_entry_point="training.gym_env:MazeVectorEnv",
+        entry_point="gmg.training.gym_env:MazeGymEnv",
+        vector_entry_point="gmg.training.gym_env:MazeVectorEnv",
         max_episode_steps=None,  # MazeEnv's own timeout truncates
         disable_env_checker=True,
     )

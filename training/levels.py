@@ -16,13 +16,17 @@ from dataclasses import dataclass
 
 import torch
 
+from gmg.training.errors import UserError
+
 MIN_WORLD, MAX_WORLD = 3, 25
 _M32 = 0xFFFFFFFF
-# hash streams: one per random decision, so adding one never shifts another
+# hash streams: one per random decision, so adding one never shifts another; every stream id
+# of the package is here (S_ACTIONS: the action noise of gmg.experiments.evaluate)
 _S_WALLS, _S_DEADENDS, _S_OBJECTS, _S_BACKGROUND, _S_SAMPLER = 1, 2, 3, 4, 5
+S_ACTIONS = 11
 
 
-class LevelError(ValueError):
+class LevelError(UserError, ValueError):
     """An impossible level request (world size, object count)."""
 
 

@@ -21,11 +21,11 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from training.env import NUM_ACTIONS
+from gmg.training.env import NUM_ACTIONS
 
 
 class HookPoint(nn.Module):
-    """Identity module marking a readable, editable activation (see ``interp.hooks``)."""
+    """Identity module marking a readable, editable activation (see ``gmg.interp.hooks``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -177,3 +177,8 @@ class ImpalaAgent(nn.Module):
 def hook_names(config: ModelConfig = ModelConfig()) -> tuple[str, ...]:
     """Every hook point name of a network with this config, in forward order."""
     return tuple(ImpalaAgent(config).hook_points)
+
+
+def unwrap(model: nn.Module) -> "ImpalaAgent":
+    """The network itself, also when ``model`` is its ``torch.compile`` wrapper."""
+    return getattr(model, "_orig_mod", model)

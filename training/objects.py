@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gmg.training.errors import UserError
+
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (255, 0, 0),
     "green": (0, 255, 0),
@@ -44,7 +46,7 @@ def _gem_mask() -> np.ndarray:
 SHAPES: dict[str, np.ndarray] = {"line": _line_mask(), "gem": _gem_mask()}
 
 
-class ObjectSpecError(ValueError):
+class ObjectSpecError(UserError, ValueError):
     """An object name that names no known shape or colour."""
 
 

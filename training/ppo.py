@@ -1,18 +1,14 @@
 """PPO on the batched maze, CleanRL's procgen loop written out top to bottom.
 
-``train_agent(config, agent_dir)`` trains (or resumes) one seed; ``train(config, run_dir,
-seeds)`` trains a population, skipping finished seeds. Environment, rollout buffers and
-network live on one device.
+``train_agent(config, agent_dir)`` trains (or resumes) one seed: set-up, then per update a
+rollout, GAE, the clipped PPO loss over minibatches and a log row. Environment, rollout
+buffers and network live on one device. A population of seeds is ``gmg.training.population``;
+checkpoints and resume are ``gmg.training.checkpoint``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import dataclasses
-import json
-import math
-import random
 import time
 import warnings
 from pathlib import Path
@@ -23,46 +19,14 @@ import torch
 from torch import nn, optim
 from torch.distributions import Categorical
 
-from training.checkpoint import (
-    CODE_VERSION,
-    agent_dir_name,
-    is_finished,
-    read_meta,
-    save_weights,
-    write_meta,
-)
-from training.config import RUN_FIELDS_IGNORED_ON_RESUME, ConfigError, TrainConfig
-from training.cuda_graph import GraphedStep
-from training.env import MazeEnv, TrainingLevels
-from training.fast_pool import scatter_max_pool_backward
-from training.model import ImpalaAgent
-
-LOG_FIELDS = (
-    "iteration", "global_step", "wall_time", "sps", "episodes", "episodic_return", "episode_length",
-    "shortest_path", "success", "learning_rate", "policy_loss", "value_loss", "entropy",
-    "approx_kl", "clipfrac", "explained_variance",
-)
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a NaN loss, a changed config on resume)."""
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, numpy and torch; the one place seeds are set."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    return device
+from gmg.training.checkpoint import agent_meta, append_log, is_finished, load_resume, save_checkpoint
+from gmg.training.config import TrainConfig
+from gmg.training.cuda_graph import GraphedStep
+from gmg.training.env import MazeEnv, TrainingLevels
+from gmg.training.errors import TrainingError
+from gmg.training.fast_pool import scatter_max_pool_backward
+from gmg.training.model import ImpalaAgent, unwrap
+from gmg.training.runtime import apply_run_settings, resolve_device, seed_everything
 
 
 class RunningMeanStd:
@@ -189,114 +153,7 @@ def progress_text(sps: float, stats: dict) -> str:
             f"length {stats['episode_length']:.1f} / shortest {stats['shortest_path']:.1f}")
 
 
-def append_log(agent_dir: Path, stats: dict) -> None:
-    with (agent_dir / "train.csv").open("a", newline="") as f:
-        csv.DictWriter(f, LOG_FIELDS).writerow({k: _round(v) for k, v in stats.items()})
-
-
 # ---------------------------------------------------------------- checkpoints
-
-def _config_diff(a: dict, b: dict) -> list[str]:
-    # sizes derived from other fields (batch_size, ...) would only repeat their difference
-    derived = {f.name for f in dataclasses.fields(TrainConfig) if not f.init}
-    keys = (set(a) | set(b)) - set(RUN_FIELDS_IGNORED_ON_RESUME) - derived
-    return sorted(k for k in keys if a.get(k) != b.get(k))
-
-
-def agent_meta(config: TrainConfig, device: torch.device) -> dict:
-    """What meta.json says of every agent of this config (steps and stats are added later)."""
-    return {
-        "seed": config.seed, "preset": config.preset, "train": config.to_dict(),
-        "model": config.model_config().to_dict(),
-        "env": {"objects": [config.goal], "world_dim": config.world_dim, "size": config.obs_size,
-                "background": config.background, "timeout": config.timeout,
-                "num_levels": config.num_levels, "start_level": config.start_level},
-        "device": device.type,
-    }
-
-
-def load_resume(config: TrainConfig, agent_dir: Path, device: torch.device) -> dict | None:
-    """The resume state of an unfinished run in ``agent_dir`` (None: start afresh, with a new
-    log). Refuses a changed config; drops log rows written after the checkpoint."""
-    resume_path, log_path = agent_dir / "resume.pt", agent_dir / "train.csv"
-    if not resume_path.exists():
-        with log_path.open("w", newline="") as f:
-            csv.DictWriter(f, LOG_FIELDS).writeheader()
-        return None
-    state = _read_resume(resume_path, device)
-    # resume.pt files written before they carried the config fall back on meta.json's
-    saved = state.get("train") or read_meta(agent_dir)["train"]
-    now = config.to_dict()
-    diff = _config_diff(saved, now)
-    if config.anneal_lr and saved.get("total_timesteps") != now["total_timesteps"]:
-        diff.append("total_timesteps")  # it sets the learning-rate schedule
-    if diff:
-        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diff[:4])
-        raise TrainingError(
-            f"{agent_dir} holds a run with a different config ({shown}); "
-            "use the original settings or another run directory"
-        )
-    if state["iteration"] >= config.num_iterations:
-        raise TrainingError(f"{agent_dir} is already at step {state['global_step']:,}, not below the "
-                            f"{config.total_timesteps:,} asked for; ask for more steps or use another run directory")
-    # map_location moved every tensor to the device; RNG states must be CPU byte tensors, and
-    # Adam keeps its step counts on the CPU (neither fused nor capturable here)
-    for k in ("rng_cpu", "rng_cuda"):
-        if k in state:
-            state[k] = state[k].cpu()
-    for st in state["optimizer"]["state"].values():
-        st["step"] = st["step"].cpu()
-    if log_path.exists():
-        with log_path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= state["iteration"]]
-        tmp = log_path.with_name("train.csv.tmp")
-        with tmp.open("w", newline="") as f:
-            w = csv.DictWriter(f, LOG_FIELDS)
-            w.writeheader()
-            w.writerows(rows)
-        tmp.replace(log_path)
-    return state
-
-
-def _read_resume(path: Path, device: torch.device | str, mmap: bool = False) -> dict:
-    try:
-        return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
-    except Exception as e:  # pickle, zip and EOF errors all mean the same to the user
-        raise TrainingError(f"{path} is corrupt or truncated ({type(e).__name__}); "
-                            "delete it to start this seed afresh") from None
-
-
-def resume_iteration(agent_dir: Path) -> int:
-    """The update an unfinished run's resume.pt stands at (0 when there is none)."""
-    path = agent_dir / "resume.pt"
-    return int(_read_resume(path, "cpu", mmap=True)["iteration"]) if path.exists() else 0
-
-
-def save_checkpoint(agent_dir: Path, meta: dict, weights: dict, resume: dict | None, stats: dict,
-                    steps: int, wall_time: float) -> None:
-    """Weights and meta.json; ``resume`` (None once finished) is the state a killed run goes on
-    from: model, optimizer, reward_rms, env, next_done, disc_return, global_step, iteration,
-    wall_time, rng_cpu (and rng_cuda), train (the config). resume.pt is written first and
-    holds all a resume needs, so a kill between the files loses nothing."""
-    resume_path = agent_dir / "resume.pt"
-    save_weights(weights, agent_dir / "model.safetensors")
-    if resume is not None:
-        tmp = resume_path.with_name("resume.pt.tmp")
-        torch.save(resume, tmp)
-        tmp.replace(resume_path)
-    write_meta(agent_dir, {**meta, "finished": resume is None, "steps": steps, "wall_time": round(wall_time, 2),
-                           "final_stats": stats})
-    if resume is None and resume_path.exists():
-        resume_path.unlink()
-
-
-def apply_run_settings(config: TrainConfig, device: torch.device) -> None:
-    """The process-wide settings a run asks for: CPU threads, cuDNN's algorithm search."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    if device.type == "cuda":
-        # the fastest algorithm per shape, timed once; GPU runs are only float-close anyway
-        torch.backends.cudnn.benchmark = config.cudnn_benchmark
 
 
 def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.device = "auto",
@@ -311,19 +168,19 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
     device = resolve_device(device)
     agent_dir = Path(agent_dir)
     agent_dir.mkdir(parents=True, exist_ok=True)
-    apply_run_settings(config, device)
+    apply_run_settings(config.run, device)
     if is_finished(agent_dir):
         return agent_dir
 
     # ---- setup: the seed fixes the initial weights and the order of training levels
     seed_everything(config.seed)
     model = ImpalaAgent(config.model_config()).to(device)
-    if config.channels_last:
+    if config.run.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
     env = MazeEnv(config.num_envs, config.env_config(), TrainingLevels(config.num_levels, config.seed, config.start_level), device)
-    forward = torch.compile(model) if config.compile else model
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if config.bf16 else contextlib.nullcontext
+    forward = torch.compile(model) if config.run.compile else model
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if config.run.bf16 else contextlib.nullcontext
     reward_rms = RunningMeanStd(device)
 
     n, t_len = config.num_envs, config.num_steps
@@ -352,7 +209,7 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
             torch.cuda.set_rng_state(state["rng_cuda"], device)
     meta = agent_meta(config, device)
 
-    # ---- one rollout step; on a GPU captured once as a CUDA graph (training.cuda_graph)
+    # ---- one rollout step; on a GPU captured once as a CUDA graph (gmg.training.cuda_graph)
     uniform = samples_from_uniforms(config, device)
     graphed = uniform and device.type == "cuda"
     cur = SimpleNamespace(obs=next_obs, disc_return=disc_return, noise=torch.zeros(n, device=device))
@@ -412,7 +269,7 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
 
         # ---- advantages (GAE)
         with torch.no_grad(), autocast():
-            next_value = _value(forward, cur.obs).float()
+            next_value = unwrap(forward).get_value(cur.obs).float()
         advantages = gae(config, rewards, values, dones, next_value, next_done)
         returns = advantages + values
 
@@ -425,7 +282,7 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         model.train()
         clipfracs = []
         nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-        fast_pool = scatter_max_pool_backward(model) if not config.compile else contextlib.nullcontext()
+        fast_pool = scatter_max_pool_backward(model) if not config.run.compile else contextlib.nullcontext()
         with fast_pool:
             for _ in range(config.update_epochs):
                 # drawn from torch's CPU generator, whose state the resume checkpoint carries
@@ -465,7 +322,7 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         if bar:
             bar.update(config.batch_size)
             bar.set_postfix_str(progress_text(sps, stats))
-        if iteration % config.checkpoint_every == 0 and iteration < config.num_iterations:
+        if iteration % config.run.checkpoint_every == 0 and iteration < config.num_iterations:
             checkpoint(False, stats)
 
     checkpoint(True, stats)
@@ -475,14 +332,13 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
 
 
 def _act(model, obs, action=None):
-    return model.get_action_and_value(obs, action) if isinstance(model, ImpalaAgent) else \
-        model._orig_mod.get_action_and_value(obs, action)
+    return unwrap(model).get_action_and_value(obs, action)
 
 
 def samples_from_uniforms(config: TrainConfig, device: torch.device) -> bool:
     """Whether rollouts draw actions from uniforms drawn per rollout (``sample_from_uniform``):
     where the step is a CUDA graph, and in stacked runs that must match such lone runs."""
-    return device.type == "cuda" and config.cuda_graph and not config.compile
+    return device.type == "cuda" and config.run.cuda_graph and not config.run.compile
 
 
 def rollout_step_fn(config: TrainConfig, forward, env: MazeEnv, reward_rms: RunningMeanStd, cur: SimpleNamespace,
@@ -496,12 +352,12 @@ def rollout_step_fn(config: TrainConfig, forward, env: MazeEnv, reward_rms: Runn
     """
     # a captured step must not keep autocast's cache of cast weights (it would hold stale copies)
     autocast = (lambda: torch.autocast(env.device.type, dtype=torch.bfloat16, cache_enabled=not uniform)) \
-        if config.bf16 else contextlib.nullcontext
+        if config.run.bf16 else contextlib.nullcontext
 
     def step():
         with torch.no_grad(), autocast():
             if uniform:
-                logits, value = _network(forward)(cur.obs)
+                logits, value = unwrap(forward)(cur.obs)
                 action = sample_from_uniform(logits, cur.noise)
                 logprob = Categorical(logits=logits.float(), validate_args=False).log_prob(action)
             else:
@@ -520,195 +376,9 @@ def rollout_state(cur: SimpleNamespace, env: MazeEnv, reward_rms: RunningMeanStd
         [(reward_rms, k) for k in ("mean", "var", "count")]
 
 
-def _network(model):
-    return model if isinstance(model, ImpalaAgent) else model._orig_mod
-
-
 def sample_from_uniform(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Actions drawn from softmax(``logits``) (..., A) by inverting its CDF at ``u`` (...) in [0, 1)."""
     cdf = torch.softmax(logits.float(), -1).cumsum(-1)
     return (cdf <= u[..., None]).sum(-1).clamp(max=logits.shape[-1] - 1)
 
 
-def _value(model, obs):
-    return (model if isinstance(model, ImpalaAgent) else model._orig_mod).get_value(obs)
-
-
-def _round(v):
-    return round(v, 6) if isinstance(v, float) and math.isfinite(v) else v
-
-
-MAX_RANGE = 1_000_000  # ids one range may expand to (a typo like 0-10000000000 must not eat the memory)
-
-
-def parse_ranges(text: str, what: str = "seeds", example: str = "0-31 or 0,4,7-9") -> list[int]:
-    """``"0-3,7"`` -> [0, 1, 2, 3, 7] in the order written; non-negative ids, ranges inclusive."""
-    ids: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            lo, hi = (int(x) for x in part.split("-", 1)) if "-" in part[1:] else (int(part), int(part))
-        except ValueError:
-            raise ConfigError(f"cannot read {what} {text!r}: write e.g. {example}") from None
-        if min(lo, hi) < 0:
-            raise ConfigError(f"{what} must be non-negative integers, got {part!r} in {text!r}")
-        if hi < lo:
-            raise ConfigError(f"the range {part!r} of {what} ends before it starts: write {hi}-{lo}")
-        if hi - lo >= MAX_RANGE:
-            raise ConfigError(f"the range {part!r} of {what} holds over {MAX_RANGE:,} ids; was it a typo?")
-        ids += range(lo, hi + 1)
-    if not ids:
-        raise ConfigError(f"no {what} in {text!r}: write e.g. {example}")
-    return ids
-
-
-def parse_seeds(text: str | int | list[int]) -> list[int]:
-    """``"0-31"``, ``"0,3,5-7"``, an int or a list of ints -> sorted unique seeds."""
-    if isinstance(text, int):
-        text = [text]
-    if isinstance(text, list):
-        text = ",".join(str(int(s)) for s in text)
-    return sorted(set(parse_ranges(text)))
-
-
-def format_seeds(seeds: list[int]) -> str:
-    """The inverse of ``parse_seeds``: [0, 1, 2, 5] -> "0-2,5"."""
-    parts, seeds = [], sorted(seeds)
-    i = 0
-    while i < len(seeds):
-        j = i
-        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
-            j += 1
-        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
-        i = j + 1
-    return ",".join(parts)
-
-
-def seed_groups(run_dir: Path, seeds: list[int], stack: int) -> list[list[int]]:
-    """``seeds`` in groups of up to ``stack`` trained together; a group's seeds stand at the
-    same update (fresh seeds together, resumed ones with the seeds they were stacked with)."""
-    if stack <= 1:
-        return [[s] for s in seeds]
-    by_step: dict[int, list[int]] = {}
-    for s in seeds:
-        agent_dir = run_dir / "agents" / agent_dir_name(s)
-        # resume.pt, not meta.json: it is written first, so it is never behind
-        by_step.setdefault(resume_iteration(agent_dir), []).append(s)
-    return [group[i : i + stack] for group in by_step.values() for i in range(0, len(group), stack)]
-
-
-def train_group(config: TrainConfig, run_dir: Path, seeds: list[int], device: str | torch.device = "auto",
-                progress: bool = False, max_iterations: int | None = None, on_update=None) -> list[int]:
-    """Train one seed alone, or several stacked in this process (``training.stacked``);
-    ``on_update`` as in ``train_agent``, called once per seed and update."""
-    try:
-        if len(seeds) == 1:
-            train_agent(dataclasses.replace(config, seed=seeds[0]), Path(run_dir) / "agents" / agent_dir_name(seeds[0]),
-                        device=device, progress=progress, max_iterations=max_iterations, on_update=on_update)
-        else:
-            from training.stacked import train_stacked
-
-            train_stacked(config, run_dir, seeds, device=device, progress=progress, max_iterations=max_iterations,
-                          on_update=on_update)
-    except torch.OutOfMemoryError:
-        raise TrainingError(f"seed {format_seeds(seeds)}: out of memory on {device}; the last checkpoint is kept: "
-                            "train fewer seeds at once (--workers, --stack) or set bf16=true") from None
-    return seeds
-
-
-def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: str | torch.device = "auto",
-          progress: bool = True, workers: int = 1, stack: int = 1, run_seeds=None) -> Path:
-    """Train a population into ``run_dir/agents``; finished seeds are skipped, others resumed.
-
-    ``stack > 1`` trains up to that many seeds together in one process with stacked
-    parameters (``training.stacked``; each agent is the one trained alone up to float
-    rounding). ``workers > 1`` runs that many seeds (or stacked groups) at once, one process
-    each, sharing the device (each agent exactly the one trained alone); on a CPU the cores
-    are divided between the workers unless ``config.threads`` is set.
-    ``run_seeds(config, run_dir, groups, device, workers, bar)``, if given, trains the
-    groups instead (``experiments.cluster`` passes one that uses Ray).
-    """
-    if workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {workers}")
-    if stack < 1:
-        raise ConfigError(f"stack must be at least 1, got {stack}")
-    if stack > 1 and config.compile:
-        raise ConfigError("compile is not supported when seeds are stacked; drop compile=true or use --stack 1")
-    run_dir = Path(run_dir)
-    (run_dir / "agents").mkdir(parents=True, exist_ok=True)
-    (run_dir / "population.json").write_text(json.dumps(
-        {"code_version": CODE_VERSION, "preset": config.preset, "seeds": seeds, "train": config.to_dict()},
-        indent=2))
-    todo = [s for s in seeds if not is_finished(run_dir / "agents" / agent_dir_name(s))]
-    groups = seed_groups(run_dir, todo, stack)
-    outer = None
-    if progress:
-        from tqdm import tqdm
-
-        outer = tqdm(total=len(seeds), initial=len(seeds) - len(todo), unit="agent", desc="population",
-                     dynamic_ncols=True)
-    if run_seeds is not None:
-        if groups:
-            run_seeds(config, run_dir, groups, device, workers, outer)
-    elif workers > 1 and len(groups) > 1:
-        _train_in_workers(config, run_dir, groups, resolve_device(device), min(workers, len(groups)), outer)
-    else:
-        for group in groups:
-            train_group(config, run_dir, group, device, progress=progress)
-            if outer:
-                outer.update(len(group))
-    if outer:
-        outer.close()
-    return run_dir
-
-
-def _train_in_workers(config: TrainConfig, run_dir: Path, groups: list[list[int]], device: torch.device,
-                      workers: int, bar) -> None:
-    """One process per concurrently trained group; a failed group is reported, the others go on."""
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    threads = config.threads or (max(1, (os.cpu_count() or 1) // workers) if device.type == "cpu" else 1)
-    failed = []
-    # spawn, not fork: CUDA cannot be used in a forked child
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(train_group, dataclasses.replace(config, threads=threads), run_dir, g, str(device)): g
-                   for g in groups}
-        for fut in as_completed(futures):
-            try:
-                fut.result()
-            except Exception as e:  # noqa: BLE001 - reported per group below
-                failed.append((futures[fut], str(e).splitlines()[0] if str(e) else type(e).__name__))
-            if bar:
-                bar.update(len(futures[fut]))
-    if failed:
-        raise TrainingError(failed_seeds_message(failed, sum(map(len, groups))))
-
-
-def exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: end this worker once the process that started it is gone.
-
-    A killed ``gmg train`` (SIGTERM, SIGKILL) would otherwise leave its workers training on,
-    orphaned, into the run directory that a rerun resumes from. Checkpoints are written
-    atomically, so ending between them loses only the updates since the last one.
-    """
-    import os
-    import threading
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
-
-
-def failed_seeds_message(failed: list[tuple[list[int], str]], total: int, where: str = "") -> str:
-    """One line for groups of seeds that failed in workers: ``failed`` holds (seeds, reason)."""
-    shown = "; ".join(f"seed{'s' if len(g) > 1 else ''} {format_seeds(g)}: {why}" for g, why in failed[:3])
-    n_failed = sum(len(g) for g, _ in failed)
-    return f"{n_failed} of {total} seeds failed{where} ({shown}); rerun the same command to retry them"

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from training import assets
-from training.objects import ObjectSpec
+from gmg.training import assets
+from gmg.training.errors import UserError
+from gmg.training.objects import ObjectSpec
 
 BACKGROUND_KINDS = ("black", "grey", "textured")
 GREY = 127
 
 
-class RenderError(ValueError):
+class RenderError(UserError, ValueError):
     """A rendering option that does not exist."""
 
 

@@ -21,32 +21,26 @@ from pathlib import Path
 import torch
 from torch import optim
 
-from training.checkpoint import agent_dir_name, is_finished
-from training.config import TrainConfig
-from training.env import StackedMazeEnv
-from training.model import ImpalaAgent
-from training.ppo import (
+from gmg.training.checkpoint import agent_dir_name, agent_meta, append_log, is_finished, load_resume, save_checkpoint
+from gmg.training.config import TrainConfig
+from gmg.training.env import StackedMazeEnv
+from gmg.training.errors import TrainingError
+from gmg.training.model import ImpalaAgent
+from gmg.training.ppo import (
     RunningMeanStd,
-    TrainingError,
-    agent_meta,
     anneal_learning_rate,
-    append_log,
-    apply_run_settings,
     episode_sums,
-    format_seeds,
     gae,
     iteration_stats,
-    load_resume,
     ppo_loss,
     progress_bar,
     progress_text,
-    resolve_device,
     sample_from_uniform,
     samples_from_uniforms,
-    save_checkpoint,
     scaled_reward,
-    seed_everything,
 )
+from gmg.training.runtime import apply_run_settings, resolve_device, seed_everything
+from gmg.training.seeds import format_seeds
 
 
 class StackedAgents:
@@ -115,14 +109,14 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
     """Train ``seeds`` together into ``run_dir/agents/agent-NNNN`` (resuming where they are).
 
     Finished seeds are skipped; the others must stand at the same update (true of seeds
-    started together: ``training.ppo.train`` groups them so). ``on_update(stats)`` is called
+    started together: ``gmg.training.population.train`` groups them so). ``on_update(stats)`` is called
     with each seed's log row of each update.
     """
     config.validate()
     device = resolve_device(device)
-    if config.compile:
+    if config.run.compile:
         raise TrainingError("compile is not supported when seeds are stacked; drop compile=true or use --stack 1")
-    apply_run_settings(config, device)
+    apply_run_settings(config.run, device)
     run_dir = Path(run_dir)
     dirs = {s: run_dir / "agents" / agent_dir_name(s) for s in seeds}
     seeds = [s for s in seeds if not is_finished(dirs[s])]
@@ -148,7 +142,7 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
     params = agents.parameters()
     optimizer = optim.Adam(params, lr=config.learning_rate, eps=1e-5)
     env = StackedMazeEnv(n, config.env_config(), config.num_levels, seeds, config.start_level, device)
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if config.bf16 else contextlib.nullcontext
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if config.run.bf16 else contextlib.nullcontext
     reward_rms = RunningMeanStd(device, (k_n,))
     seed_ids = torch.arange(k_n, device=device)[:, None]
 
@@ -305,7 +299,7 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
         if bar:
             bar.update(config.batch_size * k_n)
             bar.set_postfix_str(progress_text(sps, stats[0]) + " (first seed)")
-        if iteration % config.checkpoint_every == 0 and iteration < config.num_iterations:
+        if iteration % config.run.checkpoint_every == 0 and iteration < config.num_iterations:
             checkpoint(False, stats)
 
     checkpoint(True, stats)

@@ -1,0 +1,355 @@
+"""The one-page dossier of one agent: why is this seed different?
+
+``explain(agent_id, run_dir)`` writes ``run_dir/dossiers/agent-XXXX/index.html`` with:
+its preference and capability in every setting against the population's percentiles;
+its channel-reliance profile and probe profile (when those stages ran); the action it
+takes from every free cell of a maze, drawn as arrows over the frame it sees (training
+objects, and the setting where it is most unusual); rollout GIFs when
+``gmg.experiments.rollout`` provides them. Only ``episodes`` is required: everything else is
+skipped with a note saying which ``gmg`` verb would add it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gmg.experiments.plots.style import pyplot
+from gmg.training.errors import UserError
+
+
+def dossier_dir(run_dir: str | Path, agent_id: int) -> Path:
+    return Path(run_dir) / "dossiers" / f"agent-{int(agent_id):04d}"
+
+
+# ------------------------------------------------------------------ percentiles
+def plot_percentiles(matrix: pd.DataFrame, agent_id, path: str | Path) -> Path:
+    """Per setting: the population's 5-95% and 25-75% ranges, its median, and this agent.
+
+    ``matrix``: agents x (setting, metric) with metrics ``preference`` and ``capability``.
+    """
+    plt = pyplot()
+    metrics = [m for m in ("preference", "capability") if m in matrix.columns.get_level_values("metric")]
+    settings = list(dict.fromkeys(matrix.columns.get_level_values("setting")))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 0.32 * len(settings) + 1.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for i, s in enumerate(settings):
+            if (s, metric) not in matrix.columns:
+                continue
+            col = matrix[(s, metric)].dropna()
+            if col.empty:
+                continue
+            q = np.percentile(col, [5, 25, 50, 75, 95])
+            ax.plot([q[0], q[4]], [i, i], color="0.75", lw=6, solid_capstyle="butt")
+            ax.plot([q[1], q[3]], [i, i], color="0.5", lw=6, solid_capstyle="butt")
+            ax.plot(q[2], i, "|", color="k", ms=10)
+            v = matrix.loc[agent_id, (s, metric)]
+            if pd.notna(v):
+                pct = (col < v).mean() * 100
+                ax.plot(v, i, "o", color="tab:red", ms=6)
+                ax.annotate(f"{pct:.0f}%", (v, i), xytext=(6, 3), textcoords="offset points", fontsize=7, color="tab:red")
+        ax.set_yticks(range(len(settings)), settings, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel(metric + (" (mean steps, lower = more capable)" if metric == "capability" else " for obj1"))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_title(f"agent {agent_id} (red) vs population: 5-95%, 25-75%, median", fontsize=9, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_profile(table: pd.DataFrame, agent_id, columns: list[str], path: str | Path, title: str,
+                 agent_col: str = "agent") -> Path:
+    """Bars of this agent's values of ``columns`` against the population's 10/50/90 percentiles."""
+    plt = pyplot()
+    pop = table[columns].astype(float)
+    mine = table.loc[table[agent_col] == agent_id, columns].astype(float).mean()
+    x = np.arange(len(columns))
+    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(columns) + 2), 3.4))
+    q = pop.quantile([0.1, 0.5, 0.9])
+    ax.bar(x, mine.to_numpy(), color="tab:red", alpha=0.8, label=f"agent {agent_id}")
+    ax.errorbar(x, q.loc[0.5], yerr=[q.loc[0.5] - q.loc[0.1], q.loc[0.9] - q.loc[0.5]], fmt="_", color="k",
+                capsize=3, label="population median, 10-90%")
+    ax.set_xticks(x, columns, rotation=60, ha="right", fontsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def reliance_columns(reliance: pd.DataFrame) -> list[str]:
+    """The reliance columns worth a glance: efficiencies per condition, shares, the summary score."""
+    cols = [c for c in reliance.columns if str(c).endswith("_efficiency")]
+    cols += [c for c in reliance.columns if str(c).startswith(("attr_share_", "tv_share_"))]
+    cols += [c for c in reliance.columns if str(c) == "green_vs_red"]
+    if not cols:
+        cols = [c for c in reliance.columns if c != "agent" and pd.api.types.is_numeric_dtype(reliance[c])]
+    return cols
+
+
+def plot_probe_profile(probes: pd.DataFrame, agent_id, path: str | Path, agent_col: str = "agent",
+                       object_col: str = "object", layer_col: str = "layer", value_col: str = "accuracy") -> Path:
+    """Probe accuracy per layer for each object: this agent (solid) vs the population median (dashed)."""
+    plt = pyplot()
+    layers = list(dict.fromkeys(probes[layer_col]))
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    objects = list(dict.fromkeys(probes[object_col])) if object_col in probes.columns else [None]
+    for i, obj in enumerate(objects):
+        d = probes if obj is None else probes[probes[object_col] == obj]
+        med = d.groupby(layer_col)[value_col].median().reindex(layers)
+        mine = d[d[agent_col] == agent_id].groupby(layer_col)[value_col].mean().reindex(layers)
+        color = f"C{i % 10}"
+        ax.plot(range(len(layers)), mine.to_numpy(), "-o", color=color, ms=3, label=str(obj))
+        ax.plot(range(len(layers)), med.to_numpy(), "--", color=color, alpha=0.6)
+    ax.set_xticks(range(len(layers)), [str(x) for x in layers], rotation=60, ha="right", fontsize=6)
+    ax.set_ylabel(value_col)
+    ax.set_title(f"probe {value_col}: agent {agent_id} (solid) vs population median (dashed)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+# ------------------------------------------------------------------ the arrow map
+@torch.no_grad()
+def policy_map(model: torch.nn.Module, objects: tuple[str, ...], level_id: int | None = None, world_dim: int = 5,
+               size: int = 64, background: str = "black", device: torch.device | str = "cpu") -> dict:
+    """The policy's move from every free cell of one evaluation level.
+
+    The agent is placed in every free cell that holds no object (mouse facing left), all
+    frames go through the network in one batch, and the probabilities of the 15 actions
+    are summed per effective move (``gmg.training.env.action_deltas``: diagonals move
+    sideways, 9-14 do nothing). Returns {"frame": uint8 (size, size, 3) without the agent,
+    "cells": int64 (n,) flat cells, "delta": int64 (n, 2) (d_row, d_col) of the most
+    probable move, "prob": float (n,) its probability, "world_dim", "size", "objects",
+    "level"}.
+    """
+    from gmg.training.env import EVAL_START, EnvConfig, EvaluationLevels, MazeEnv, action_deltas
+
+    device = torch.device(device)
+    level_id = EVAL_START if level_id is None else int(level_id)
+    config = EnvConfig(objects=tuple(objects), world_dim=world_dim, size=size, background=background)
+    env = MazeEnv(1, config, EvaluationLevels([level_id]), device)
+    free = env.free[0].reshape(-1).clone()
+    free[env.objects[0]] = False
+    cells = free.nonzero().squeeze(1)
+    n = cells.numel()
+    static = env.static.repeat(n, 1, 1)
+    frames = env.renderer.with_agent(static, cells, torch.zeros(n, dtype=torch.bool, device=device))
+    was_training = model.training
+    model.eval()
+    logits = model(frames)[0]
+    model.train(was_training)
+    probs = torch.softmax(logits.float(), dim=-1)  # (n, 15)
+    deltas = action_deltas(device)  # (15, 2)
+    moves, move_of_action = torch.unique(deltas, dim=0, return_inverse=True)  # (M, 2), (15,)
+    move_probs = torch.zeros(n, moves.shape[0], device=device).index_add_(1, move_of_action, probs)
+    best = move_probs.argmax(1)
+    return {
+        "frame": env.static[0, :-1].reshape(size, size, 3).cpu().numpy(),
+        "cells": cells.cpu().numpy(), "delta": moves[best].cpu().numpy(),
+        "prob": move_probs.gather(1, best[:, None]).squeeze(1).cpu().numpy(),
+        "world_dim": world_dim, "size": size, "objects": tuple(objects), "level": level_id,
+    }
+
+
+def plot_policy_map(pm: dict, path: str | Path, title: str = "", scale: int = 8) -> Path:
+    """Arrows of the most probable move from every cell over the upscaled frame; dots = stay."""
+    from gmg.training.render import cell_bounds
+
+    plt = pyplot()
+    frame = np.kron(pm["frame"], np.ones((scale, scale, 1), dtype=np.uint8))
+    b = cell_bounds(pm["world_dim"], pm["size"]) * scale
+    centres = (b[:-1] + b[1:]) / 2
+    fig, ax = plt.subplots(figsize=(4.2, 4.4))
+    ax.imshow(frame)
+    cmap = plt.get_cmap("viridis")
+    for cell, (dr, dc), p in zip(pm["cells"], pm["delta"], pm["prob"]):
+        r, c = divmod(int(cell), pm["world_dim"])
+        y, x = centres[r], centres[c]
+        colour = cmap(float(p))
+        if dr == 0 and dc == 0:
+            ax.plot(x, y, "o", color=colour, ms=7, mec="w")
+        else:
+            half = 0.3 * (b[1] - b[0])
+            ax.annotate("", xy=(x + dc * half, y + dr * half), xytext=(x - dc * half, y - dr * half),
+                        arrowprops=dict(arrowstyle="-|>", color=colour, lw=2.5, mutation_scale=16))
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
+    fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.04, label="probability of the move")
+    ax.set_axis_off()
+    ax.set_title(title or f"{' vs '.join(pm['objects'])}, level {pm['level']}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+# ------------------------------------------------------------------ the page
+def _reliance_figure(rel: pd.DataFrame, agent_id: int, path: Path) -> Path:
+    """``gmg.experiments.plots.interp``'s profile when the table has its columns, else a generic one."""
+    try:
+        from gmg.experiments.plots.interp import plot_reliance_bars
+
+        return Path(plot_reliance_bars(rel[rel["agent"] == agent_id].iloc[0], path))
+    except (ImportError, KeyError):
+        return plot_profile(rel, agent_id, reliance_columns(rel), path, "channel reliance")
+
+
+def _probe_figure(pr: pd.DataFrame, agent_id: int, path: Path) -> Path:
+    """``gmg.experiments.plots.probes``'s agent profile when the table has its columns, else a generic one."""
+    from gmg.experiments.analysis.regression import probe_rows
+
+    try:
+        from gmg.experiments.plots.probes import plot_agent_profile
+
+        fig = plot_agent_profile(pr, agent_id, path=path)
+        pyplot().close(fig)
+        return Path(path)
+    except (ImportError, KeyError, UserError):
+        return plot_probe_profile(probe_rows(pr), agent_id, path)
+
+
+def _unusual_setting(matrix: pd.DataFrame, agent_id) -> str | None:
+    from gmg.experiments.analysis.outliers import robust_z
+
+    if "preference" not in matrix.columns.get_level_values("metric"):
+        return None
+    z = robust_z(matrix.xs("preference", axis=1, level="metric").astype(float))
+    row = z.loc[agent_id].abs().dropna()
+    return None if row.empty else str(row.idxmax())
+
+
+def _rollout_gifs(ref, settings: list[str], out: Path, device) -> tuple[list[Path], str | None]:
+    """GIFs of the agent's first evaluation level in each setting (``gmg.experiments.rollout``)."""
+    from gmg.experiments.rollout import rollout
+    from gmg.experiments.settings import file_stem
+
+    paths = []
+    for s in settings:
+        try:
+            path, _ = rollout(ref, s, out / f"rollout-{file_stem(s)}.gif", device=device)
+            paths.append(Path(path))
+        except UserError as e:  # a GIF is a bonus: never lose the dossier for it
+            return paths, f"rollout GIF for {s} skipped: {e}"
+    return paths, None
+
+
+def explain(agent_id: int, run_dir: str | Path, agents=None,
+            device: torch.device | str = "cpu", level_id: int | None = None,
+            metrics: pd.DataFrame | None = None) -> Path:
+    """Write the dossier of ``agent_id`` and return the path of its ``index.html``.
+
+    ``agents``: the population (or its spec; default: the run's, ``population_of_run``). Raises UserError when the run has no evaluation or the agent is not
+    in it; missing reliance/probes/agent weights only leave notes on the page. ``metrics``:
+    the output of ``regression.population_metrics`` if already computed.
+    """
+    from gmg.experiments.analysis.outliers import explain_outliers, feature_matrix
+    from gmg.experiments.analysis.regression import has_stage, population_metrics, read_stage
+
+    run_dir = Path(run_dir)
+    agent_id = int(agent_id)
+    if metrics is None:
+        metrics = population_metrics(read_stage(run_dir, "episodes"))
+    matrix = feature_matrix(metrics)
+    if agent_id not in matrix.index:
+        ids = list(matrix.index)
+        raise UserError(f"agent {agent_id} is not in the evaluated population of {run_dir} "
+                       f"(ids {ids[:10]}{'...' if len(ids) > 10 else ''}); evaluate it with `gmg evaluate`")
+    out = dossier_dir(run_dir, agent_id)
+    out.mkdir(parents=True, exist_ok=True)
+    figures: list[tuple[str, str]] = []
+    notes: list[str] = []
+    figures.append((plot_percentiles(matrix, agent_id, out / "percentiles.png").name,
+                    "preference and capability in every setting against the population"))
+    z = explain_outliers(matrix, [agent_id], k=5)
+
+    if has_stage(run_dir, "reliance"):
+        rel = read_stage(run_dir, "reliance")
+        if (rel["agent"] == agent_id).any():
+            figures.append((_reliance_figure(rel, agent_id, out / "reliance.png").name, "channel reliance profile"))
+        else:
+            notes.append(f"no reliance row for this agent: run `gmg reliance --run-dir {run_dir}`")
+    else:
+        notes.append(f"channel reliance not measured yet: run `gmg reliance --run-dir {run_dir}`")
+    if has_stage(run_dir, "probes"):
+        pr = read_stage(run_dir, "probes")
+        if "agent" in pr.columns and (pr["agent"] == agent_id).any() and "accuracy" in pr.columns and "layer" in pr.columns:
+            figures.append((_probe_figure(pr, agent_id, out / "probes.png").name, "probe profile"))
+        else:
+            notes.append(f"no probe results for this agent: run `gmg probe --run-dir {run_dir}`")
+    else:
+        notes.append(f"probes not fitted yet: run `gmg probe --run-dir {run_dir}`")
+
+    from gmg.experiments.population import population_of_run
+
+    try:
+        agents = population_of_run(run_dir, agents)
+        if agents is None:
+            raise UserError(f"no agent folders found for {run_dir}; pass --agents")
+        ref = agents.select([agent_id])[0]
+        model = ref.load(device)
+    except UserError as e:
+        ref, model = None, None
+        notes.append(f"policy maps skipped: {e}")
+    if model is not None:
+        from gmg.experiments.settings import parse_setting
+
+        trained = ref.trained_on
+        world, size, bg = trained.world_dim, trained.size, trained.background
+        maps = [("training objects", (trained.goal,), bg)]
+        unusual = _unusual_setting(matrix, agent_id)
+        if unusual is not None:
+            try:
+                s = parse_setting(unusual)
+                maps.append((f"most unusual setting {s.name}", s.objects, s.background))
+            except UserError:
+                pass
+        for i, (label, objects, background) in enumerate(maps):
+            pm = policy_map(model, objects, level_id, world, size, background, device)
+            figures.append((plot_policy_map(pm, out / f"policy-{i}.png", f"{label}:\n{' vs '.join(objects)}").name,
+                            f"most probable move from every cell ({label})"))
+        gifs, note = _rollout_gifs(ref, [unusual] if unusual else [], out, device)
+        figures += [(p.name, f"rollout {p.stem}") for p in gifs]
+        if note:
+            notes.append(note)
+
+    page = _page(agent_id, run_dir, figures, z, notes)
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _page(agent_id: int, run_dir: Path, figures: list[tuple[str, str]], z: pd.DataFrame, notes: list[str]) -> str:
+    import jinja2
+
+    template = jinja2.Environment(autoescape=True).from_string(DOSSIER_TEMPLATE)
+    table = z[["setting", "metric", "value", "median", "z"]].to_html(index=False, float_format="%.3f", border=0)
+    return template.render(agent=agent_id, run=run_dir.name, figures=figures, table=table, notes=notes)
+
+
+DOSSIER_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>gmg dossier: agent {{ agent }}</title>
+<style>body{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#222}
+img{max-width:100%;border:1px solid #ddd;margin:4px 0}figure{display:inline-block;margin:6px;vertical-align:top}
+table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #eee}
+.note{color:#8a5a00}</style></head><body>
+<h1>Agent {{ agent }}</h1><p>run <code>{{ run }}</code></p>
+<h2>What makes it unusual (robust z against the population)</h2>{{ table|safe }}
+{% for src, caption in figures %}<figure><img src="{{ src }}" alt="{{ caption }}"><figcaption>{{ caption }}</figcaption></figure>
+{% endfor %}
+{% if notes %}<h2>Not shown</h2><ul>{% for n in notes %}<li class="note">{{ n }}</li>{% endfor %}</ul>{% endif %}
+</body></html>
+"""
+
+
+def dossier_files(path: Path) -> list[Path]:
+    """The images of a written dossier (for the report to copy)."""
+    return sorted(p for p in Path(path).parent.iterdir() if p.suffix in (".png", ".gif"))
+

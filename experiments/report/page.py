@@ -1,0 +1,333 @@
+"""One static HTML page for a run: ``run_dir/report/index.html`` with its images beside it.
+
+Sections, each rendered from whatever the run holds: training curves (``train.csv`` of
+the agents), setting scatters (``episodes``), channel reliance (``reliance``), probes
+(``probes``), regression, outliers, and the dossiers of the top outliers. A section
+whose stage has not run says so and names the ``gmg`` verb to run. PNGs that other
+verbs left in ``run_dir/plots/`` are picked up by their name prefix
+(:data:`PLOT_PREFIXES`); every image is copied into ``run_dir/report/img/`` so the
+report folder is self-contained.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gmg.experiments.plots.style import pyplot
+from gmg.experiments.plots.training import plot_training
+from gmg.experiments.population import Population, population_of_run
+from gmg.training.errors import UserError
+
+# which PNGs of run_dir/plots/ belong to which section (by file-name prefix)
+PLOT_PREFIXES = {
+    "training": ("train",),
+    "scatters": ("scatter", "setting", "preference", "capability", "eval", "matrix"),
+    "reliance": ("reliance", "attribution", "channel"),
+    "probes": ("probe",),
+    "regression": ("regress",),
+    "outliers": ("outlier",),
+}
+
+
+@dataclass
+class Section:
+    """One block of the page: images (src relative to the page, caption), HTML tables, notes."""
+
+    key: str
+    title: str
+    missing: str | None = None  # "not run yet: run `gmg X`" when the stage is absent
+    images: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[tuple[str, str]] = field(default_factory=list)  # (caption, html)
+    notes: list[str] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
+
+
+
+def _html_table(df: pd.DataFrame, max_rows: int = 20, index: bool = False) -> str:
+    return df.head(max_rows).to_html(index=index, float_format=lambda v: f"{v:.3g}", border=0, na_rep="–")
+
+
+class _Images:
+    """Copies images into ``report/img/`` under unique names; returns their page-relative src."""
+
+    def __init__(self, report_dir: Path):
+        self.dir = report_dir / "img"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.used: set[str] = set()
+
+    def add(self, src: Path, name: str | None = None) -> str:
+        name = name or src.name
+        stem, suffix = Path(name).stem, Path(name).suffix
+        i = 1
+        while name in self.used:
+            i += 1
+            name = f"{stem}-{i}{suffix}"
+        self.used.add(name)
+        if src.resolve() != (self.dir / name).resolve():
+            shutil.copyfile(src, self.dir / name)
+        return f"img/{name}"
+
+    def path(self, name: str) -> Path:
+        """A fresh path inside img/ for a figure the report draws itself."""
+        return self.dir / name
+
+
+def _plots(run_dir: Path, key: str, claimed: set[Path]) -> list[Path]:
+    folder = run_dir / "plots"
+    if not folder.is_dir():
+        return []
+    out = [p for p in sorted(folder.glob("*.png")) if p.name.lower().startswith(PLOT_PREFIXES[key]) and p not in claimed]
+    claimed.update(out)
+    return out
+
+
+# ------------------------------------------------------------------ sections
+def plot_scatters(metrics: pd.DataFrame, path: Path, max_settings: int = 20) -> Path | None:
+    """Preference vs capability of every agent, one small panel per two-object setting."""
+    d = metrics.dropna(subset=["preference"])
+    settings = list(dict.fromkeys(d["setting"]))[:max_settings]
+    if not settings:
+        return None
+    plt = pyplot()
+    cols = min(5, len(settings))
+    rows = int(np.ceil(len(settings) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.4 * rows), squeeze=False, sharex=True)
+    for ax, s in zip(axes.flat, settings):
+        g = d[d["setting"] == s]
+        ax.scatter(g["preference"], g["capability"], s=8, alpha=0.7)
+        ax.set_title(s, fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.set_xlim(-0.05, 1.05)
+    for ax in list(axes.flat)[len(settings):]:
+        ax.set_axis_off()
+    fig.supxlabel("preference for obj1", fontsize=8)
+    fig.supylabel("capability (mean steps)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_reliance(rel: pd.DataFrame, path: Path) -> Path | None:
+    """Boxplots of path efficiency under each channel condition, and the summary score."""
+    eff = [c for c in rel.columns if str(c).endswith("_efficiency")]
+    if not eff:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [2, 1]})
+    axes[0].boxplot([rel[c].dropna() for c in eff], tick_labels=[c.replace("_efficiency", "") for c in eff])
+    axes[0].set_ylabel("path efficiency")
+    axes[0].tick_params(axis="x", labelsize=7, rotation=30)
+    if "green_vs_red" in rel:
+        axes[1].hist(rel["green_vs_red"].dropna(), bins=20, range=(-1, 1), color="tab:green")
+        axes[1].set_xlabel("green_vs_red reliance")
+    else:
+        axes[1].set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_probes(probes: pd.DataFrame, path: Path, layer_col: str = "layer", object_col: str = "object",
+                value_col: str = "accuracy") -> Path | None:
+    """Median probe accuracy per layer (10-90% band across agents), one line per object."""
+    if not {layer_col, value_col} <= set(probes.columns):
+        return None
+    plt = pyplot()
+    layers = list(dict.fromkeys(probes[layer_col]))
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    objects = list(dict.fromkeys(probes[object_col])) if object_col in probes else [None]
+    for i, obj in enumerate(objects):
+        d = probes if obj is None else probes[probes[object_col] == obj]
+        q = d.groupby(layer_col)[value_col].quantile([0.1, 0.5, 0.9]).unstack().reindex(layers)
+        x = np.arange(len(layers))
+        ax.plot(x, q[0.5], "-o", ms=3, color=f"C{i % 10}", label=str(obj))
+        ax.fill_between(x, q[0.1], q[0.9], color=f"C{i % 10}", alpha=0.15)
+    ax.set_xticks(range(len(layers)), [str(v) for v in layers], rotation=60, ha="right", fontsize=6)
+    ax.set_ylabel(value_col)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _probe_bands(probes: pd.DataFrame, path: Path) -> Path | None:
+    """``gmg.experiments.plots.probes``'s population bands when the table has its columns, else :func:`plot_probes`."""
+    from gmg.experiments.analysis.regression import probe_rows
+
+    try:
+        from gmg.experiments.plots.probes import plot_population_bands
+
+        fig = plot_population_bands(probes, path=path)
+        pyplot().close(fig)
+        return path
+    except (ImportError, KeyError, UserError):
+        return plot_probes(probe_rows(probes), path)
+
+
+# ------------------------------------------------------------------ the report
+def build_report(run_dir: str | Path, agents: Population | str | Path | list | None = None, top: int = 3,
+                 device: str = "cpu", seed: int = 0) -> Path:
+    """Write ``run_dir/report/index.html`` (and ``report/img/``); return its path.
+
+    Runs the regression and outlier analyses when their inputs exist (writing their CSVs
+    and plots as ``gmg regress`` / ``gmg outliers`` do) and the dossiers of the ``top``
+    outliers. Never fails for a missing stage: that section names the verb to run.
+    """
+    from gmg.experiments.analysis.outliers import run_outliers
+    from gmg.experiments.analysis.regression import (
+        MissingStage,
+        has_stage,
+        population_metrics,
+        read_stage,
+        run_regressions,
+    )
+    from gmg.experiments.report.dossier import dossier_files, explain
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"no run directory {run_dir}: run `gmg train` or `gmg evaluate --run-dir {run_dir}` first")
+    report_dir = run_dir / "report"
+    if (report_dir / "img").is_dir():
+        shutil.rmtree(report_dir / "img")  # stale images of an earlier report
+    images = _Images(report_dir)
+    claimed: set[Path] = set()
+    sections = []
+
+    # training curves
+    s = Section("training", "Training curves")
+    agents = population_of_run(run_dir, agents)
+    png = plot_training(agents.paths, images.path("training_curves.png")) if agents is not None else None
+    if png:
+        s.images.append((images.add(png), f"episode length and success of {len(agents)} agents during training"))
+    else:
+        s.missing = "not run yet: run `gmg train` (no train.csv found in the agents' folders)"
+    sections.append(s)
+
+    # scatters
+    metrics = None
+    s = Section("scatters", "Settings: preference vs capability")
+    if has_stage(run_dir, "episodes"):
+        try:
+            metrics = population_metrics(read_stage(run_dir, "episodes"))
+        except MissingStage as e:  # e.g. only intervention episodes so far
+            s.missing = str(e)
+    else:
+        s.missing = f"not run yet: run `gmg evaluate --run-dir {run_dir}`"
+    if metrics is not None:
+        png = plot_scatters(metrics, images.path("setting_scatters.png"))
+        if png:
+            s.images.append((images.add(png), "one point per agent; preference for obj1 vs mean episode length"))
+        summary = metrics.groupby("setting")[["preference", "capability"]].median().reset_index()
+        s.tables.append(("population medians per setting", _html_table(summary, 40)))
+    sections.append(s)
+
+    # reliance
+    s = Section("reliance", "Channel reliance")
+    if has_stage(run_dir, "reliance"):
+        rel = read_stage(run_dir, "reliance")
+        png = plot_reliance(rel, images.path("reliance_summary.png"))
+        if png:
+            s.images.append((images.add(png), "path efficiency under each channel condition; summary score"))
+        cols = [c for c in ("agent", "green_vs_red", "drop_r", "drop_g", "drop_b", "attr_share_r", "attr_share_g",
+                            "attr_share_b") if c in rel.columns]
+        s.tables.append(("per agent (first 20)", _html_table(rel[cols] if cols else rel)))
+    else:
+        s.missing = f"not run yet: run `gmg reliance --run-dir {run_dir}`"
+    sections.append(s)
+
+    # probes
+    s = Section("probes", "Probes")
+    if has_stage(run_dir, "probes"):
+        pr = read_stage(run_dir, "probes")
+        png = _probe_bands(pr, images.path("probes_summary.png"))
+        if png:
+            s.images.append((images.add(png), "probe accuracy per layer across agents"))
+        keys = [c for c in ("probe", "object", "layer") if c in pr.columns]
+        num = [c for c in pr.columns if c not in keys + ["agent"] and pd.api.types.is_numeric_dtype(pr[c])]
+        if keys and num:
+            s.tables.append(("means across agents", _html_table(pr.groupby(keys, sort=False)[num].mean().reset_index(), 40)))
+    else:
+        s.missing = f"not run yet: run `gmg probe --run-dir {run_dir}`"
+    sections.append(s)
+
+    # regression
+    s = Section("regression", "Regression: does reliance predict preference?")
+    try:
+        reg = run_regressions(run_dir, metrics=metrics)
+        cols = ["model", "term", "coef", "se", "ci_low", "ci_high", "p", "r2", "n"]
+        s.tables.append(("OLS with HC3 robust errors", _html_table(reg["table"][cols], 40)))
+        diag = pd.read_csv(run_dir / "analysis" / "regression_diagnostics.csv")
+        s.tables.append(("residual diagnostics", _html_table(diag, 10)))
+        s.notes += reg["notes"]
+    except MissingStage as e:
+        s.missing = f"not run yet: {e}"
+    except UserError as e:  # e.g. too few agents for a regression
+        s.missing = str(e)
+    sections.append(s)
+
+    # outliers
+    s = Section("outliers", "Outliers")
+    ranking = None
+    try:
+        out = run_outliers(run_dir, top=max(top, 5), seed=seed, metrics=metrics)
+        ranking = out["ranking"]
+        s.tables.append(("combined ranking (median of per-method rank percentiles)",
+                         _html_table(ranking.reset_index(), 10)))
+        s.tables.append(("what makes the top ones unusual (robust z)", _html_table(out["features"], 15)))
+        cap = out["capable"]
+        s.tables.append(("fully capable but unusual preference (the Agent-439 kind)",
+                         _html_table(cap) if len(cap) else "<p>none in this population</p>"))
+        s.notes += out["notes"]
+    except MissingStage as e:
+        s.missing = f"not run yet: {e}"
+    except UserError as e:
+        s.notes.append(str(e))
+    sections.append(s)
+
+    # dossiers
+    s = Section("dossiers", "Dossiers of the top outliers")
+    if ranking is None:
+        s.missing = "no outlier ranking to take them from (see Outliers above)"
+    else:
+        for agent_id in list(ranking.index[:top]):
+            page = explain(int(agent_id), run_dir, agents, device, metrics=metrics)
+            s.links.append((_rel(page, report_dir), f"agent {agent_id}"))
+            for img in dossier_files(page):
+                s.images.append((images.add(img, f"dossier-{int(agent_id):04d}-{img.name}"), f"agent {agent_id}: {img.stem}"))
+    sections.append(s)
+
+    # figures other verbs left in run_dir/plots, beside their section's results; a section
+    # whose results are missing keeps saying so (its old figures go to "Other figures")
+    for sec in sections:
+        if sec.key in PLOT_PREFIXES and not sec.missing:
+            for png in _plots(run_dir, sec.key, claimed):
+                sec.images.append((images.add(png), png.stem.replace("_", " ")))
+    rest = [p for p in sorted((run_dir / "plots").glob("*.png")) if p not in claimed] if (run_dir / "plots").is_dir() else []
+    if rest:
+        sections.append(Section("other", "Other figures", images=[(images.add(p), p.stem) for p in rest]))
+
+    path = report_dir / "index.html"
+    path.write_text(render(sections, run_dir.name), encoding="utf-8")
+    return path
+
+
+def _rel(target: Path, start: Path) -> str:
+    import os
+
+    return Path(os.path.relpath(target, start)).as_posix()
+
+
+def render(sections: list[Section], title: str) -> str:
+    """The page's HTML from the package's Jinja2 template."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True)
+    return env.get_template("template.html").render(sections=sections, title=title)
