@@ -114,6 +114,7 @@ def agent_policy(
     seed: int = 0,
     memo: bool = True,
     stats: dict | None = None,
+    masked: list | None = None,
 ) -> Policy:
     """Each model acts on the envs of its group; sampled with hashed Gumbel noise or greedy.
 
@@ -121,26 +122,33 @@ def agent_policy(
     in a fixed level the frame is a function of that state alone, so an agent that
     wanders for 500 steps costs at most 2 x W x W forward passes (exact for deterministic
     networks and interventions). ``stats["forwards"]`` (if given) counts network evaluations.
+    ``masked[k]``, if given, is model k's object-local intervention (``ObjectLocal``): it gets
+    the object masks of the frames model k sees on each forward pass.
     """
     keys = torch.tensor(agent_ids, dtype=torch.int64)
     skey = setting_key(setting)
     cache: dict[str, torch.Tensor] = {}
 
-    def forward(obs: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    local = masked if masked is not None and any(m is not None for m in masked) else None
+
+    def forward(obs: torch.Tensor, group: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
         if stats is not None:
             stats["forwards"] = stats.get("forwards", 0) + obs.shape[0]
         # envs stay sorted, so each group's envs form one contiguous slice
         counts = torch.bincount(group, minlength=len(models)).tolist()
         parts, start = [], 0
-        for model, c in zip(models, counts):
+        for k, (model, c) in enumerate(zip(models, counts)):
             if c:
-                parts.append(model(obs[start : start + c])[0].float())
+                part = slice(start, start + c)
+                with local[k].masked(masks[part]) if local and local[k] is not None else contextlib.nullcontext():
+                    parts.append(model(obs[part])[0].float())
                 start += c
         return torch.cat(parts)
 
     @torch.inference_mode()
     def policy(obs: torch.Tensor, env: MazeEnv, envs: torch.Tensor) -> torch.Tensor:
         group = envs // n_levels
+        masks = env.object_masks() if local else None
         if memo:
             n_states = 2 * env.free.shape[-1] ** 2
             if not cache:  # the first call sees every env
@@ -149,14 +157,14 @@ def agent_policy(
             state = env.agent * 2 + env.mirrored.long()
             miss = ~cache["known"][envs, state]
             if bool(miss.any()):
-                fresh = forward(obs[miss], group[miss])
+                fresh = forward(obs[miss], group[miss], None if masks is None else masks[miss])
                 if cache["logits"].shape[2] == 0:
                     cache["logits"] = torch.zeros(*cache["known"].shape, fresh.shape[1], device=obs.device)
                 cache["logits"][envs[miss], state[miss]] = fresh
                 cache["known"][envs[miss], state[miss]] = True
             logits = cache["logits"][envs, state]
         else:
-            logits = forward(obs, group)
+            logits = forward(obs, group, masks)
         if greedy:
             return logits.argmax(1)
         act = torch.arange(logits.shape[1], device=logits.device)[None, :]
@@ -214,7 +222,8 @@ def play_chunk(refs: list[AgentRef], setting: Setting, device: str | torch.devic
     with contextlib.ExitStack() as stack:
         for m in models:
             _enter(intervention, m, stack)
-        policy = agent_policy(models, ids, setting, n_levels, greedy, seed, stats=stats)
+        local = intervention if getattr(intervention, "needs_masks", False) else None
+        policy = agent_policy(models, ids, setting, n_levels, greedy, seed, stats=stats, masked=[local] * len(models))
         result = play(setting, policy, len(refs), n_levels, device, world_dim, size, timeout)
     return episodes_frame(result, ids, setting, intervention_name)
 

@@ -64,7 +64,8 @@ def play_conditions(
     world_dim, size, limit = trained.world_dim, trained.size, int(timeout if timeout is not None else trained.timeout)
     names = list(interventions)
     models = [Intervened(model, interventions[n]) for n in names]
-    policy = agent_policy(models, [int(agent_id)] * len(names), setting, n_levels, greedy, seed)
+    masked = [interventions[n] if getattr(interventions[n], "needs_masks", False) else None for n in names]
+    policy = agent_policy(models, [int(agent_id)] * len(names), setting, n_levels, greedy, seed, masked=masked)
     result = play(setting, policy, len(names), n_levels, device, world_dim, size, limit)
     out = {}
     for g, name in enumerate(names):

@@ -9,6 +9,11 @@ uint8 -> float conversion) through the hook mechanism of :mod:`gmg.interp.hooks`
 - ``Isolate(channel)``: keep only the given channel(s); the others become 0.
 - ``Permute("grb")``: output channel i shows input channel ``order[i]`` (swap R and G).
 - ``Greyscale()``: every channel becomes the luma (or plain mean) of the three.
+- ``ObjectLocal("ablate" | "isolate" | "scale", channel, target)``: the same edits on the
+  pixels of one object only (``obj1``, ``obj2``, or ``goal`` = obj1, the single object of
+  a training setting); every other pixel stays bit-identical. It needs the frames' object
+  masks (``MazeEnv.object_masks``): evaluation passes them each step; in the hooks API,
+  ``with iv.masked(masks): ...``.
 
 Channels are ``"r"``, ``"g"``, ``"b"`` (or 0-2, case-insensitive), several at once as
 ``"rg"`` or a list; ``"all"`` is explicit. An intervention is itself a callable
@@ -19,12 +24,13 @@ form evaluation takes::
         logits, value = model(obs)
 
 ``parse_intervention`` reads the CLI form: ``none``, ``ablate:r``, ``ablate:r=0.5``,
-``ablate:g=mean`` (needs a reference batch), ``isolate:G``, ``permute:grb``, ``grey``.
+``ablate:g=mean`` (needs a reference batch), ``isolate:G``, ``permute:grb``, ``grey``, and
+object-local ``ablate:r@obj1``, ``isolate:g@goal``, ``scale:b=0.5@obj2``.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Sequence
 
 import torch
@@ -231,17 +237,96 @@ class Greyscale(Intervention):
         return (activation * w).sum(1, keepdim=True).expand_as(activation).clone()
 
 
+OBJECT_TARGETS = {"obj1": 0, "goal": 0, "obj2": 1}
+
+
+class ObjectLocal(Intervention):
+    """Ablate, isolate or scale channel(s) on one object's pixels only.
+
+    ``kind``: ``"ablate"`` (the channels become ``value``, default 0), ``"isolate"`` (the
+    other channels become 0) or ``"scale"`` (the channels are multiplied by ``value`` and
+    clipped to [0, 1]); ``target``: ``obj1``, ``obj2`` or ``goal`` (obj1). The object's
+    pixels come from bool masks (B, H, W, K) of the frames being edited, set per forward
+    pass with ``masked`` (evaluation does it from ``MazeEnv.object_masks``).
+    """
+
+    needs_masks = True
+
+    def __init__(self, kind: str, channel, target: str = "goal", value: float | None = None):
+        kind, target = kind.strip().lower(), target.strip().lower()
+        if kind not in ("ablate", "isolate", "scale"):
+            raise InterventionError(f"object-local intervention {kind!r}: use ablate, isolate or scale")
+        if target not in OBJECT_TARGETS:
+            raise InterventionError(f"unknown object {target!r}: use {', '.join(OBJECT_TARGETS)}")
+        if kind == "isolate" and value is not None:
+            raise InterventionError("isolate takes no value")
+        if kind == "scale" and value is None:
+            raise InterventionError("scale needs a factor: scale:C=FACTOR@OBJECT, e.g. scale:r=0.5@goal")
+        self.value = float(value) if value is not None else 0.0
+        if not (0.0 <= self.value <= 1.0 if kind == "ablate" else self.value >= 0.0):
+            raise InterventionError(f"{kind} value {self.value:g} is outside {'[0, 1]' if kind == 'ablate' else '[0, inf)'}")
+        self.kind, self.target, self.index = kind, target, OBJECT_TARGETS[target]
+        self.channels = parse_channels(channel)
+        suffix = f"={self.value:g}" if kind == "scale" or (kind == "ablate" and self.value) else ""
+        self.name = f"{kind}:{channel_label(self.channels)}{suffix}@{target}"
+        self.masks: torch.Tensor | None = None
+
+    @contextmanager
+    def masked(self, masks: torch.Tensor):
+        """Use ``masks`` (bool (B, H, W, K), the frames' object pixels) for the forward passes inside."""
+        previous, self.masks = self.masks, masks
+        try:
+            yield self
+        finally:
+            self.masks = previous
+
+    def hook_fn(self, activation: torch.Tensor, *, hook) -> torch.Tensor:
+        if self.masks is None:
+            raise InterventionError(f"{self.name} needs the frames' object masks: use `with iv.masked(masks):`")
+        if self.masks.shape[0] != activation.shape[0] or self.index >= self.masks.shape[-1]:
+            raise InterventionError(f"{self.name}: masks of shape {tuple(self.masks.shape)} do not fit a batch of "
+                                    f"{activation.shape[0]} frames with an object {self.target}")
+        chosen = torch.zeros(3, 1, 1, dtype=torch.bool, device=activation.device)
+        chosen[list(self.channels)] = True
+        if self.kind == "ablate":
+            edited = torch.where(chosen, torch.full_like(activation, self.value), activation)
+        elif self.kind == "isolate":
+            edited = torch.where(chosen, activation, torch.zeros_like(activation))
+        else:
+            edited = torch.where(chosen, (activation * self.value).clamp(0.0, 1.0), activation)
+        pixels = self.masks[..., self.index].to(activation.device)[:, None]  # (B, 1, H, W)
+        return torch.where(pixels, edited, activation)
+
+    def edit(self, obs: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """The edited float observation (B, 3, H, W) given the frames' object ``masks``."""
+        with self.masked(masks if masks is not None else self.masks):
+            return super().edit(obs)
+
+
 FORMS = ("none, ablate:C, ablate:C=VALUE (0-1; =mean needs a reference batch, so the Python API only), "
-         "isolate:C, permute:ORDER (e.g. grb), grey")
+         "isolate:C, permute:ORDER (e.g. grb), grey; on one object's pixels only: ablate:C@OBJ, "
+         "ablate:C=VALUE@OBJ, isolate:C@OBJ, scale:C=FACTOR@OBJ with OBJ obj1, obj2 or goal")
 
 
 def parse_intervention(text: str, reference: torch.Tensor | None = None) -> Intervention:
     """The intervention named by a CLI spec (case-insensitive).
 
     ``none`` | ``ablate:r`` | ``ablate:r=0.5`` | ``ablate:g=mean`` (with ``reference``) |
-    ``isolate:G`` | ``isolate:rg`` | ``permute:grb`` | ``grey`` (``greyscale``, ``gray``).
+    ``isolate:G`` | ``isolate:rg`` | ``permute:grb`` | ``grey`` (``greyscale``, ``gray``) |
+    ``ablate:r@obj1`` | ``isolate:g@goal`` | ``scale:b=0.5@obj2`` (``ObjectLocal``).
     """
     spec = str(text).strip().lower()
+    if "@" in spec:
+        body, _, target = spec.partition("@")
+        kind, _, arg = body.partition(":")
+        channel, _, value = arg.partition("=")
+        if kind in ("ablate", "isolate", "scale") and channel:
+            try:
+                number = float(value) if value else None
+            except ValueError:
+                raise InterventionError(f"intervention {text!r}: {value!r} is not a number") from None
+            return ObjectLocal(kind, channel, target, number)
+        raise InterventionError(f"unknown intervention {text!r}; use one of: {FORMS}")
     kind, _, arg = spec.partition(":")
     if kind in ("none", "identity") and not arg:
         return Identity()

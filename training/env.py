@@ -189,6 +189,11 @@ class MazeEnv:
         """Current frames, uint8 (N, size, size, 3)."""
         return self.renderer.with_agent(self.static, self.agent, self.mirrored)
 
+    def object_masks(self) -> torch.Tensor:
+        """bool (N, size, size, K): the pixels of each object in the current frames (the mouse
+        never shares an object's cell while an episode lasts: reaching it ends the episode)."""
+        return self.renderer.object_masks(self.bank.objects[self.row])
+
     @property
     def level_ids(self) -> torch.Tensor:
         return self.bank.level_ids[self.row]

@@ -161,6 +161,12 @@ class Renderer:
         out[:, -1] = 0
         return out
 
+    def object_masks(self, objects: torch.Tensor) -> torch.Tensor:
+        """bool (N, size, size, K): the pixels each object is drawn on; ``objects`` int64 (N, K) flat cells."""
+        n, k = objects.shape
+        here = self.cellmap[None, :, None] == objects[:, None, :]  # (N, P, K)
+        return (here & self.obj_masks.T[None]).reshape(n, self.size, self.size, k)
+
     def with_agent(self, static: torch.Tensor, agent: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
         """Paste the mouse into copies of the static frames: uint8 (N, size, size, 3).
 
