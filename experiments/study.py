@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from gmg.experiments.population import Population, population
+from gmg.experiments.population import Population, population, zoo_names
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class PipelineConfig:
     probe_scenes: int = 600
     probe_layers: str | tuple[str, ...] = "main"
     top_outliers: int = 3
+    compare_with: tuple[str, ...] = ()  # other populations shown beside this one (``gmg compare``)
+    compare_levels: int = 1000
     seed: int = 0
 
 
@@ -47,7 +49,7 @@ DEMO = PipelineConfig(n_levels=200, reliance_levels=40, reliance_attr=16,
                       probe_objects=("red_line", "green_line", "yellow_line"), probe_scenes=160,
                       probe_layers=("hook_obs", "blocks.0.hook_pool", "blocks.1.hook_pool", "blocks.2.hook_pool",
                                     "hook_hidden"),
-                      top_outliers=2)
+                      top_outliers=2, compare_levels=200)
 
 
 def study_settings(agents: Population, config: PipelineConfig) -> tuple[list, str]:
@@ -71,6 +73,7 @@ def run_pipeline(agents: Population | str | Path = "zoo:yellow-line", run_dir: s
     """
     from tqdm import tqdm
 
+    from gmg.experiments.analysis.compare import compare_populations
     from gmg.experiments.cluster import chunk_runner
     from gmg.experiments.evaluate import evaluate
     from gmg.experiments.probing import ProbeRunConfig, probe_population
@@ -94,6 +97,9 @@ def run_pipeline(agents: Population | str | Path = "zoo:yellow-line", run_dir: s
         ("reliance", lambda: run_reliance(refs, run_dir, device, n_levels=config.reliance_levels,
                                           n_attr=config.reliance_attr, seed=config.seed)),
         ("probes", lambda: probe_population(refs, run_dir, probe_cfg, device=device)),
+        *([("compare", lambda: compare_populations([refs, *config.compare_with], run_dir=run_dir / "compare",
+                                                   device=device, n_levels=config.compare_levels, seed=config.seed,
+                                                   progress=progress))] if config.compare_with else []),
         ("report", lambda: build_report(run_dir, agents=refs, top=config.top_outliers,
                                         device=str(device), seed=config.seed)),
     ]
@@ -113,7 +119,11 @@ def run_pipeline(agents: Population | str | Path = "zoo:yellow-line", run_dir: s
 
 def demo(run_dir: str | Path = "runs/demo", agents: str = "zoo:yellow-line", device: str | torch.device = "auto",
          progress: bool = True) -> Path:
-    """``run_pipeline`` on the bundled zoo at demo size (minutes on a 2-core CPU)."""
+    """``run_pipeline`` on the bundled zoo at demo size (minutes on a 2-core CPU); yellow-line
+    agents are shown beside the textured-background zoo (the texture asymmetry)."""
     refs = population(agents)
-    config = dataclasses.replace(DEMO, settings=DEMO_SETTINGS.get(refs.trained_on.goal))
+    goal = refs.trained_on.goal
+    textured = "zoo:yellow-line-textured" if goal == "yellow_line" and "yellow-line-textured" in zoo_names() else None
+    config = dataclasses.replace(DEMO, settings=DEMO_SETTINGS.get(goal),
+                                 compare_with=(textured,) if textured and refs.trained_on.background != "textured" else ())
     return run_pipeline(refs, run_dir, config, device, progress)

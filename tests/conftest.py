@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,19 @@ from gmg.training.config import make_config
 from gmg.training.model import ImpalaAgent
 
 
-def make_agent_dir(root: Path, seed: int, widths=(4, 8, 8), goal: str = "yellow_line", finished: bool = True) -> Path:
+def make_agent_dir(root: Path, seed: int, widths=(4, 8, 8), goal: str = "yellow_line", finished: bool = True,
+                   background: str = "black") -> Path:
     """A randomly initialised agent saved exactly as training saves one."""
-    config = make_config("cpu", {"widths": widths, "goal": goal, "seed": seed})
+    config = make_config("cpu", {"widths": widths, "goal": goal, "seed": seed, "background": background})
     torch.manual_seed(seed)
     model = ImpalaAgent(config.model_config())
     folder = Path(root) / agent_dir_name(seed)
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(model, folder / "model.safetensors")
     write_meta(folder, {
-        "seed": seed, "preset": "cpu", "train": dataclasses.asdict(config) | {"widths": list(widths)},
+        "seed": seed, "preset": "cpu", "train": config.to_dict(),
         "model": config.model_config().to_dict(),
-        "env": {"objects": [goal], "world_dim": 5, "size": 64, "background": "black", "timeout": 500,
+        "env": {"objects": [goal], "world_dim": 5, "size": 64, "background": background, "timeout": 500,
                 "num_levels": config.num_levels, "start_level": 0},
         "finished": finished, "steps": 0, "wall_time": 0.0, "final_stats": {},
     })

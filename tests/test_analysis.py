@@ -346,3 +346,40 @@ def test_dossier_and_report_in_headless_chromium(tmp_path, capsys):
     shot = tmp_path / "shot.png"
     res = _chromium(["--window-size=1280,2000", f"--screenshot={shot}", page.as_uri()], tmp_path / "ud2")
     assert res.returncode == 0 and shot.stat().st_size > 10_000
+
+
+# ------------------------------------------------------------------ populations compared
+def test_asymmetry_and_permutation_test_on_known_populations():
+    from gmg.experiments.analysis.compare import GREEN, RED, asymmetry, permutation_p
+
+    rng = np.random.default_rng(0)
+    textured = pd.DataFrame({GREEN: rng.normal(0.8, 0.05, 24), RED: rng.normal(0.2, 0.05, 24)})
+    black = pd.DataFrame({GREEN: rng.normal(0.5, 0.05, 24), RED: rng.normal(0.5, 0.05, 24)})
+    a, b = asymmetry(textured), asymmetry(black)
+    assert a["ci_low"] < a["asymmetry"] < a["ci_high"] and 0.5 < a["ci_low"] and a["ci_high"] < 0.7
+    assert b["ci_low"] < 0 < b["ci_high"] and a["n_agents"] == 24
+    d_t, d_b = (textured[GREEN] - textured[RED]).to_numpy(), (black[GREEN] - black[RED]).to_numpy()
+    assert permutation_p(d_t, d_b) < 0.001
+    assert permutation_p(d_b, d_b.copy()) > 0.9  # no difference at all
+    with pytest.raises(UserError, match="at least 2 agents"):
+        asymmetry(textured.iloc[:1])
+
+
+def test_compare_plays_each_population_on_its_own_background_and_the_report_shows_it(tmp_path):
+    from gmg.experiments.analysis.compare import compare_populations
+    from gmg.experiments.report.page import build_report
+
+    for seed in range(3):
+        make_agent_dir(tmp_path / "plain" / "agents", seed)
+        make_agent_dir(tmp_path / "tex" / "agents", seed, background="textured")
+    run = tmp_path / "study"
+    out = compare_populations([tmp_path / "plain", tmp_path / "tex"], run_dir=run / "compare", device="cpu",
+                              n_levels=6, progress=False)
+    assert set(out["metrics"]) == {"plain", "tex"}
+    assert all(s.endswith("@textured") for s in out["metrics"]["tex"]["setting"])
+    assert not any("@" in s for s in out["metrics"]["plain"]["setting"])
+    asym = out["asymmetry"].set_index("population")
+    assert list(asym["background"]) == ["black", "textured"] and (asym["n_agents"] <= 3).all()
+    assert 0 <= out["tests"]["p_permutation"].iloc[0] <= 1 and out["figure"].is_file()
+    html = build_report(run, device="cpu").read_text()
+    assert '<section id="populations">' in html and "compare_populations.png" in html

@@ -30,13 +30,13 @@ COLOUR_SETTINGS = ("red_line-vs-yellow_gem", "green_line-vs-yellow_gem", "blue_l
 GREEN, RED = "green_line-vs-yellow_gem", "red_line-vs-yellow_gem"
 
 
-def population_name(spec, agents: Population) -> str:
-    """A short name for a population: the zoo name, or its run or folder name."""
-    text = str(spec)
+def population_name(agents: Population) -> str:
+    """A short name for a population: its zoo name, or its run or folder name."""
+    text = agents.source
     if text.startswith("zoo:"):
         return text[4:]
     path = Path(text)
-    return (path.parent if path.name == "agents" else path).name or agents.source or "population"
+    return (path.parent if path.name == "agents" else path).name or f"agents {agents.ids[0]}-{agents.ids[-1]}"
 
 
 def per_agent(m: pd.DataFrame) -> pd.DataFrame:
@@ -92,7 +92,8 @@ def compare_populations(specs: list, settings: list[str] | tuple[str, ...] = COL
     """Evaluate each population on its own background in ``settings`` (one results store per
     population under ``run_dir``), draw the figure and measure the asymmetry.
 
-    Returns ``{"metrics": {name: metrics}, "asymmetry": table, "tests": table, "figure": path}``;
+    ``specs``: Populations or their specs. Returns ``{"metrics": {name: metrics},
+    "asymmetry": table, "tests": table, "figure": path}``;
     ``asymmetry`` and ``tests`` are empty when ``settings`` lack the green or red line vs the yellow gem.
     """
     if len(specs) < 1:
@@ -102,7 +103,7 @@ def compare_populations(specs: list, settings: list[str] | tuple[str, ...] = COL
     frames: dict[str, pd.DataFrame] = {}
     for spec in specs:
         agents = population(spec)
-        name = population_name(spec, agents)
+        name = population_name(agents)
         if name in frames:
             raise UserError(f"two populations are named {name!r}; give them different folders")
         own = [parse_setting(s, agents.trained_on.background) for s in settings]

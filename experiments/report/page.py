@@ -292,6 +292,24 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
         s.notes.append(str(e))
     sections.append(s)
 
+    # populations side by side (gmg compare --run-dir RUN/compare)
+    compare_dir = run_dir / "compare"
+    if (compare_dir / "asymmetry.csv").is_file():
+        s = Section("populations", "Populations side by side: the texture asymmetry")
+        if (compare_dir / "populations.png").is_file():
+            s.images.append((images.add(compare_dir / "populations.png", "compare_populations.png"),
+                             "each population on its own training background; one point per agent"))
+        asym = _csv_or_empty(compare_dir / "asymmetry.csv")
+        if len(asym):
+            s.tables.append(("mean preference for the green line minus the red line (each vs the yellow gem), "
+                             "bootstrap 95% CI over agents", _html_table(asym)))
+            tests = _csv_or_empty(compare_dir / "asymmetry_tests.csv")
+            if len(tests):
+                s.tables.append(("between populations: permutation test of the difference", _html_table(tests)))
+        else:
+            s.notes.append("the compared settings lack green_line-vs-yellow_gem or red_line-vs-yellow_gem: no asymmetry")
+        sections.append(s)
+
     # dossiers
     s = Section("dossiers", "Dossiers of the top outliers")
     if ranking is None:
@@ -317,6 +335,13 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
     path = report_dir / "index.html"
     path.write_text(render(sections, run_dir.name), encoding="utf-8")
     return path
+
+
+def _csv_or_empty(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame()
 
 
 def _rel(target: Path, start: Path) -> str:
