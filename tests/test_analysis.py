@@ -72,7 +72,7 @@ def make_run(root: Path, n_agents: int = 8, reliance: bool = True, probes: bool 
     frames = []
     for a in range(n_agents):
         for s, p in settings.items():
-            out = np.where(rng.random(n_levels) < p[a], "obj1", "obj2")
+            out = np.where(rng.random(n_levels) < p[a], "obj1", "obj2").astype("<U7")  # room for "timeout"
             out[:2] = "timeout"
             frames.append(pd.DataFrame({
                 "agent": a, "setting": s, "intervention": "none", "level": np.arange(n_levels), "outcome": out,
@@ -383,3 +383,33 @@ def test_compare_plays_each_population_on_its_own_background_and_the_report_show
     assert 0 <= out["tests"]["p_permutation"].iloc[0] <= 1 and out["figure"].is_file()
     html = build_report(run, device="cpu").read_text()
     assert '<section id="populations">' in html and "compare_populations.png" in html
+
+
+# ------------------------------------------------------------------ findings
+def test_the_reports_findings_are_computed_from_the_store(tmp_path):
+    from gmg.experiments.report.findings import bimodality, disagreement
+    from gmg.experiments.report.page import build_report
+
+    run = make_run(tmp_path / "run", n_agents=8)
+    html = build_report(run, top=1, device="cpu").read_text()
+    found = html.split('<section id="findings">', 1)[1].split("</section>", 1)[0]
+    # recompute two of its numbers from the store, independently of the report's code path
+    with ResultsStore(run) as store:
+        eps = store.table("episodes")
+    decided = eps[eps.outcome != "timeout"]
+    pref = decided.assign(o1=decided.outcome == "obj1").groupby(["setting", "agent"])["o1"].mean()
+    iqr = {s: np.subtract(*np.percentile(p, [75, 25])) for s, p in pref.groupby(level=0)}
+    widest = max(iqr, key=iqr.get)
+    lo, hi = pref[widest].min(), pref[widest].max()
+    assert f"8 agents disagree most in {widest}" in found
+    assert f"ranges {lo:.2f}-{hi:.2f}" in found
+    assert 'href="#scatters"' in found and 'href="#regression"' in found and 'href="#outliers"' in found
+    assert "tables/metrics.csv" in html and (run / "report" / "tables" / "metrics.csv").is_file()
+    assert "<table" not in html.split('<section id="probes">', 1)[1].split("</section>", 1)[0]  # a heatmap, not 16 columns
+    # bimodality: two clusters score above 5/9, one bell below
+    rng = np.random.default_rng(0)
+    assert bimodality(np.r_[rng.normal(0.1, 0.03, 20), rng.normal(0.9, 0.03, 20)]) > 5 / 9
+    assert bimodality(rng.normal(0.5, 0.05, 40)) < 5 / 9
+    m = pd.DataFrame({"agent": [0, 1, 2, 3], "setting": "red_line-vs-yellow_gem", "preference": [0.1, 0.2, 0.8, 0.9]})
+    row = disagreement(m).iloc[0]
+    assert (row.prefer_obj1, row.prefer_obj2, row["min"], row["max"]) == (2, 2, 0.1, 0.9)

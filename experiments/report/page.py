@@ -45,6 +45,7 @@ class Section:
     tables: list[tuple[str, str]] = field(default_factory=list)  # (caption, html)
     notes: list[str] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)
+    items: list[tuple[str, str]] = field(default_factory=list)  # (sentence, href of its figure)
 
 
 
@@ -227,6 +228,7 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
             s.images.append((images.add(png), "one point per agent; preference for obj1 vs mean episode length"))
         summary = metrics.groupby("setting")[["preference", "capability"]].median().reset_index()
         s.tables.append(("population medians per setting", _html_table(summary, 40)))
+        s.links.append(_table_csv(metrics, report_dir, "metrics"))
     sections.append(s)
 
     # reliance
@@ -239,6 +241,7 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
         cols = [c for c in ("agent", "green_vs_red", "drop_r", "drop_g", "drop_b", "attr_share_r", "attr_share_g",
                             "attr_share_b") if c in rel.columns]
         s.tables.append(("per agent (first 20)", _html_table(rel[cols] if cols else rel)))
+        s.links.append(_table_csv(rel, report_dir, "reliance"))
     else:
         s.missing = f"not run yet: run `gmg reliance --run-dir {run_dir}`"
     sections.append(s)
@@ -250,20 +253,24 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
         png = _probe_bands(pr, images.path("probes_summary.png"))
         if png:
             s.images.append((images.add(png), "probe accuracy per layer across agents"))
-        keys = [c for c in ("probe", "object", "layer") if c in pr.columns]
-        num = [c for c in pr.columns if c not in keys + ["agent"] and pd.api.types.is_numeric_dtype(pr[c])]
-        if keys and num:
-            s.tables.append(("means across agents", _html_table(pr.groupby(keys, sort=False)[num].mean().reset_index(), 40)))
+        png = plot_probe_heatmap(pr, images.path("probes_heatmap.png"))
+        if png:
+            s.images.append((images.add(png), "median accuracy (and selectivity over the random-network control) "
+                                              "per object and layer"))
+        s.links.append(_table_csv(pr, report_dir, "probes"))
     else:
         s.missing = f"not run yet: run `gmg probe --run-dir {run_dir}`"
     sections.append(s)
 
     # regression
     s = Section("regression", "Regression: does reliance predict preference?")
+    regression = None
     try:
         reg = run_regressions(run_dir, metrics=metrics)
         cols = ["model", "term", "coef", "se", "ci_low", "ci_high", "p", "r2", "n"]
         s.tables.append(("OLS with HC3 robust errors", _html_table(reg["table"][cols], 40)))
+        regression = reg["table"]
+        s.links.append(_table_csv(regression, report_dir, "regression"))
         diag = pd.read_csv(run_dir / "analysis" / "regression_diagnostics.csv")
         s.tables.append(("residual diagnostics", _html_table(diag, 10)))
         s.notes += reg["notes"]
@@ -275,10 +282,11 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
 
     # outliers
     s = Section("outliers", "Outliers")
-    ranking = None
+    ranking, outliers = None, None
     try:
-        out = run_outliers(run_dir, top=max(top, 5), seed=seed, metrics=metrics)
+        out = outliers = run_outliers(run_dir, top=max(top, 5), seed=seed, metrics=metrics)
         ranking = out["ranking"]
+        s.links.append(_table_csv(ranking.reset_index(), report_dir, "outliers"))
         s.tables.append(("combined ranking (median of per-method rank percentiles)",
                          _html_table(ranking.reset_index(), 10)))
         s.tables.append(("what makes the top ones unusual (robust z)", _html_table(out["features"], 15)))
@@ -294,6 +302,7 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
 
     # populations side by side (gmg compare --run-dir RUN/compare)
     compare_dir = run_dir / "compare"
+    asym = None
     if (compare_dir / "asymmetry.csv").is_file():
         s = Section("populations", "Populations side by side: the texture asymmetry")
         if (compare_dir / "populations.png").is_file():
@@ -332,9 +341,54 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
     if rest:
         sections.append(Section("other", "Other figures", images=[(images.add(p), p.stem) for p in rest]))
 
+    # findings first: sentences computed from the data above, each linked to its figure
+    from gmg.experiments.report.findings import findings
+
+    found = findings(metrics, regression, outliers, asym)
+    sections.insert(0, Section("findings", "Findings", items=[(f.text, f.href) for f in found],
+                               missing=None if found else "nothing to report yet: run `gmg evaluate` first"))
+
     path = report_dir / "index.html"
     path.write_text(render(sections, run_dir.name), encoding="utf-8")
     return path
+
+
+def _table_csv(df: pd.DataFrame, report_dir: Path, name: str) -> tuple[str, str]:
+    """Write the whole table as ``report/tables/NAME.csv``; a (href, text) link to it."""
+    folder = report_dir / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    df.to_csv(folder / f"{name}.csv", index=False)
+    return f"tables/{name}.csv", f"{name}.csv ({len(df)} rows)"
+
+
+def plot_probe_heatmap(probes: pd.DataFrame, path: Path, probe: str = "cell_logistic") -> Path | None:
+    """Median accuracy across agents per object (rows) and layer (columns), with the
+    selectivity over the random-network control where the table has it."""
+    from gmg.experiments.analysis.regression import probe_rows
+    from gmg.experiments.plots.style import save_figure
+
+    d = probe_rows(probes, probe)
+    if not {"object", "layer", "accuracy"} <= set(d.columns) or d.empty:
+        return None
+    layers = list(dict.fromkeys(d["layer"]))
+    panels = [c for c in ("accuracy", "selectivity") if c in d.columns]
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(0.9 * len(layers) * len(panels) + 2, 0.45 * d["object"].nunique() + 1.6),
+                             squeeze=False)
+    for ax, col in zip(axes[0], panels):
+        grid = d.pivot_table(index="object", columns="layer", values=col, aggfunc="median").reindex(columns=layers)
+        im = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto",
+                       vmin=0 if col == "accuracy" else None, vmax=1 if col == "accuracy" else None)
+        ax.set_xticks(range(len(layers)), [str(x).replace("blocks.", "b").replace(".hook_", ".") for x in layers],
+                      rotation=60, fontsize=7)
+        ax.set_yticks(range(len(grid.index)), list(grid.index), fontsize=8)
+        for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black")
+        ax.set_title(f"{probe}: median {col} across agents", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def _csv_or_empty(path: Path) -> pd.DataFrame:
