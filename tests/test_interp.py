@@ -24,6 +24,7 @@ from gmg.interp.interventions import (
 )
 from gmg.interp.patching import PatchError, ablate_channels, patch_activations, replace_hook
 from gmg.interp.reliance import CONDITIONS, green_vs_red, policy_sensitivity, profile_row, summarise_episodes
+from gmg.training.errors import UserError
 from gmg.training.model import ImpalaAgent, ModelConfig
 
 
@@ -463,3 +464,47 @@ def test_reliance_plays_object_local_conditions_beside_whole_frame_ones(tmp_path
     conditions = {c: parse_intervention(c) for c in ("none", "ablate:rgb@goal", "isolate:r")}
     eps = play_conditions(model, 0, TrainedOn(), conditions, n_levels=6, timeout=30)
     assert set(eps) == set(conditions) and all(len(d) == 6 for d in eps.values())
+
+
+# ------------------------------------------------------------------ vector fields
+def test_vector_field_of_a_policy_that_always_goes_right(tmp_path):
+    from gmg.experiments.settings import parse_setting
+    from gmg.experiments.vfield import level_frames, moves
+    from gmg.training.env import action_deltas
+
+    model = tiny()
+    right = int((action_deltas() == torch.tensor([0, 1])).all(1).nonzero()[0])
+    with torch.no_grad():
+        model.policy.weight.zero_()
+        model.policy.bias.fill_(-20.0)
+        model.policy.bias[right] = 20.0
+    view = level_frames(parse_setting("red_line-vs-yellow_gem"), level=3)
+    field = moves(model, view)
+    assert (field["delta"] == [0, 1]).all() and (field["prob"] > 0.99).all()
+    n_free = int(view["frames"].shape[0])
+    assert n_free == len(view["cells"]) and view["masks"].shape[-1] == 2
+    # under an intervention that cannot change the logits, nothing changes
+    same = moves(model, view, parse_intervention("isolate:g"))
+    assert (same["delta"] == field["delta"]).all()
+
+
+def test_vector_fields_with_a_custom_placement_and_bad_cells(tmp_path):
+    from gmg.experiments.settings import parse_setting
+    from gmg.experiments.vfield import level_frames, parse_place, vector_fields
+
+    s = parse_setting("red_line-vs-yellow_gem")
+    view = level_frames(s, level=0)
+    free = [int(c) for c in view["cells"]]  # free cells with the mouse; objects elsewhere
+    a, b = divmod(free[0], 5), divmod(free[1], 5)
+    placed = level_frames(s, level=0, place=[a, b])
+    assert placed["masks"][0, ..., 0].any() and free[0] not in placed["cells"].tolist()
+    with pytest.raises(UserError, match="not a free cell"):
+        level_frames(s, level=0, place=[(9, 9), b])
+    with pytest.raises(UserError, match="ROW,COL"):
+        parse_place("0;4")
+    for seed in range(3):
+        make_agent_dir(tmp_path / "agents", seed)
+    out = vector_fields(tmp_path, "red_line-vs-yellow_gem", level=0, out_dir=tmp_path / "vf", place=[a, b])
+    assert out["clean"].is_file() and out["intervened"].is_file() and set(out["changed"]) == {0, 1, 2}
+    # the shared level bank is not edited by a custom placement
+    assert torch.equal(level_frames(s, level=0)["frame"], view["frame"])

@@ -19,11 +19,12 @@ from gmg.experiments.cli import probe as cli_probe
 from gmg.experiments.cli import render as cli_render
 from gmg.experiments.cli import study as cli_study
 from gmg.experiments.cli import train as cli_train
+from gmg.experiments.cli import vfield as cli_vfield
 from gmg.training.errors import UserError
 
 # modules that add verbs: each has ``register(subparsers)``; add a module here per verb group
 VERB_MODULES = (cli_train, cli_study, cli_render, cli_bench, cli_analysis, cli_compare, cli_interp, cli_probe,
-                cli_evaluate)
+                cli_evaluate, cli_vfield)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,8 @@
 its preference and capability in every setting against the population's percentiles;
 its channel-reliance profile and probe profile (when those stages ran); the action it
 takes from every free cell of a maze, drawn as arrows over the frame it sees (training
-objects, and the setting where it is most unusual); rollout GIFs when
+objects, the same seeing only green, and the setting where it is most unusual;
+``gmg.experiments.vfield``); rollout GIFs when
 ``gmg.experiments.rollout`` provides them. Only ``episodes`` is required: everything else is
 skipped with a note saying which ``gmg`` verb would add it.
 """
@@ -111,80 +112,6 @@ def plot_probe_profile(probes: pd.DataFrame, agent_id, path: str | Path, agent_c
     ax.set_ylabel(value_col)
     ax.set_title(f"probe {value_col}: agent {agent_id} (solid) vs population median (dashed)", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
-
-
-# ------------------------------------------------------------------ the arrow map
-@torch.no_grad()
-def policy_map(model: torch.nn.Module, objects: tuple[str, ...], level_id: int | None = None, world_dim: int = 5,
-               size: int = 64, background: str = "black", device: torch.device | str = "cpu") -> dict:
-    """The policy's move from every free cell of one evaluation level.
-
-    The agent is placed in every free cell that holds no object (mouse facing left), all
-    frames go through the network in one batch, and the probabilities of the 15 actions
-    are summed per effective move (``gmg.training.env.action_deltas``: diagonals move
-    sideways, 9-14 do nothing). Returns {"frame": uint8 (size, size, 3) without the agent,
-    "cells": int64 (n,) flat cells, "delta": int64 (n, 2) (d_row, d_col) of the most
-    probable move, "prob": float (n,) its probability, "world_dim", "size", "objects",
-    "level"}.
-    """
-    from gmg.training.env import EVAL_START, EnvConfig, EvaluationLevels, MazeEnv, action_deltas
-
-    device = torch.device(device)
-    level_id = EVAL_START if level_id is None else int(level_id)
-    config = EnvConfig(objects=tuple(objects), world_dim=world_dim, size=size, background=background)
-    env = MazeEnv(1, config, EvaluationLevels([level_id]), device)
-    free = env.free[0].reshape(-1).clone()
-    free[env.objects[0]] = False
-    cells = free.nonzero().squeeze(1)
-    n = cells.numel()
-    static = env.static.repeat(n, 1, 1)
-    frames = env.renderer.with_agent(static, cells, torch.zeros(n, dtype=torch.bool, device=device))
-    was_training = model.training
-    model.eval()
-    logits = model(frames)[0]
-    model.train(was_training)
-    probs = torch.softmax(logits.float(), dim=-1)  # (n, 15)
-    deltas = action_deltas(device)  # (15, 2)
-    moves, move_of_action = torch.unique(deltas, dim=0, return_inverse=True)  # (M, 2), (15,)
-    move_probs = torch.zeros(n, moves.shape[0], device=device).index_add_(1, move_of_action, probs)
-    best = move_probs.argmax(1)
-    return {
-        "frame": env.static[0, :-1].reshape(size, size, 3).cpu().numpy(),
-        "cells": cells.cpu().numpy(), "delta": moves[best].cpu().numpy(),
-        "prob": move_probs.gather(1, best[:, None]).squeeze(1).cpu().numpy(),
-        "world_dim": world_dim, "size": size, "objects": tuple(objects), "level": level_id,
-    }
-
-
-def plot_policy_map(pm: dict, path: str | Path, title: str = "", scale: int = 8) -> Path:
-    """Arrows of the most probable move from every cell over the upscaled frame; dots = stay."""
-    from gmg.training.render import cell_bounds
-
-    plt = pyplot()
-    frame = np.kron(pm["frame"], np.ones((scale, scale, 1), dtype=np.uint8))
-    b = cell_bounds(pm["world_dim"], pm["size"]) * scale
-    centres = (b[:-1] + b[1:]) / 2
-    fig, ax = plt.subplots(figsize=(4.2, 4.4))
-    ax.imshow(frame)
-    cmap = plt.get_cmap("viridis")
-    for cell, (dr, dc), p in zip(pm["cells"], pm["delta"], pm["prob"]):
-        r, c = divmod(int(cell), pm["world_dim"])
-        y, x = centres[r], centres[c]
-        colour = cmap(float(p))
-        if dr == 0 and dc == 0:
-            ax.plot(x, y, "o", color=colour, ms=7, mec="w")
-        else:
-            half = 0.3 * (b[1] - b[0])
-            ax.annotate("", xy=(x + dc * half, y + dr * half), xytext=(x - dc * half, y - dr * half),
-                        arrowprops=dict(arrowstyle="-|>", color=colour, lw=2.5, mutation_scale=16))
-    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
-    fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.04, label="probability of the move")
-    ax.set_axis_off()
-    ax.set_title(title or f"{' vs '.join(pm['objects'])}, level {pm['level']}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -311,10 +238,23 @@ def explain(agent_id: int, run_dir: str | Path, agents=None,
                 maps.append((f"most unusual setting {s.name}", s.objects, s.background))
             except UserError:
                 pass
+        from gmg.experiments.vfield import level_frames, moves, plot_fields
+        from gmg.interp.interventions import parse_intervention
+        from gmg.training.env import EVAL_START
+
+        level = 0 if level_id is None else int(level_id) - EVAL_START
+        isolate_g = parse_intervention("isolate:g")
         for i, (label, objects, background) in enumerate(maps):
-            pm = policy_map(model, objects, level_id, world, size, background, device)
-            figures.append((plot_policy_map(pm, out / f"policy-{i}.png", f"{label}:\n{' vs '.join(objects)}").name,
+            setting = parse_setting("-vs-".join(objects) if len(objects) > 1 else f"train:{objects[0]}", background)
+            view = level_frames(setting, level, world, size, device=device)
+            clean = {agent_id: moves(model, view)}
+            figures.append((plot_fields(view, clean, out / f"policy-{i}.png", f"{label}:\n{' vs '.join(objects)}").name,
                             f"most probable move from every cell ({label})"))
+            if i == 0:  # the same field seeing only green: which moves depend on R and B
+                edited = {agent_id: moves(model, view, isolate_g)}
+                figures.append((plot_fields(view, edited, out / "policy-isolate_g.png",
+                                            f"{label} under isolate:g", base=clean).name,
+                                f"most probable move seeing only the green channel ({label}); changed moves in red"))
         gifs, note = _rollout_gifs(ref, [unusual] if unusual else [], out, device)
         figures += [(p.name, f"rollout {p.stem}") for p in gifs]
         if note:

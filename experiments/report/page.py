@@ -329,6 +329,18 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
             s.links.append((_rel(page, report_dir), f"agent {agent_id}"))
             for img in dossier_files(page):
                 s.images.append((images.add(img, f"dossier-{int(agent_id):04d}-{img.name}"), f"agent {agent_id}: {img.stem}"))
+        pairs = [x for x in dict.fromkeys(metrics["setting"]) if "-vs-" in x] if metrics is not None else []
+        if agents is not None and pairs:
+            from gmg.experiments.vfield import vector_fields
+
+            try:
+                top_ids = [int(a) for a in ranking.index[:top] if int(a) in agents.ids]
+                fields = vector_fields(agents.select(top_ids), pairs[0], 0, run_dir / "vfield", "isolate:g",
+                                       device=device)
+                s.images.append((images.add(fields["clean"]), f"vector fields of the top outliers, {pairs[0]}"))
+                s.images.append((images.add(fields["intervened"]), "the same under isolate:g, changed moves in red"))
+            except UserError as e:
+                s.notes.append(f"vector fields skipped: {e}")
     sections.append(s)
 
     # figures other verbs left in run_dir/plots, beside their section's results; a section

@@ -1,0 +1,175 @@
+"""Vector fields of a population: every agent's most likely move from every free cell of one
+level, the agents side by side, and how an intervention changes them.
+
+The mouse is placed in every free cell without an object (facing left), every frame goes
+through each network once, and the probabilities of the 15 actions are summed per effective
+move (``gmg.training.env.action_deltas``: diagonals move sideways, 9-14 do nothing). The
+objects stand where the level puts them, or where ``place`` says (a custom placement).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gmg.experiments.plots.style import pyplot, save_figure
+from gmg.experiments.population import Population, population
+from gmg.experiments.settings import Setting, parse_setting
+from gmg.training.env import EVAL_START, EnvConfig, EvaluationLevels, MazeEnv, action_deltas
+from gmg.training.errors import UserError
+
+
+def parse_place(text: str | None) -> list[tuple[int, int]] | None:
+    """``"0,4;4,0"`` -> [(0, 4), (4, 0)]: (row, col) of obj1, obj2."""
+    if not text:
+        return None
+    try:
+        cells = [tuple(int(v) for v in part.split(",")) for part in text.split(";") if part.strip()]
+    except ValueError:
+        cells = []
+    if not cells or any(len(c) != 2 for c in cells):
+        raise UserError(f"--place expects ROW,COL;ROW,COL (obj1 then obj2), got {text!r}")
+    return cells
+
+
+def level_frames(setting: Setting, level: int = 0, world_dim: int = 5, size: int = 64,
+                 place: list[tuple[int, int]] | None = None, device: torch.device | str = "cpu") -> dict:
+    """The frames of one evaluation level (index 0-999) with the mouse in every free cell.
+
+    Returns {"frames": uint8 (n, size, size, 3), "masks": bool (n, size, size, K) object pixels,
+    "cells": int64 (n,), "frame": uint8 (size, size, 3) without the mouse, "level", "world_dim",
+    "size", "setting"}.
+    """
+    if not 0 <= level < 1000:
+        raise UserError(f"level must be one of the 1000 evaluation levels (0-999), got {level}")
+    device = torch.device(device)
+    config = EnvConfig(objects=setting.objects, world_dim=world_dim, size=size, background=setting.background)
+    env = MazeEnv(1, config, EvaluationLevels([EVAL_START + level]), device)
+    if place is not None:
+        if len(place) != len(setting.objects):
+            raise UserError(f"--place gives {len(place)} cells for the {len(setting.objects)} objects of {setting.name}")
+        cells = []
+        for r, c in place:
+            if not (0 <= r < world_dim and 0 <= c < world_dim) or not bool(env.free[0, r, c]):
+                raise UserError(f"cell ({r}, {c}) is not a free cell of level {level} (a {world_dim}x{world_dim} maze)")
+            cells.append(r * world_dim + c)
+        if len(set(cells)) < len(cells) or world_dim * (world_dim - 1) in cells:
+            raise UserError("objects need distinct cells, and not the start cell (bottom left)")
+        # a fresh Levels: the generated bank is cached and shared, never edited in place
+        env.bank = dataclasses.replace(env.bank, objects=torch.tensor([cells], device=device))
+        env.static = env._render_static(env.row)
+    objects = env.bank.objects[env.row][0]
+    free = env.free[0].reshape(-1).clone()
+    free[objects] = False
+    cells = free.nonzero().squeeze(1)
+    n = cells.numel()
+    frames = env.renderer.with_agent(env.static.repeat(n, 1, 1), cells, torch.zeros(n, dtype=torch.bool, device=device))
+    masks = env.renderer.object_masks(objects[None].repeat(n, 1))
+    return {"frames": frames, "masks": masks, "cells": cells, "frame": env.static[0, :-1].reshape(size, size, 3),
+            "level": level, "world_dim": world_dim, "size": size, "setting": setting}
+
+
+@torch.inference_mode()
+def moves(model: torch.nn.Module, view: dict, intervention=None) -> dict:
+    """The most probable move from each cell of ``view`` (``level_frames``): {"delta": int64 (n, 2)
+    (d_row, d_col), "prob": float (n,)}; ``intervention`` active on the network if given."""
+    import contextlib
+
+    frames = view["frames"]
+    ctx = contextlib.ExitStack()
+    if intervention is not None:
+        if getattr(intervention, "needs_masks", False):
+            ctx.enter_context(intervention.masked(view["masks"]))
+        ctx.enter_context(intervention(model))
+    was_training = model.training
+    model.eval()
+    with ctx:
+        logits = model(frames)[0]
+    model.train(was_training)
+    probs = torch.softmax(logits.float(), dim=-1)
+    deltas = action_deltas(frames.device)
+    unique, move_of_action = torch.unique(deltas, dim=0, return_inverse=True)
+    move_probs = torch.zeros(probs.shape[0], unique.shape[0], device=frames.device).index_add_(1, move_of_action, probs)
+    best = move_probs.argmax(1)
+    return {"delta": unique[best].cpu().numpy(), "prob": move_probs.gather(1, best[:, None]).squeeze(1).cpu().numpy()}
+
+
+def _arrows(ax, view: dict, field: dict, scale: int, changed: np.ndarray | None = None) -> None:
+    from gmg.training.render import cell_bounds
+
+    plt = pyplot()
+    b = cell_bounds(view["world_dim"], view["size"]) * scale
+    centres = (b[:-1] + b[1:]) / 2
+    cmap = plt.get_cmap("viridis")
+    for i, (cell, (dr, dc), p) in enumerate(zip(view["cells"].tolist(), field["delta"], field["prob"])):
+        r, c = divmod(int(cell), view["world_dim"])
+        y, x = centres[r], centres[c]
+        colour = "#ff2d55" if changed is not None and changed[i] else cmap(float(p))
+        if dr == 0 and dc == 0:
+            ax.plot(x, y, "o", color=colour, ms=4, mec="w", mew=0.5)
+        else:
+            half = 0.3 * (b[1] - b[0])
+            ax.annotate("", xy=(x + dc * half, y + dr * half), xytext=(x - dc * half, y - dr * half),
+                        arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.6, mutation_scale=9))
+
+
+def plot_fields(view: dict, fields: dict[int, dict], path: Path, title: str, base: dict[int, dict] | None = None,
+                scale: int = 4) -> Path:
+    """Small multiples, one panel per agent; with ``base``, moves that differ from it are red."""
+    plt = pyplot()
+    n = len(fields)
+    cols = min(8, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.05 * rows + 0.5), squeeze=False)
+    frame = np.kron(view["frame"].cpu().numpy(), np.ones((scale, scale, 1), dtype=np.uint8))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, (agent, field) in zip(axes.flat, fields.items()):
+        ax.imshow(frame)
+        changed = None
+        if base is not None:
+            changed = np.any(field["delta"] != base[agent]["delta"], axis=1)
+        _arrows(ax, view, field, scale, changed)
+        label = f"agent {agent}" + (f": {int(changed.sum())} moves changed" if changed is not None else "")
+        ax.set_title(label, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=90)
+
+
+def vector_fields(agents: Population | str | Path | list = "zoo:yellow-line", setting: str = "red_line-vs-yellow_gem",
+                  level: int = 0, out_dir: str | Path = "runs/vfield", intervention: str | None = "isolate:g",
+                  place: list[tuple[int, int]] | None = None, device: torch.device | str = "cpu") -> dict:
+    """Write the population's vector fields of ``setting`` on its training background (and,
+    with ``intervention``, the fields under it with the changed moves marked).
+
+    Returns {"clean": path, "intervened": path or None, "changed": {agent: moves changed}}.
+    """
+    from gmg.interp.interventions import parse_intervention
+
+    agents = population(agents)
+    s = parse_setting(setting, agents.trained_on.background)
+    view = level_frames(s, level, agents.trained_on.world_dim, agents.trained_on.size, place, device)
+    iv = parse_intervention(intervention) if intervention and intervention != "none" else None
+    clean, edited = {}, {}
+    for ref in agents:
+        model = ref.load(device)
+        clean[ref.agent_id] = moves(model, view)
+        if iv is not None:
+            edited[ref.agent_id] = moves(model, view, iv)
+    out_dir = Path(out_dir)
+    where = f"level {level}" + (f", objects at {place}" if place else "")
+    stem = f"vfield-{s.name.replace('@', '-')}-level{level}"
+    paths = {"clean": plot_fields(view, clean, out_dir / f"{stem}.png",
+                                  f"{s.name}, {where}: each agent's most likely move (colour = its probability)"),
+             "intervened": None, "changed": {}}
+    if iv is not None:
+        paths["intervened"] = plot_fields(view, edited, out_dir / f"{stem}-{iv.name.replace(':', '_').replace('@', '-')}.png",
+                                          f"{s.name}, {where}, under {iv.name}: moves that differ from the clean "
+                                          "field in red", base=clean)
+        paths["changed"] = {a: int(np.any(edited[a]["delta"] != clean[a]["delta"], axis=1).sum()) for a in clean}
+    return paths
