@@ -297,6 +297,18 @@ CHECK_SCRIPT = ("<script>window.addEventListener('load',()=>{const b=[...documen
                 "document.images.length;});</script>")
 
 
+def _need_chromium() -> str:
+    """The system Chromium; in CI (where the set-up installs it) its absence fails instead of skipping."""
+    import os
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI: scripts/setup.sh test installs Debian's chromium")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return exe
+
+
 def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp}", *args], capture_output=True, text=True,
@@ -333,8 +345,7 @@ def test_dossier_and_report_in_headless_chromium(tmp_path, capsys):
     bare_html = build_report(bare, top=1).read_text()
     assert "not run yet: run `gmg reliance" in bare_html and "not run yet: run `gmg probe" in bare_html
 
-    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    _need_chromium()
     check = page.parent / "check.html"
     check.write_text(html.replace("</body>", CHECK_SCRIPT + "</body>"))
     dom = _chromium(["--virtual-time-budget=10000", "--dump-dom", check.as_uri()], tmp_path / "ud1")
@@ -413,3 +424,46 @@ def test_the_reports_findings_are_computed_from_the_store(tmp_path):
     m = pd.DataFrame({"agent": [0, 1, 2, 3], "setting": "red_line-vs-yellow_gem", "preference": [0.1, 0.2, 0.8, 0.9]})
     row = disagreement(m).iloc[0]
     assert (row.prefer_obj1, row.prefer_obj2, row["min"], row["max"]) == (2, 2, 0.1, 0.9)
+
+
+def test_the_interactive_report_as_a_person_uses_it(tmp_path):
+    """Playwright drives the system Chromium: no console error, every image and link alive,
+    every figure drawn, hovering a point names its agent, clicking it opens the dossier."""
+    exe = _need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    from gmg.experiments.report.page import build_report
+
+    run = make_run(tmp_path / "run", n_agents=8)
+    page_path = build_report(run, top=2, device="cpu")
+    assert (page_path.parent / "js" / "vega.js").is_file() and "cdn" not in page_path.read_text().lower()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(page_path.as_uri())
+        for fid in ("fig-scatters", "fig-regressions", "fig-outliers"):
+            page.wait_for_selector(f"#{fid} svg g.mark-symbol path", timeout=20_000)
+            assert page.locator(f"#{fid} svg g.mark-symbol path").count() >= 8, fid
+        broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+        assert not broken, broken
+        hrefs = page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))")
+        for href in hrefs:
+            if href.startswith("#"):
+                assert page.locator(f"[id='{href[1:]}']").count() == 1, href
+            else:
+                assert (page_path.parent / href).is_file(), href
+        # the outlier map lists the most abnormal agent first: it has a dossier
+        top = int(pd.read_csv(page_path.parent / "tables" / "outliers.csv")["agent"].iloc[0])
+        point = page.locator("#fig-outliers svg g.mark-symbol path").first
+        point.hover()
+        tooltip = page.locator("#vg-tooltip-element")
+        tooltip.wait_for(state="visible", timeout=5_000)
+        assert f"agent{top}combined" in re.sub(r"\s+", "", tooltip.inner_text())
+        point.click()
+        page.wait_for_url(f"**/dossiers/agent-{top:04d}/index.html", timeout=10_000)
+        assert f"agent {top}" in page.content().lower()
+        browser.close()
+    assert not errors, errors

@@ -46,7 +46,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)
     items: list[tuple[str, str]] = field(default_factory=list)  # (sentence, href of its figure)
-
+    figures: list = field(default_factory=list)  # interactive figures (``report.interactive.Figure``)
 
 
 def _html_table(df: pd.DataFrame, max_rows: int = 20, index: bool = False) -> str:
@@ -85,33 +85,6 @@ def _plots(run_dir: Path, key: str, claimed: set[Path]) -> list[Path]:
     out = [p for p in sorted(folder.glob("*.png")) if p.name.lower().startswith(PLOT_PREFIXES[key]) and p not in claimed]
     claimed.update(out)
     return out
-
-
-# ------------------------------------------------------------------ sections
-def plot_scatters(metrics: pd.DataFrame, path: Path, max_settings: int = 20) -> Path | None:
-    """Preference vs capability of every agent, one small panel per two-object setting."""
-    d = metrics.dropna(subset=["preference"])
-    settings = list(dict.fromkeys(d["setting"]))[:max_settings]
-    if not settings:
-        return None
-    plt = pyplot()
-    cols = min(5, len(settings))
-    rows = int(np.ceil(len(settings) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.4 * rows), squeeze=False, sharex=True)
-    for ax, s in zip(axes.flat, settings):
-        g = d[d["setting"] == s]
-        ax.scatter(g["preference"], g["capability"], s=8, alpha=0.7)
-        ax.set_title(s, fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.set_xlim(-0.05, 1.05)
-    for ax in list(axes.flat)[len(settings):]:
-        ax.set_axis_off()
-    fig.supxlabel("preference for obj1", fontsize=8)
-    fig.supylabel("capability (mean steps)", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 def plot_reliance(rel: pd.DataFrame, path: Path) -> Path | None:
@@ -223,9 +196,6 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
     else:
         s.missing = f"not run yet: run `gmg evaluate --run-dir {run_dir}`"
     if metrics is not None:
-        png = plot_scatters(metrics, images.path("setting_scatters.png"))
-        if png:
-            s.images.append((images.add(png), "one point per agent; preference for obj1 vs mean episode length"))
         summary = metrics.groupby("setting")[["preference", "capability"]].median().reset_index()
         s.tables.append(("population medians per setting", _html_table(summary, 40)))
         s.links.append(_table_csv(metrics, report_dir, "metrics"))
@@ -264,12 +234,12 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
 
     # regression
     s = Section("regression", "Regression: does reliance predict preference?")
-    regression = None
+    regression, reg_results = None, {}
     try:
         reg = run_regressions(run_dir, metrics=metrics)
         cols = ["model", "term", "coef", "se", "ci_low", "ci_high", "p", "r2", "n"]
         s.tables.append(("OLS with HC3 robust errors", _html_table(reg["table"][cols], 40)))
-        regression = reg["table"]
+        regression, reg_results = reg["table"], reg["results"]
         s.links.append(_table_csv(regression, report_dir, "regression"))
         diag = pd.read_csv(run_dir / "analysis" / "regression_diagnostics.csv")
         s.tables.append(("residual diagnostics", _html_table(diag, 10)))
@@ -321,11 +291,12 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
 
     # dossiers
     s = Section("dossiers", "Dossiers of the top outliers")
+    dossier_pages: dict[int, Path] = {}
     if ranking is None:
         s.missing = "no outlier ranking to take them from (see Outliers above)"
     else:
         for agent_id in list(ranking.index[:top]):
-            page = explain(int(agent_id), run_dir, agents, device, metrics=metrics)
+            page = dossier_pages[int(agent_id)] = explain(int(agent_id), run_dir, agents, device, metrics=metrics)
             s.links.append((_rel(page, report_dir), f"agent {agent_id}"))
             for img in dossier_files(page):
                 s.images.append((images.add(img, f"dossier-{int(agent_id):04d}-{img.name}"), f"agent {agent_id}: {img.stem}"))
@@ -353,6 +324,21 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
     if rest:
         sections.append(Section("other", "Other figures", images=[(images.add(p), p.stem) for p in rest]))
 
+    # interactive figures, now that the dossiers they link to exist
+    from gmg.experiments.report import interactive
+
+    by_key = {sec.key: sec for sec in sections}
+    links = {int(a): _rel(p, report_dir) for a, p in dossier_pages.items()}
+    bundle = None
+    for key, make in (("scatters", lambda: interactive.scatter_figure(metrics, links, report_dir) if metrics is not None else None),
+                      ("regression", lambda: interactive.regression_figure(reg_results, links, report_dir)),
+                      ("outliers", lambda: interactive.outlier_figure(ranking, outliers["features"] if outliers else None,
+                                                                      links, report_dir))):
+        fig = make()
+        if fig is not None:
+            by_key[key].figures.append(fig)
+            bundle = interactive.write_bundle(report_dir)
+
     # findings first: sentences computed from the data above, each linked to its figure
     from gmg.experiments.report.findings import findings
 
@@ -361,7 +347,7 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
                                missing=None if found else "nothing to report yet: run `gmg evaluate` first"))
 
     path = report_dir / "index.html"
-    path.write_text(render(sections, run_dir.name), encoding="utf-8")
+    path.write_text(render(sections, run_dir.name, bundle), encoding="utf-8")
     return path
 
 
@@ -416,9 +402,9 @@ def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target, start)).as_posix()
 
 
-def render(sections: list[Section], title: str) -> str:
+def render(sections: list[Section], title: str, bundle: str | None = None) -> str:
     """The page's HTML from the package's Jinja2 template."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True)
-    return env.get_template("template.html").render(sections=sections, title=title)
+    return env.get_template("template.html").render(sections=sections, title=title, bundle=bundle)
