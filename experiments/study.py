@@ -49,7 +49,7 @@ DEMO = PipelineConfig(n_levels=200, reliance_levels=40, reliance_attr=16,
                       probe_objects=("red_line", "green_line", "yellow_line"), probe_scenes=160,
                       probe_layers=("hook_obs", "blocks.0.hook_pool", "blocks.1.hook_pool", "blocks.2.hook_pool",
                                     "hook_hidden"),
-                      top_outliers=2, compare_levels=200)
+                      top_outliers=2, compare_levels=100)
 
 
 def study_settings(agents: Population, config: PipelineConfig) -> tuple[list, str]:
