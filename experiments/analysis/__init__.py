@@ -1,0 +1,1 @@
+"""Analyses across a population: regression, outliers, populations compared."""

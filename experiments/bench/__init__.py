@@ -1,0 +1,1 @@
+"""``gmg bench``: the registry (``run``) and one module per benchmark."""

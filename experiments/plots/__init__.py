@@ -1,0 +1,1 @@
+"""Static figures (matplotlib, through ``plots.style``), by topic."""

@@ -1,4 +1,4 @@
-"""Training-side commands: benchmark presets, plot training curves, export the zoo."""
+"""The zoo's two tools: export a finished run as 16-bit package data, and the held-out check."""
 
 from __future__ import annotations
 

@@ -1,0 +1,226 @@
+"""A channel model of preference: each agent's profile of goal perception, measured without
+the two-object settings, predicts its preference in every two-object setting.
+
+**Profile** (single-object settings on the agents' background, ``PROFILE``): the path
+efficiency ``E`` of reaching the goal alone when it is a pure red, green or blue line, the
+training goal, the goal colour as a gem, and an invisible line (the floor ``E0``: agents
+find an unseen goal by exploring). An episode's efficiency is shortest path / steps if it
+reached the goal within the timeout, else 0; each mean comes with a bootstrap 95% CI over
+levels.
+
+**Strength** of an object for an agent: ``s = E0 + sum_k (rgb_k / 255) (E_k - E0)`` for a line
+of colour rgb (``E_k``: the pure channel-k line; additive in the channels above the floor),
+times ``E(goal gem) / E(goal line)`` above the floor for a gem (the one shape measurement).
+
+**Models** (compared by out-of-sample fit, ``score``):
+- ``ratio``: ``preference = s1 / (s1 + s2)`` (Bradley-Terry with the strengths; no parameter);
+- ``logit``: ``logit(preference) = b0 + b1 (log s1 - log s2)``, fitted across settings.
+
+Scores: per setting the across-agent R² of predicted vs observed preference beside that
+setting's noise ceiling (split-half reliability over odd and even levels, Spearman-Brown
+corrected); pooled over settings; and for ``logit`` leave-one-setting-out and
+leave-one-agent-out fits (``ratio`` has no parameter: its in-sample score is out of sample).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from gmg.experiments.settings import parse_setting
+from gmg.training.errors import UserError
+from gmg.training.objects import parse_object
+
+CHANNELS = ("red", "green", "blue")
+
+
+def profile_settings(goal: str) -> list[str]:
+    """The single-object settings a profile needs (on the agents' background)."""
+    g = parse_object(goal)
+    colour = g.name.rsplit("_", 1)[0]
+    return [*(f"train:{c}_line" for c in CHANNELS), f"train:{colour}_line", f"train:{colour}_gem",
+            "train:invisible_line"]
+
+
+def efficiencies(episodes: pd.DataFrame) -> pd.Series:
+    """Per-episode path efficiency (reaching obj1): shortest path / steps, 0 otherwise."""
+    reached = episodes["outcome"].eq("obj1").to_numpy()
+    eff = episodes["path_len_obj1"].to_numpy(dtype=float) / np.maximum(episodes["steps"].to_numpy(dtype=float), 1.0)
+    return pd.Series(np.where(reached, np.clip(eff, 0.0, 1.0), 0.0), index=episodes.index)
+
+
+def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per agent: ``E_red``, ``E_green``, ``E_blue``, ``E_goal``, ``E_gem``, ``E0`` and a
+    bootstrap 95% CI (``_lo``, ``_hi``, levels resampled) for each, from the un-intervened
+    episodes of ``profile_settings(goal)``."""
+    names = dict(zip(profile_settings(goal), ("E_red", "E_green", "E_blue", "E_goal", "E_gem", "E0")))
+    eps = episodes[episodes["intervention"].fillna("none").eq("none")] if "intervention" in episodes else episodes
+    eps = eps.assign(base=eps["setting"].str.split("@").str[0])
+    eps = eps[eps["base"].isin(names)]
+    missing = set(names) - set(eps["base"])
+    if missing:
+        raise UserError(f"the profile needs the single-object settings {', '.join(sorted(missing))}: "
+                        f"run `gmg predict` (it evaluates them) or `gmg evaluate --settings ...`")
+    eps = eps.assign(eff=efficiencies(eps))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for agent, d in eps.groupby("agent"):
+        row = {"agent": int(agent)}
+        for setting, col in names.items():
+            v = d.loc[d["base"] == setting, "eff"].to_numpy()
+            boot = rng.choice(v, size=(n_boot, len(v))).mean(1) if len(v) else np.array([np.nan])
+            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = float(v.mean()), *np.percentile(boot, [2.5, 97.5]).tolist()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def strength(p: pd.Series | dict, obj: str) -> float:
+    """An object's strength for the agent of profile row ``p`` (see the module docstring)."""
+    o = parse_object(obj)
+    e0 = float(p["E0"])
+    if o.rgb is None:
+        return e0
+    above = sum(c / 255 * (float(p[f"E_{ch}"]) - e0) for c, ch in zip(o.rgb, CHANNELS))
+    if o.shape == "gem":
+        line_above = float(p["E_goal"]) - e0
+        above *= (float(p["E_gem"]) - e0) / line_above if abs(line_above) > 1e-9 else 1.0
+    return max(e0 + above, 1e-3)
+
+
+def expressible(setting: str) -> None:
+    """One clear line for a setting the model cannot express."""
+    s = parse_setting(setting)
+    if s.single:
+        raise UserError(f"{setting} has one object: the model predicts preferences between two")
+    if all(parse_object(o).rgb in (None, (0, 0, 0)) for o in s.objects):
+        raise UserError(f"{setting}: both objects are invisible on black; no channel can tell them apart, "
+                        "so the model has nothing to predict but chance")
+
+
+def predict_ratio(prof: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
+    """The ``ratio`` model's predictions: rows agent, setting, s1, s2, predicted."""
+    rows = []
+    for setting in settings:
+        expressible(setting)
+        s = parse_setting(setting)
+        for _, p in prof.iterrows():
+            s1, s2 = strength(p, s.obj1), strength(p, s.obj2)
+            rows.append({"agent": int(p["agent"]), "setting": setting, "s1": s1, "s2": s2, "predicted": s1 / (s1 + s2)})
+    return pd.DataFrame(rows)
+
+
+def _logit_fit(d: pd.DataFrame) -> np.ndarray:
+    import statsmodels.api as sm
+
+    x = np.log(d["s1"]) - np.log(d["s2"])
+    y = d["observed"].clip(0.005, 0.995)
+    model = sm.GLM(y, sm.add_constant(x.to_numpy()), family=sm.families.Binomial())
+    return np.asarray(model.fit().params)
+
+
+def _logit_predict(beta: np.ndarray, d: pd.DataFrame) -> np.ndarray:
+    z = beta[0] + beta[1] * (np.log(d["s1"]) - np.log(d["s2"]))
+    return 1 / (1 + np.exp(-z.to_numpy()))
+
+
+def r2(pred: np.ndarray, obs: np.ndarray) -> float:
+    """1 - SS_res / SS_tot of observed values against predictions (can be negative)."""
+    pred, obs = np.asarray(pred, float), np.asarray(obs, float)
+    ok = np.isfinite(pred) & np.isfinite(obs)
+    if ok.sum() < 3:
+        return float("nan")
+    tot = ((obs[ok] - obs[ok].mean()) ** 2).sum()
+    return float(1 - ((obs[ok] - pred[ok]) ** 2).sum() / tot) if tot > 0 else float("nan")
+
+
+def noise_ceiling(episodes: pd.DataFrame) -> pd.Series:
+    """Per setting: split-half reliability of the agents' preferences (odd vs even levels),
+    Spearman-Brown corrected: the R² a perfect model could reach across agents."""
+    decided = episodes[episodes["outcome"].isin(["obj1", "obj2"])]
+    decided = decided.assign(half=decided["level"] % 2, o1=decided["outcome"].eq("obj1"))
+    out = {}
+    for setting, d in decided.groupby("setting"):
+        halves = d.groupby(["agent", "half"])["o1"].mean().unstack()
+        if halves.shape[1] < 2 or len(halves.dropna()) < 3:
+            out[setting] = float("nan")
+            continue
+        r = halves.dropna().corr().iloc[0, 1]
+        out[setting] = float(2 * r / (1 + r)) if np.isfinite(r) and r > -1 else float("nan")
+    return pd.Series(out, name="noise_ceiling")
+
+
+def score(pred: pd.DataFrame, observed: pd.DataFrame, episodes: pd.DataFrame) -> dict:
+    """Per-setting and pooled R² of both models, with leave-one-setting-out and
+    leave-one-agent-out fits of ``logit``, beside each setting's noise ceiling.
+
+    ``pred`` from ``predict_ratio``; ``observed``: metrics rows (agent, setting, preference)."""
+    d = pred.merge(observed[["agent", "setting", "preference"]].rename(columns={"preference": "observed"}),
+                   on=["agent", "setting"]).dropna(subset=["observed"])
+    if d.empty:
+        raise UserError("no observed preferences for the predicted settings: evaluate them first")
+    d["ratio"] = d["predicted"]
+    d["logit"] = _logit_predict(_logit_fit(d), d)
+    d["logit_loso"] = np.nan
+    d["logit_loao"] = np.nan
+    for setting in d["setting"].unique():
+        out = d["setting"] == setting
+        if (~out).sum() > 3:
+            d.loc[out, "logit_loso"] = _logit_predict(_logit_fit(d[~out]), d[out])
+    for agent in d["agent"].unique():
+        out = d["agent"] == agent
+        if (~out).sum() > 3:
+            d.loc[out, "logit_loao"] = _logit_predict(_logit_fit(d[~out]), d[out])
+    ceiling = noise_ceiling(episodes)
+    rows = []
+    for setting, g in d.groupby("setting", sort=False):
+        rows.append({"setting": setting, "n": len(g), "observed_mean": g["observed"].mean(),
+                     "ratio_mean": g["ratio"].mean(), "r2_ratio": r2(g["ratio"], g["observed"]),
+                     "r2_logit": r2(g["logit"], g["observed"]), "r2_logit_loao": r2(g["logit_loao"], g["observed"]),
+                     "r2_logit_loso": r2(g["logit_loso"], g["observed"]),
+                     "noise_ceiling": float(ceiling.get(setting, np.nan))})
+    table = pd.DataFrame(rows)
+    pooled = {"r2_ratio": r2(d["ratio"], d["observed"]), "r2_logit": r2(d["logit"], d["observed"]),
+              "r2_logit_loso": r2(d["logit_loso"], d["observed"]), "r2_logit_loao": r2(d["logit_loao"], d["observed"])}
+    return {"settings": table, "pooled": pooled, "predictions": d}
+
+
+def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1000, seed: int = 0,
+                progress: bool = True) -> dict:
+    """Evaluate the profile settings and ``settings`` (default: the agents' list) where the
+    store lacks them, then profile, predict and score; the predictions go into the store's
+    ``predictions`` table and ``RUN/analysis/predict_*.csv``."""
+    from pathlib import Path
+
+    from gmg.experiments.evaluate import evaluate, metrics
+    from gmg.experiments.population import population
+    from gmg.experiments.settings import default_settings, resolve_settings
+    from gmg.experiments.store import ResultsStore
+
+    agents = population(agents)
+    goal, background = agents.trained_on.goal, agents.trained_on.background
+    targets = resolve_settings(settings, background) if settings else default_settings(goal, background)
+    targets = [s for s in targets if not s.single]
+    usable = []
+    for s in targets:
+        try:
+            expressible(s.name)
+            usable.append(s)
+        except UserError:
+            pass
+    own = resolve_settings(profile_settings(goal), background)
+    eps = evaluate(agents, [*own, *usable], run_dir, device, n_levels=n_levels, seed=seed, progress=progress)
+    prof = profile(eps, goal, seed=seed)
+    base = {s.name: s.name.split("@")[0] for s in usable}
+    pred = predict_ratio(prof, list(dict.fromkeys(base.values())))
+    observed = metrics(eps).assign(setting=lambda m: m["setting"].str.split("@").str[0])
+    out = score(pred, observed, eps.assign(setting=eps["setting"].str.split("@").str[0]))
+    run_dir = Path(run_dir)
+    (run_dir / "analysis").mkdir(parents=True, exist_ok=True)
+    prof.to_csv(run_dir / "analysis" / "predict_profile.csv", index=False)
+    out["settings"].to_csv(run_dir / "analysis" / "predict_scores.csv", index=False)
+    with ResultsStore(run_dir) as store:
+        store.write_chunk("predictions", out["predictions"][["agent", "setting", "s1", "s2", "observed", "ratio", "logit",
+                                                             "logit_loso", "logit_loao"]], {})
+    out["profile"] = prof
+    out["skipped"] = [s.name for s in targets if s not in usable]
+    return out

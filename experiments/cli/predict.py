@@ -1,0 +1,32 @@
+"""``gmg predict``: the channel model's predictions of every agent's preference, scored honestly."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from gmg.experiments.analysis.predict import run_predict
+    from gmg.experiments.cli.tables import format_table
+    from gmg.training.runtime import resolve_device
+
+    out = run_predict(args.agents, args.run_dir, args.settings, resolve_device(args.device), n_levels=args.n_levels,
+                      seed=args.seed, progress=not args.quiet)
+    print(format_table(out["settings"], "across-agent R² of predicted vs observed preference, beside the noise ceiling"))
+    print("pooled: " + ", ".join(f"{k} {v:.3f}" for k, v in out["pooled"].items()))
+    if out["skipped"]:
+        print("not expressible, skipped: " + ", ".join(out["skipped"]))
+    print(Path(args.run_dir) / "results.duckdb")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict each agent's preference in every setting from its channel profile")
+    p.add_argument("--agents", default="zoo:yellow-line", help="zoo:NAME, a run directory or an agent folder")
+    p.add_argument("--settings", nargs="*", help="two-object settings or list names (default: the agents' list)")
+    p.add_argument("--n-levels", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", default=Path("runs/predict"), type=Path)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_predict)

@@ -1,0 +1,120 @@
+"""The channel model on synthetic agents whose channel weights are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gmg.experiments.analysis.predict import (
+    expressible,
+    noise_ceiling,
+    predict_ratio,
+    profile,
+    profile_settings,
+    score,
+    strength,
+)
+from gmg.experiments.evaluate import metrics
+from gmg.training.errors import UserError
+
+E0 = 0.4
+# agent -> efficiency with the goal alone as a pure red, green, blue line, the yellow line, the yellow gem
+AGENTS = {0: (0.9, 0.9, E0, 0.95, 0.9), 1: (E0, 0.95, E0, 0.95, 0.85), 2: (0.95, E0 + 0.1, E0, 0.95, 0.5),
+          3: (0.7, 0.6, E0, 0.95, 0.95), 4: (0.55, 0.85, E0, 0.95, 0.7)}
+PAIRS = ("red_line-vs-yellow_gem", "green_line-vs-yellow_gem", "green_line-vs-red_line", "white_line-vs-yellow_gem",
+         "cyan_line-vs-red_line")
+
+
+def _episodes(n_levels: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Single-object episodes with exactly the agents' efficiencies, two-object outcomes drawn
+    from the strengths' Bradley-Terry probabilities."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    levels = np.arange(n_levels)
+    for agent, (er, eg, eb, ey, egem) in AGENTS.items():
+        effs = dict(zip(profile_settings("yellow_line"), (er, eg, eb, ey, egem, E0)))
+        for setting, e in effs.items():
+            rows.append(pd.DataFrame({"agent": agent, "setting": setting, "intervention": "none", "level": levels,
+                                      "outcome": "obj1", "steps": np.full(n_levels, 100.0) / 1.0,
+                                      "path_len_obj1": np.full(n_levels, 100.0 * e),
+                                      "path_len_obj2": pd.array([pd.NA] * n_levels, dtype="Int64")}))
+        p = pd.Series({"agent": agent, "E_red": er, "E_green": eg, "E_blue": eb, "E_goal": ey, "E_gem": egem, "E0": E0})
+        for setting in PAIRS:
+            o1, o2 = setting.split("-vs-")
+            s1, s2 = strength(p, o1), strength(p, o2)
+            first = rng.random(n_levels) < s1 / (s1 + s2)
+            rows.append(pd.DataFrame({"agent": agent, "setting": setting, "intervention": "none", "level": levels,
+                                      "outcome": np.where(first, "obj1", "obj2"), "steps": 10.0,
+                                      "path_len_obj1": 5.0, "path_len_obj2": pd.array([5] * n_levels, dtype="Int64")}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_the_profile_recovers_the_channel_efficiencies_with_their_cis():
+    prof = profile(_episodes(), "yellow_line").set_index("agent")
+    for agent, (er, eg, eb, ey, egem) in AGENTS.items():
+        assert prof.loc[agent, ["E_red", "E_green", "E_blue", "E_goal", "E_gem", "E0"]].tolist() == pytest.approx(
+            [er, eg, eb, ey, egem, E0])
+        assert prof.loc[agent, "E_red_lo"] - 1e-9 <= er <= prof.loc[agent, "E_red_hi"] + 1e-9
+
+
+def test_a_green_only_detector_is_predicted_to_ignore_a_red_line():
+    prof = profile(_episodes(), "yellow_line")
+    green_only = prof.set_index("agent").loc[1]
+    assert strength(green_only, "red_line") == pytest.approx(strength(green_only, "invisible_line"))
+    pred = predict_ratio(prof, ["red_line-vs-yellow_gem", "invisible_line-vs-yellow_gem"]).set_index(["agent", "setting"])
+    assert pred.loc[(1, "red_line-vs-yellow_gem"), "predicted"] == pytest.approx(
+        pred.loc[(1, "invisible_line-vs-yellow_gem"), "predicted"])
+    # a red-first agent (strong red, weak green) takes the red line far more often
+    assert pred.loc[(2, "red_line-vs-yellow_gem"), "predicted"] > pred.loc[(1, "red_line-vs-yellow_gem"), "predicted"] + 0.2
+
+
+def test_the_model_predicts_unmeasured_colours_out_of_sample_near_the_noise_ceiling():
+    eps = _episodes()
+    prof = profile(eps, "yellow_line")
+    out = score(predict_ratio(prof, list(PAIRS)), metrics(eps), eps)
+    table = out["settings"].set_index("setting")
+    # white and cyan lines were never measured alone: only their R, G, B components were
+    assert table.loc["white_line-vs-yellow_gem", "r2_ratio"] > 0.7 and table.loc["cyan_line-vs-red_line", "r2_ratio"] > 0.7
+    assert out["pooled"]["r2_ratio"] > 0.9 and out["pooled"]["r2_logit_loso"] > 0.85
+    assert (table["noise_ceiling"] > 0.7).all()  # 5 agents, 400 levels: measurable everywhere
+    assert abs(table.loc["red_line-vs-yellow_gem", "ratio_mean"] - table.loc["red_line-vs-yellow_gem", "observed_mean"]) < 0.05
+
+
+def test_a_setting_the_model_cannot_express_is_one_clear_line():
+    for bad, message in (("invisible_line-vs-invisible_gem", "both objects are invisible"),
+                         ("black_gem-vs-black_gem", "both objects are invisible"), ("train:red_line", "one object")):
+        with pytest.raises(UserError, match=message) as e:
+            expressible(bad)
+        assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match="needs the single-object settings"):
+        profile(_episodes().query("setting != 'train:invisible_line'"), "yellow_line")
+
+
+def test_noise_ceiling_is_high_for_distinct_agents_and_nan_or_low_for_identical_ones():
+    rng = np.random.default_rng(1)
+    rows = [pd.DataFrame({"agent": a, "setting": "s-vs-t", "level": np.arange(600),
+                          "outcome": np.where(rng.random(600) < p, "obj1", "obj2")})
+            for a, p in enumerate(np.linspace(0.1, 0.9, 10))]
+    assert noise_ceiling(pd.concat(rows))["s-vs-t"] > 0.95
+    same = [pd.DataFrame({"agent": a, "setting": "s-vs-t", "level": np.arange(600),
+                          "outcome": np.where(rng.random(600) < 0.5, "obj1", "obj2")}) for a in range(10)]
+    assert not noise_ceiling(pd.concat(same))["s-vs-t"] > 0.5
+
+
+def test_gmg_predict_runs_end_to_end_on_tiny_agents(tmp_path, capsys):
+    from conftest import make_agent_dir
+
+    from gmg.experiments.cli.main import main
+    from gmg.experiments.store import ResultsStore
+
+    for seed in range(4):
+        make_agent_dir(tmp_path / "agents", seed)
+    code = main(["predict", "--agents", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--n-levels", "6",
+                 "--settings", "red_line-vs-yellow_gem", "black_gem-vs-black_gem", "--device", "cpu", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "noise ceiling" in out and "not expressible, skipped: black_gem-vs-black_gem" in out
+    with ResultsStore(tmp_path / "run") as store:
+        pred = store.table("predictions")
+    assert set(pred["agent"]) == {0, 1, 2, 3} and set(pred["setting"]) == {"red_line-vs-yellow_gem"}
+    assert pred["ratio"].between(0, 1).all()
