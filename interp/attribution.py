@@ -123,6 +123,15 @@ def channel_shares(attributions: torch.Tensor) -> torch.Tensor:
     return torch.where(s > 0, totals / s.clamp(min=torch.finfo(totals.dtype).tiny), torch.zeros_like(totals))
 
 
+def masked_channel_shares(attributions: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """(B, 3) each channel's share of the absolute attribution on the pixels of ``masks``
+    (bool (B, H, W): one object's pixels, ``MazeEnv.object_masks()[..., k]``) only; walls,
+    floor and mouse do not count. Rows sum to 1 (0 where the mask holds no attribution)."""
+    if masks.shape != (attributions.shape[0], *attributions.shape[2:]):
+        raise AttributionError(f"masks of shape {tuple(masks.shape)} do not fit attributions {tuple(attributions.shape)}")
+    return channel_shares(attributions * masks[:, None].to(attributions.dtype))
+
+
 def cell_attribution(attributions: torch.Tensor, world_dim: int, absolute: bool = True) -> torch.Tensor:
     """(B, world_dim, world_dim) attribution summed per maze cell (over channels and pixels).
 

@@ -508,3 +508,18 @@ def test_vector_fields_with_a_custom_placement_and_bad_cells(tmp_path):
     assert out["clean"].is_file() and out["intervened"].is_file() and set(out["changed"]) == {0, 1, 2}
     # the shared level bank is not edited by a custom placement
     assert torch.equal(level_frames(s, level=0)["frame"], view["frame"])
+
+
+def test_goal_pixel_attribution_shares_count_only_the_objects_pixels():
+    from gmg.interp.attribution import masked_channel_shares
+
+    _, masks = _two_object_frames("black", n=2)
+    attr = torch.zeros(2, 3, 64, 64)
+    attr[:, 0] = 5.0  # red attribution everywhere (walls dominate a whole-frame share)
+    goal = masks[..., 0]
+    attr[:, 1][goal] = 1.0  # on the goal's pixels: green only
+    attr[:, 0][goal] = 0.0
+    shares = masked_channel_shares(attr, goal)
+    assert torch.allclose(shares, torch.tensor([[0.0, 1.0, 0.0]] * 2))
+    with pytest.raises(Exception, match="do not fit"):
+        masked_channel_shares(attr, goal[:1])

@@ -118,3 +118,18 @@ def test_gmg_predict_runs_end_to_end_on_tiny_agents(tmp_path, capsys):
         pred = store.table("predictions")
     assert set(pred["agent"]) == {0, 1, 2, 3} and set(pred["setting"]) == {"red_line-vs-yellow_gem"}
     assert pred["ratio"].between(0, 1).all()
+
+
+def test_the_report_shows_predictions_and_the_agents_explained_worst(tmp_path):
+    from conftest import make_agent_dir
+
+    from gmg.experiments.analysis.predict import run_predict
+    from gmg.experiments.report.page import build_report
+
+    for seed in range(4):
+        make_agent_dir(tmp_path / "agents", seed)
+    run_predict(tmp_path, tmp_path / "run", ["red_line-vs-yellow_gem", "green_line-vs-yellow_gem"], "cpu",
+                n_levels=6, progress=False)
+    html = build_report(tmp_path / "run", top=1, device="cpu").read_text()
+    section = html.split('<section id="predictions">', 1)[1].split("</section>", 1)[0]
+    assert "explains worst" in section and "predictions.png" in section and "tables/predictions.csv" in section

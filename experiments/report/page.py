@@ -270,6 +270,22 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
         s.notes.append(str(e))
     sections.append(s)
 
+    # the channel model's predictions (gmg predict --run-dir RUN)
+    if has_stage(run_dir, "predictions"):
+        s = Section("predictions", "Predicted from the channel profile vs observed")
+        pred = read_stage(run_dir, "predictions")
+        png = plot_predictions(pred, images.path("predictions.png"))
+        s.images.append((images.add(png), "each point one agent in one setting; the diagonal is a perfect prediction"))
+        scores = _csv_or_empty(run_dir / "analysis" / "predict_scores.csv")
+        if len(scores):
+            s.tables.append(("across-agent R² per setting beside its noise ceiling (split-half, Spearman-Brown)",
+                             _html_table(scores, 40)))
+        worst = (pred.assign(residual=(pred["observed"] - pred["ratio"]).abs()).groupby("agent")["residual"].mean()
+                 .sort_values(ascending=False).head(5).rename("mean |observed - predicted|").reset_index())
+        s.tables.append(("the agents the channel model explains worst (an Agent-439 is one of these)", _html_table(worst)))
+        s.links.append(_table_csv(pred, report_dir, "predictions"))
+        sections.append(s)
+
     # populations side by side (gmg compare --run-dir RUN/compare)
     compare_dir = run_dir / "compare"
     asym = None
@@ -386,6 +402,23 @@ def plot_probe_heatmap(probes: pd.DataFrame, path: Path, probe: str = "cell_logi
         ax.set_title(f"{probe}: median {col} across agents", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_predictions(pred: pd.DataFrame, path: Path) -> Path:
+    """Observed vs the ratio model's predicted preference, coloured by setting."""
+    from gmg.experiments.plots.style import save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for setting, d in pred.groupby("setting", sort=False):
+        ax.scatter(d["ratio"], d["observed"], s=12, label=setting, alpha=0.8)
+    ax.plot([0, 1], [0, 1], color="k", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted preference (channel profile)")
+    ax.set_ylabel("observed preference")
+    ax.legend(fontsize=6, loc="upper left")
     return save_figure(fig, path)
 
 
