@@ -38,7 +38,7 @@ ax.set_title("the agent's view, then its R, G and B channels")"""),
     ("code", """from gmg.experiments.evaluate import evaluate, metrics
 
 two = agents.select([0, 1])
-clean = metrics(evaluate(two, ["red_line-vs-yellow_gem"], work / "eval", device="cpu", n_levels=100, progress=False))
+clean = metrics(evaluate(two, ["red_line-vs-yellow_gem"], work / "eval", device="cpu", n_levels=60, progress=False))
 clean[["agent", "setting", "preference", "preference_lo", "preference_hi", "capability"]]"""),
     ("md", """## Ablate a channel and see the preference move
 
@@ -46,7 +46,7 @@ clean[["agent", "setting", "preference", "preference_lo", "preference_hi", "capa
 gem to the agent; every other pixel is untouched)."""),
     ("code", """from gmg.interp.interventions import parse_intervention
 
-ablated = metrics(evaluate(two, ["red_line-vs-yellow_gem"], work / "eval", device="cpu", n_levels=100,
+ablated = metrics(evaluate(two, ["red_line-vs-yellow_gem"], work / "eval", device="cpu", n_levels=60,
                            intervention=parse_intervention("ablate:g@obj2"), progress=False))
 clean[["agent", "preference"]].merge(ablated[["agent", "preference"]], on="agent", suffixes=("_clean", "_ablated"))"""),
     ("md", "## One linear probe: where is the red line, read from the first block's pooled activations?"),

@@ -102,34 +102,40 @@ def test_noise_ceiling_is_high_for_distinct_agents_and_nan_or_low_for_identical_
     assert not noise_ceiling(pd.concat(same))["s-vs-t"] > 0.5
 
 
-def test_gmg_predict_runs_end_to_end_on_tiny_agents(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def predicted_run(tmp_path_factory):
+    """``gmg predict`` once on four tiny agents: (run directory, what it printed, its exit code)."""
+    import contextlib
+    import io
+
     from conftest import make_agent_dir
 
     from gmg.experiments.cli.main import main
+
+    root = tmp_path_factory.mktemp("predict")
+    for seed in range(4):
+        make_agent_dir(root / "agents", seed)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["predict", "--agents", str(root), "--run-dir", str(root / "run"), "--n-levels", "6",
+                     "--settings", "red_line-vs-yellow_gem", "black_gem-vs-black_gem", "--device", "cpu", "--quiet"])
+    return root / "run", out.getvalue(), code
+
+
+def test_gmg_predict_runs_end_to_end_on_tiny_agents(predicted_run):
     from gmg.experiments.store import ResultsStore
 
-    for seed in range(4):
-        make_agent_dir(tmp_path / "agents", seed)
-    code = main(["predict", "--agents", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--n-levels", "6",
-                 "--settings", "red_line-vs-yellow_gem", "black_gem-vs-black_gem", "--device", "cpu", "--quiet"])
-    out = capsys.readouterr().out
+    run, out, code = predicted_run
     assert code == 0 and "noise ceiling" in out and "not expressible, skipped: black_gem-vs-black_gem" in out
-    with ResultsStore(tmp_path / "run") as store:
+    with ResultsStore(run) as store:
         pred = store.table("predictions")
     assert set(pred["agent"]) == {0, 1, 2, 3} and set(pred["setting"]) == {"red_line-vs-yellow_gem"}
     assert pred["ratio"].between(0, 1).all()
 
 
-def test_the_report_shows_predictions_and_the_agents_explained_worst(tmp_path):
-    from conftest import make_agent_dir
-
-    from gmg.experiments.analysis.predict import run_predict
+def test_the_report_shows_predictions_and_the_agents_explained_worst(predicted_run):
     from gmg.experiments.report.page import build_report
 
-    for seed in range(4):
-        make_agent_dir(tmp_path / "agents", seed)
-    run_predict(tmp_path, tmp_path / "run", ["red_line-vs-yellow_gem", "green_line-vs-yellow_gem"], "cpu",
-                n_levels=6, progress=False)
-    html = build_report(tmp_path / "run", top=1, device="cpu").read_text()
+    html = build_report(predicted_run[0], top=1, device="cpu").read_text()
     section = html.split('<section id="predictions">', 1)[1].split("</section>", 1)[0]
     assert "explains worst" in section and "predictions.png" in section and "tables/predictions.csv" in section
