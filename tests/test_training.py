@@ -456,3 +456,32 @@ def test_bench_train_gives_workers_rows_a_steady_figure(tmp_path):
         bench_train(device="cpu", presets=("cpu",), variants=["fp32"], iterations=1)
     with pytest.raises(Exception, match="--workers must be at least 1, got 0"):
         bench_train(device="cpu", presets=("cpu",), variants=["fp32"], workers=[0, 2])
+
+
+def test_the_untrained_network_rebuilt_from_the_seed_is_what_training_started_from(tmp_path):
+    from gmg.experiments.analysis.before_training import untrained_network
+    from gmg.experiments.population import AgentRef
+
+    folder = tmp_path / "agents" / "agent-0005"
+    train_agent(tiny(seed=5), folder, device="cpu", progress=False, max_iterations=0)  # saved before any update
+    meta = json.loads((folder / "meta.json").read_text())
+    started = load_agent_weights(folder / "model.safetensors")
+    rebuilt = untrained_network(AgentRef(5, folder, meta)).state_dict()
+    assert set(rebuilt) == set(started) and all(torch.equal(rebuilt[k], started[k]) for k in started)
+    other = untrained_network(AgentRef(6, folder, {**meta, "train": {**meta["train"], "seed": 6}})).state_dict()
+    assert not torch.equal(other["blocks.0.conv.weight"], rebuilt["blocks.0.conv.weight"])
+
+
+def test_a_prediction_before_training_scores_out_of_sample_and_at_chance_on_noise():
+    import numpy as np
+    import pandas as pd
+
+    from gmg.experiments.analysis.before_training import FEATURES, predict
+
+    rng = np.random.default_rng(0)
+    feats = pd.DataFrame(rng.normal(size=(32, len(FEATURES))), columns=list(FEATURES)).assign(agent=range(32))
+    signal = pd.Series(2 * feats["filter_share_g"] - feats["filter_share_r"] + rng.normal(0, 0.1, 32), index=range(32))
+    good = predict(feats, signal, n_permutations=99, n_boot=200)
+    assert good["r2_cv"] > 0.9 and good["ci_low"] > 0.7 and good["p_permutation"] < 0.05 and good["n"] == 32
+    noise = predict(feats, pd.Series(rng.normal(size=32), index=range(32)), n_permutations=99, n_boot=200)
+    assert noise["r2_cv"] < 0.2 and noise["p_permutation"] > 0.05

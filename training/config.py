@@ -180,6 +180,14 @@ def _coerce(name: str, value):
         raise ConfigError(f"field {name} expects {type(default).__name__}, got {value!r}") from None
 
 
+def config_from_dict(saved: dict) -> TrainConfig:
+    """The config a file recorded (``TrainConfig.to_dict``'s flat form: meta.json's ``train``);
+    derived sizes are recomputed, fields this version does not know are refused."""
+    values = {k: v for k, v in saved.items() if k in _INIT_FIELDS}
+    preset = str(saved.get("preset", "cpu"))
+    return make_config(preset if preset in PRESETS else "cpu", values)
+
+
 def make_config(preset: str = "cpu", overrides: dict | None = None, toml_path: str | Path | None = None) -> TrainConfig:
     """A validated config: preset, then TOML file, then explicit overrides."""
     if preset not in PRESETS:

@@ -156,6 +156,14 @@ def progress_text(sps: float, stats: dict) -> str:
 # ---------------------------------------------------------------- checkpoints
 
 
+def initial_model(config: TrainConfig) -> ImpalaAgent:
+    """The untrained network of ``config.seed``, on the CPU: every RNG is seeded first, so this
+    is exactly what ``train_agent`` (and a stacked run) starts from; the same seed then sets
+    the order of training levels."""
+    seed_everything(config.seed)
+    return ImpalaAgent(config.model_config())
+
+
 def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.device = "auto",
                 progress: bool = True, max_iterations: int | None = None, on_update=None) -> Path:
     """Train one agent with ``config.seed`` into ``agent_dir`` (resuming if it holds a run).
@@ -173,8 +181,7 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         return agent_dir
 
     # ---- setup: the seed fixes the initial weights and the order of training levels
-    seed_everything(config.seed)
-    model = ImpalaAgent(config.model_config()).to(device)
+    model = initial_model(config).to(device)
     if config.run.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)

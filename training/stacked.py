@@ -31,6 +31,7 @@ from gmg.training.ppo import (
     anneal_learning_rate,
     episode_sums,
     gae,
+    initial_model,
     iteration_stats,
     ppo_loss,
     progress_bar,
@@ -39,7 +40,7 @@ from gmg.training.ppo import (
     samples_from_uniforms,
     scaled_reward,
 )
-from gmg.training.runtime import apply_run_settings, resolve_device, seed_everything
+from gmg.training.runtime import apply_run_settings, resolve_device
 from gmg.training.seeds import format_seeds
 
 
@@ -131,8 +132,7 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
     # ---- setup: each seed's weights and RNG exactly as its lone run would have them
     models, gens, dev_gens = [], [], []
     for s in seeds:
-        seed_everything(s)
-        models.append(ImpalaAgent(config.model_config()))
+        models.append(initial_model(dataclasses.replace(config, seed=s)))
         g = torch.Generator()
         g.set_state(torch.get_rng_state())
         gens.append(g)
