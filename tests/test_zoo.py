@@ -9,7 +9,9 @@ from gmg.experiments.population import ZOO_DIR, resolve_agents, zoo_names
 from gmg.training.config import RUN_FIELDS_IGNORED_ON_RESUME, make_config
 from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
 
-POPULATIONS = {"yellow-line": "yellow_line", "white-line": "white_line"}
+# name -> (goal, background, the preset whose fields it was trained with)
+POPULATIONS = {"yellow-line": ("yellow_line", "black", "cpu-zoo"), "white-line": ("white_line", "black", "cpu-zoo"),
+               "yellow-line-textured": ("yellow_line", "textured", "cpu-textured")}
 
 
 def _zoo(name):
@@ -18,13 +20,15 @@ def _zoo(name):
 
 
 @pytest.mark.parametrize("name", sorted(POPULATIONS))
-def test_zoo_metadata_matches_the_cpu_zoo_preset(name):
-    preset = make_config("cpu-zoo", {"goal": POPULATIONS[name]}).to_dict()
+def test_zoo_metadata_matches_its_preset(name):
+    goal, background, recipe = POPULATIONS[name]
+    preset = make_config(recipe, {"goal": goal}).to_dict()
     for ref in _zoo(name):
         train = ref.meta["train"]
-        # the zoo was trained before the one-epoch recipe took the name cpu
+        # trained as `--preset cpu` (the black zoo before the one-epoch recipe took that name;
+        # the textured one with --background textured --steps 200000 before cpu-textured named it)
         assert ref.meta["finished"] and ref.meta["preset"] == train["preset"] == "cpu"
-        assert ref.meta["env"]["objects"] == [POPULATIONS[name]]
+        assert ref.meta["env"]["objects"] == [goal] and ref.meta["env"]["background"] == background
         # an agent that missed the bar is retrained with more steps: only the length may grow;
         # how a run runs (threads, checkpoints, GPU switches added since) is not the recipe
         longer = ("total_timesteps", "num_iterations")
@@ -39,7 +43,8 @@ def test_zoo_metadata_matches_the_cpu_zoo_preset(name):
 def test_zoo_agents_solve_held_out_levels(name):
     refs = _zoo(name)
     n = 32
-    env_cfg = EnvConfig(objects=(POPULATIONS[name],))
+    goal, background, _ = POPULATIONS[name]
+    env_cfg = EnvConfig(objects=(goal,), background=background)
     for ref in refs:
         model = ref.load("cpu")
         env = MazeEnv(n, env_cfg, EvaluationLevels(n=n), "cpu")

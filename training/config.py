@@ -143,6 +143,9 @@ PRESETS: dict[str, dict] = {
     "paper-textured": {**PAPER, "bf16": True, "total_timesteps": 10_000_000, "background": "textured"},
     # measured on 2 CPU cores; see docs/training.md, "The cpu preset"
     "cpu": {},
+    # the cpu recipe on procgen's textured backgrounds with twice the steps, as the original doubled
+    # them for textures; measured in docs/zoo.md ("yellow-line-textured")
+    "cpu-textured": {"background": "textured", "total_timesteps": 200_000},
     # the bundled zoo's recipe (called cpu when it was trained): 3 epochs, about 5x the time per agent
     "cpu-zoo": dict(total_timesteps=200_000, num_steps=64, num_minibatches=4, update_epochs=3, learning_rate=5e-4,
                     anneal_lr=False),

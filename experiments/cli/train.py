@@ -77,7 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     from gmg.experiments.cluster import add_ray_arguments
 
     p = sub.add_parser("train", help="train a population of PPO agents (resumes; skips finished seeds)")
-    p.add_argument("--preset", default="cpu", help="cpu, cpu-zoo, paper or paper-textured")
+    from gmg.training.config import PRESETS
+
+    p.add_argument("--preset", default="cpu", help=", ".join(PRESETS))
     p.add_argument("--seeds", default="0", help="e.g. 0-31 or 0,3,5-7")
     p.add_argument("--goal", help="training object, e.g. yellow_line, white_line")
     p.add_argument("--background", help="black, grey or textured")
