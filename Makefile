@@ -9,7 +9,7 @@ demo:
 test:
 	scripts/setup.sh test
 	.venv/bin/ruff check training interp probes experiments tests
-	.venv/bin/python -m pytest -q -p no:cacheprovider
+	.venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile  # two processes: the 2-core CI machine
 
 setup:
 	scripts/setup.sh test
