@@ -112,3 +112,21 @@ def test_zoo_check_keeps_each_population_in_its_own_default_folder(tmp_path, mon
     for name in names:  # agent ids repeat across populations; one shared store would refuse the second
         assert main(["zoo", "check", "--agents", f"zoo:{name}", "--n-levels", "2", "--device", "cpu", "--quiet"]) == 0
         assert (tmp_path / "runs" / "zoo-check" / name / "heldout.csv").is_file()
+
+
+def test_export_writes_16_bit_agents_of_the_chosen_seeds_and_drops_the_rest(tmp_path):
+    from conftest import make_agent_dir
+    from safetensors.torch import load_file
+
+    from gmg.experiments.zoo.export import export_zoo
+
+    for seed in range(3):
+        make_agent_dir(tmp_path / "run" / "agents", seed)
+        (tmp_path / "run" / "agents" / f"agent-{seed:04d}" / "train.csv").write_text("iteration\n1\n")
+    zoo = tmp_path / "zoo" / "tiny"
+    assert [p.name for p in export_zoo(tmp_path / "run", zoo, seeds=[0, 2])] == ["agent-0000", "agent-0002"]
+    assert sorted(p.name for p in zoo.iterdir()) == ["agent-0000", "agent-0002"]
+    assert all(t.dtype == torch.float16 for t in load_file(str(zoo / "agent-0000" / "model.safetensors")).values())
+    assert len(resolve_agents(zoo)) == 2
+    export_zoo(tmp_path / "run", zoo, seeds=[1])  # a re-export replaces the population
+    assert sorted(p.name for p in zoo.iterdir()) == ["agent-0001"]

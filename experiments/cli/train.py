@@ -65,7 +65,9 @@ def cmd_zoo(args: argparse.Namespace) -> None:
             from gmg.training.errors import UserError
 
             raise UserError("zoo export needs --run-dir RUN and --name NAME (e.g. yellow-line)")
-        done = export_zoo(args.run_dir, ZOO_DIR / args.name)
+        from gmg.training.seeds import parse_seeds
+
+        done = export_zoo(args.run_dir, ZOO_DIR / args.name, seeds=parse_seeds(args.seeds) if args.seeds else None)
         print(f"{len(done)} agent(s) -> {ZOO_DIR / args.name}")
     else:
         for name in zoo_names():
@@ -101,6 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", type=Path,
                    help="export: the trained run; check: where results go (default runs/zoo-check/NAME)")
     p.add_argument("--name", help="zoo population name, e.g. yellow-line")
+    p.add_argument("--seeds", help="export: only these seeds, e.g. 0-4,6-16 (those that pass `gmg zoo check`)")
     p.add_argument("--agents", help="check: zoo:NAME, a run directory or agent folder (default zoo:yellow-line)")
     p.add_argument("--n-levels", type=int, default=1000, help="check: held-out levels per agent")
     p.add_argument("--quiet", action="store_true")

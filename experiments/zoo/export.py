@@ -7,19 +7,20 @@ from pathlib import Path
 
 import torch
 
-from gmg.training.checkpoint import is_finished, load_agent, save_weights, write_meta
+from gmg.training.checkpoint import is_finished, load_agent, read_meta, save_weights, write_meta
 from gmg.training.errors import UserError
 
 
-def export_zoo(run_dir: Path, zoo_dir: Path, dtype: torch.dtype = torch.float16) -> list[Path]:
-    """Copy the finished agents of a run into a zoo folder: 16-bit weights, meta, log."""
+def export_zoo(run_dir: Path, zoo_dir: Path, dtype: torch.dtype = torch.float16, seeds: list[int] | None = None) -> list[Path]:
+    """Copy the finished agents of a run (``seeds`` only, if given) into a zoo folder: 16-bit
+    weights, meta, log. Agents of the zoo folder that are not exported this time are removed."""
     src = Path(run_dir) / "agents"
     if not src.is_dir():
         raise UserError(f"{run_dir} has no agents/ folder; train it with `gmg train`")
     zoo_dir.mkdir(parents=True, exist_ok=True)
     out = []
     for folder in sorted(src.iterdir()):
-        if not is_finished(folder):
+        if not is_finished(folder) or (seeds is not None and int(read_meta(folder)["seed"]) not in seeds):
             continue
         model, meta = load_agent(folder)
         dest = zoo_dir / folder.name
@@ -29,6 +30,9 @@ def export_zoo(run_dir: Path, zoo_dir: Path, dtype: torch.dtype = torch.float16)
         write_meta(dest, {**meta, "weights_dtype": str(dtype).replace("torch.", "")})
         shutil.copy(folder / "train.csv", dest / "train.csv")
         out.append(dest)
+    for stale in set(zoo_dir.iterdir()) - set(out):  # an agent left out (it failed the held-out bar)
+        if stale.is_dir() and (stale / "meta.json").is_file():
+            shutil.rmtree(stale)
     return out
 
 
