@@ -385,21 +385,23 @@ def plot_probe_heatmap(probes: pd.DataFrame, path: Path, probe: str = "cell_logi
     if not {"object", "layer", "accuracy"} <= set(d.columns) or d.empty:
         return None
     layers = list(dict.fromkeys(d["layer"]))
-    panels = [c for c in ("accuracy", "selectivity") if c in d.columns]
+    panels = ["accuracy"] + [next(c for c in ("selectivity_random", "selectivity") if c in d.columns)] \
+        if {"selectivity_random", "selectivity"} & set(d.columns) else ["accuracy"]
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(0.9 * len(layers) * len(panels) + 2, 0.45 * d["object"].nunique() + 1.6),
                              squeeze=False)
     for ax, col in zip(axes[0], panels):
         grid = d.pivot_table(index="object", columns="layer", values=col, aggfunc="median").reindex(columns=layers)
-        im = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto",
-                       vmin=0 if col == "accuracy" else None, vmax=1 if col == "accuracy" else None)
+        im = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis" if col == "accuracy" else "RdBu", aspect="auto",
+                       vmin=0 if col == "accuracy" else -1, vmax=1)
         ax.set_xticks(range(len(layers)), [str(x).replace("blocks.", "b").replace(".hook_", ".") for x in layers],
                       rotation=60, fontsize=7)
         ax.set_yticks(range(len(grid.index)), list(grid.index), fontsize=8)
         for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black")
-        ax.set_title(f"{probe}: median {col} across agents", fontsize=9)
+        what = {"selectivity_random": "accuracy minus a random network's", "selectivity": "accuracy minus shuffled labels'"}
+        ax.set_title(f"{probe}: median {what.get(col, col)} across agents", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()
     return save_figure(fig, path)
