@@ -9,9 +9,12 @@ from pathlib import Path
 def cmd_predict(args: argparse.Namespace) -> None:
     from gmg.experiments.analysis.predict import run_predict
     from gmg.experiments.cli.tables import format_table
+    from gmg.experiments.population import population
     from gmg.training.runtime import resolve_device
+    from gmg.training.seeds import parse_seeds
 
-    out = run_predict(args.agents, args.run_dir, args.settings, resolve_device(args.device), n_levels=args.n_levels,
+    agents = population(args.agents, parse_seeds(args.ids) if args.ids else None)
+    out = run_predict(agents, args.run_dir, args.settings, resolve_device(args.device), n_levels=args.n_levels,
                       seed=args.seed, progress=not args.quiet)
     print(format_table(out["settings"], "across-agent R² of predicted vs observed preference, beside the noise ceiling"))
     print("pooled: " + ", ".join(f"{k} {v:.3f}" for k, v in out["pooled"].items()))
@@ -23,6 +26,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict each agent's preference in every setting from its channel profile")
     p.add_argument("--agents", default="zoo:yellow-line", help="zoo:NAME, a run directory or an agent folder")
+    p.add_argument("--ids", help="only these agent ids, e.g. 0-7")
     p.add_argument("--settings", nargs="*", help="two-object settings or list names (default: the agents' list)")
     p.add_argument("--n-levels", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
