@@ -485,3 +485,65 @@ def test_a_prediction_before_training_scores_out_of_sample_and_at_chance_on_nois
     assert good["r2_cv"] > 0.9 and good["ci_low"] > 0.7 and good["p_permutation"] < 0.05 and good["n"] == 32
     noise = predict(feats, pd.Series(rng.normal(size=32), index=range(32)), n_permutations=99, n_boot=200)
     assert noise["r2_cv"] < 0.2 and noise["p_permutation"] > 0.05
+
+
+def test_the_default_path_still_makes_a_bundled_agent_exactly(tmp_path):
+    """One seed for everything, as before data seeds existed: zoo yellow-line agent 0's recipe,
+    retrained for one update, logs the bundled agent's first update and writes its metadata."""
+    import csv
+
+    from gmg.experiments.population import ZOO_DIR
+    from gmg.training.config import config_from_dict
+
+    bundled = ZOO_DIR / "yellow-line" / "agent-0000"
+    meta = json.loads((bundled / "meta.json").read_text())
+    config = config_from_dict(meta["train"]).with_run(threads=1)
+    folder = tmp_path / "agent-0000"
+    train_agent(config, folder, device="cpu", progress=False, max_iterations=1)
+    mine = json.loads((folder / "meta.json").read_text())
+    assert mine["seed"] == meta["seed"] == 0 and "data_seed" not in mine and "data_seed" not in mine["train"]
+    recipe = {k: v for k, v in meta["train"].items() if k not in ("threads", "checkpoint_every", "compile",
+                                                                   "cudnn_benchmark", "cuda_graph", "preset")}
+    assert {k: mine["train"][k] for k in recipe} == recipe
+    first = [next(csv.DictReader(open(p / "train.csv"))) for p in (bundled, folder)]
+    for k in ("global_step", "episodes", "episode_length", "shortest_path", "success", "learning_rate"):
+        assert float(first[0][k]) == pytest.approx(float(first[1][k]), rel=1e-6), k
+    for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"):
+        # the same rollout exactly; the losses up to float rounding (it trained with two threads)
+        assert float(first[0][k]) == pytest.approx(float(first[1][k]), rel=5e-3, abs=1e-6), k
+
+
+def test_a_data_seed_sets_the_data_and_leaves_the_initial_weights_to_the_seed(tmp_path):
+    from gmg.training.env import MazeEnv, TrainingLevels
+
+    def start(seed, data_seed):
+        cfg = tiny(seed=seed, data_seed=data_seed)
+        run = tmp_path / f"{seed}-{data_seed}"
+        train(cfg, run, [seed], device="cpu", progress=False, data_seeds=None)
+        return cfg, run / "agents" / f"agent-{cfg.agent_id:04d}"
+
+    a_cfg, a = start(1, 7)
+    _, b = start(1, 8)
+    c_cfg, _ = start(2, 7)
+    assert a_cfg.agent_id == 10007 and a.is_dir() and json.loads((a / "meta.json").read_text())["data_seed"] == 7
+    levels = [MazeEnv(4, cfg.env_config(), TrainingLevels(cfg.num_levels, cfg.level_seed)).level_ids.tolist()
+              for cfg in (a_cfg, c_cfg, tiny(seed=1, data_seed=8))]
+    assert levels[0] == levels[1] != levels[2]  # the data seed alone orders the levels
+    from gmg.experiments.analysis.before_training import untrained_network
+    from gmg.experiments.population import resolve_agents
+
+    ra, rb = resolve_agents(a)[0], resolve_agents(b)[0]
+    wa, wb = untrained_network(ra).state_dict(), untrained_network(rb).state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # same seed: same initial weights
+    assert not torch.equal(load_agent_weights(a / "model.safetensors")["value.weight"],
+                           load_agent_weights(b / "model.safetensors")["value.weight"])  # trained on other data
+
+
+def test_a_grid_of_seeds_and_data_seeds_trains_every_pair_once(tmp_path):
+    run = train(tiny(), tmp_path, [0, 1], device="cpu", progress=False, data_seeds=[5, 6])
+    ids = sorted(int(p.name.split("-")[1]) for p in (run / "agents").iterdir())
+    assert ids == [5, 6, 10005, 10006]
+    with pytest.raises(ConfigError, match="one agent per process"):
+        train(tiny(), tmp_path, [0], device="cpu", progress=False, data_seeds=[5], stack=2)
+    with pytest.raises(ConfigError, match="both seeds must be in"):
+        make_config("cpu", {"seed": 10_000, "data_seed": 1})

@@ -181,7 +181,9 @@ def _config_diff(a: dict, b: dict) -> list[str]:
 def agent_meta(config: TrainConfig, device: torch.device) -> dict:
     """What meta.json says of every agent of this config (steps and stats are added later)."""
     return {
-        "seed": config.seed, "preset": config.preset, "train": config.to_dict(),
+        "seed": config.agent_id, "preset": config.preset, "train": config.to_dict(),
+        # an agent of a grid names its two seeds (its id is their combination)
+        **({} if config.data_seed is None else {"init_seed": config.seed, "data_seed": config.data_seed}),
         "model": config.model_config().to_dict(),
         "env": {"objects": [config.goal], "world_dim": config.world_dim, "size": config.obs_size,
                 "background": config.background, "timeout": config.timeout,

@@ -38,7 +38,10 @@ class TrainConfig:
     """
 
     preset: str = "cpu"
-    seed: int = 0
+    seed: int = 0  # the initial weights (and, without data_seed, everything else)
+    # the order of training levels, action sampling and minibatch order; None: ``seed`` sets them
+    # too (the original's way, and every agent trained before this field existed)
+    data_seed: int | None = None
     total_timesteps: int = 100_000  # env steps
     num_envs: int = 64
     num_steps: int = 32  # rollout length per env
@@ -85,6 +88,9 @@ class TrainConfig:
                      "timeout"):
             if getattr(self, name) < 1:
                 raise bad(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.data_seed is not None and not (0 <= self.data_seed < DATA_SEED_BASE and 0 <= self.seed < DATA_SEED_BASE):
+            raise bad(f"with a data seed, both seeds must be in 0-{DATA_SEED_BASE - 1} (the agent id is "
+                      f"seed x {DATA_SEED_BASE} + data seed), got seed {self.seed}, data seed {self.data_seed}")
         if self.run.checkpoint_every < 1:
             raise bad(f"checkpoint_every must be at least 1, got {self.run.checkpoint_every}")
         if not self.learning_rate > 0:
@@ -123,6 +129,17 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig(widths=self.widths, hidden=self.hidden, obs_size=self.obs_size)
 
+    @property
+    def level_seed(self) -> int:
+        """The seed of the order of training levels (and of the rest of the data stream)."""
+        return self.seed if self.data_seed is None else self.data_seed
+
+    @property
+    def agent_id(self) -> int:
+        """The agent's id (folder ``agent-XXXX``, results keys): the seed, or with a data seed
+        ``seed * DATA_SEED_BASE + data_seed`` (init 3, data 101 -> 30101)."""
+        return self.seed if self.data_seed is None else self.seed * DATA_SEED_BASE + self.data_seed
+
     def with_run(self, **settings) -> "TrainConfig":
         """This recipe with some run settings changed."""
         return dataclasses.replace(self, run=dataclasses.replace(self.run, **settings))
@@ -131,8 +148,12 @@ class TrainConfig:
         """Recipe and run settings as one flat dict (the form files hold)."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "run"}
         d["widths"] = list(self.widths)
+        if self.data_seed is None:  # one seed for everything: files as before data seeds existed
+            del d["data_seed"]
         return {**d, **dataclasses.asdict(self.run)}
 
+
+DATA_SEED_BASE = 10_000
 
 PAPER = dict(
     total_timesteps=5_000_000, num_envs=256, num_steps=256, num_minibatches=8, update_epochs=3,
@@ -164,6 +185,8 @@ def _coerce(name: str, value):
         raise ConfigError(f"unknown training field {name!r}; fields are: {allowed}")
     default = getattr(RunSettings() if name in RUN_FIELDS else TrainConfig(), name)
     try:
+        if default is None:  # an optional int (data_seed)
+            return None if value is None or str(value).strip().lower() in ("", "none") else int(value)
         if isinstance(default, bool):
             if isinstance(value, str):
                 if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):

@@ -42,7 +42,8 @@ def train_group(config: TrainConfig, run_dir: Path, seeds: list[int], device: st
     ``on_update`` as in ``train_agent``, called once per seed and update."""
     try:
         if len(seeds) == 1:
-            train_agent(dataclasses.replace(config, seed=seeds[0]), Path(run_dir) / "agents" / agent_dir_name(seeds[0]),
+            one = dataclasses.replace(config, seed=seeds[0])
+            train_agent(one, Path(run_dir) / "agents" / agent_dir_name(one.agent_id),
                         device=device, progress=progress, max_iterations=max_iterations, on_update=on_update)
         else:
             train_stacked(config, run_dir, seeds, device=device, progress=progress, max_iterations=max_iterations,
@@ -54,8 +55,13 @@ def train_group(config: TrainConfig, run_dir: Path, seeds: list[int], device: st
 
 
 def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: str | torch.device = "auto",
-          progress: bool = True, workers: int = 1, stack: int = 1, run_seeds=None) -> Path:
+          progress: bool = True, workers: int = 1, stack: int = 1, run_seeds=None,
+          data_seeds: list[int] | None = None) -> Path:
     """Train a population into ``run_dir/agents``; finished seeds are skipped, others resumed.
+
+    ``data_seeds`` (a grid): every seed (its initial weights) with every data seed (level
+    order, action sampling, minibatch order), agent ids ``seed * 10000 + data seed``; without
+    it one seed sets both, as for every agent trained before.
 
     ``stack > 1`` trains up to that many seeds together in one process with stacked
     parameters (``gmg.training.stacked``; each agent is the one trained alone up to float
@@ -71,12 +77,21 @@ def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: st
         raise ConfigError(f"stack must be at least 1, got {stack}")
     if stack > 1 and config.run.compile:
         raise ConfigError("compile is not supported when seeds are stacked; drop compile=true or use --stack 1")
+    if data_seeds:
+        if stack > 1:
+            raise ConfigError("data seeds are trained one agent per process: use --stack 1 (with --workers)")
+        for d in data_seeds:  # each data seed's agents in turn, the seeds of one in parallel
+            train(dataclasses.replace(config, data_seed=d).validate(), run_dir, seeds, device, progress, workers,
+                  1, run_seeds)
+        return Path(run_dir)
+    if stack > 1 and config.data_seed is not None:
+        raise ConfigError("data seeds are trained one agent per process: use --stack 1 (with --workers)")
     run_dir = Path(run_dir)
     (run_dir / "agents").mkdir(parents=True, exist_ok=True)
     (run_dir / "population.json").write_text(json.dumps(
         {"code_version": CODE_VERSION, "preset": config.preset, "seeds": seeds, "train": config.to_dict()},
         indent=2))
-    todo = [s for s in seeds if not is_finished(run_dir / "agents" / agent_dir_name(s))]
+    todo = [s for s in seeds if not is_finished(run_dir / "agents" / agent_dir_name(dataclasses.replace(config, seed=s).agent_id))]
     groups = seed_groups(run_dir, todo, stack)
     outer = None
     if progress:

@@ -180,12 +180,15 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
     if is_finished(agent_dir):
         return agent_dir
 
-    # ---- setup: the seed fixes the initial weights and the order of training levels
+    # ---- setup: the seed fixes the initial weights; the data seed (the seed itself unless
+    # given apart) the order of training levels, action sampling and minibatch order
     model = initial_model(config).to(device)
+    if config.data_seed is not None:
+        seed_everything(config.data_seed)  # from here on the stream depends on the data seed alone
     if config.run.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-5)
-    env = MazeEnv(config.num_envs, config.env_config(), TrainingLevels(config.num_levels, config.seed, config.start_level), device)
+    env = MazeEnv(config.num_envs, config.env_config(), TrainingLevels(config.num_levels, config.level_seed, config.start_level), device)
     forward = torch.compile(model) if config.run.compile else model
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if config.run.bf16 else contextlib.nullcontext
     reward_rms = RunningMeanStd(device)

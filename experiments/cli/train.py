@@ -30,15 +30,16 @@ def cmd_train(args: argparse.Namespace) -> None:
             overrides[field] = value
     config = make_config(args.preset, overrides, args.config)
     seeds = parse_seeds(args.seeds)
+    data_seeds = parse_seeds(args.data_seeds) if args.data_seeds else None
     if args.ray:
         from gmg.experiments.cluster import seed_runner
 
         # each Ray task resolves the device on its own node
         run = train(config, args.run_dir, seeds, device=args.device, progress=not args.quiet,
-                    workers=args.workers, stack=args.stack, run_seeds=seed_runner(args.ray))
+                    workers=args.workers, stack=args.stack, run_seeds=seed_runner(args.ray), data_seeds=data_seeds)
     else:
         run = train(config, args.run_dir, seeds, device=resolve_device(args.device), progress=not args.quiet,
-                    workers=args.workers, stack=args.stack)
+                    workers=args.workers, stack=args.stack, data_seeds=data_seeds)
     print(run / "agents")
 
 
@@ -82,7 +83,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     from gmg.training.config import PRESETS
 
     p.add_argument("--preset", default="cpu", help=", ".join(PRESETS))
-    p.add_argument("--seeds", default="0", help="e.g. 0-31 or 0,3,5-7")
+    p.add_argument("--seeds", default="0", help="e.g. 0-31 or 0,3,5-7: each sets an agent's initial weights and, "
+                                                "without --data-seeds, its level order, action sampling and minibatches")
+    p.add_argument("--data-seeds", help="train every seed with each of these data seeds (level order, action "
+                                        "sampling, minibatch order), e.g. 100-102: a seed x data-seed grid, agent "
+                                        "ids seed*10000+data seed")
     p.add_argument("--goal", help="training object, e.g. yellow_line, white_line")
     p.add_argument("--background", help="black, grey or textured")
     p.add_argument("--steps", help="total env steps per agent")
