@@ -455,6 +455,11 @@ def test_the_interactive_report_as_a_person_uses_it(tmp_path):
                 assert page.locator(f"[id='{href[1:]}']").count() == 1, href
             else:
                 assert (page_path.parent / href).is_file(), href
+        # a point of the settings scatter names its agent, its preference CI and capability
+        page.locator("#fig-scatters svg g.mark-symbol path").first.hover()
+        tip = page.locator("#vg-tooltip-element")
+        tip.wait_for(state="visible", timeout=5_000)
+        assert re.search(r"agent\s*\d+", tip.inner_text()) and "preference [95% CI]" in tip.inner_text()
         # the outlier map lists the most abnormal agent first: it has a dossier
         top = int(pd.read_csv(page_path.parent / "tables" / "outliers.csv")["agent"].iloc[0])
         point = page.locator("#fig-outliers svg g.mark-symbol path").first
