@@ -547,3 +547,73 @@ def test_a_grid_of_seeds_and_data_seeds_trains_every_pair_once(tmp_path):
         train(tiny(), tmp_path, [0], device="cpu", progress=False, data_seeds=[5], stack=2)
     with pytest.raises(ConfigError, match="both seeds must be in"):
         make_config("cpu", {"seed": 10_000, "data_seed": 1})
+
+
+def test_the_paper_preset_is_the_original_training_code():
+    """The five respects in which the paper preset once departed from procgenAISC's PPO."""
+    from gmg.training.ppo import initial_model
+
+    paper = make_config("paper")
+    assert paper.anneal_lr and paper.clip_vloss and not paper.run.bf16
+    assert (paper.init, paper.return_gamma, paper.reward_clip, paper.gamma) == ("xavier", 0.99, 10.0, 0.999)
+    assert paper.normaliser_gamma == 0.99 and make_config("cpu").normaliser_gamma == make_config("cpu").gamma
+    model = initial_model(dataclasses.replace(paper, widths=(4, 8, 8), hidden=32))
+    conv = model.get_submodule(next(n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)))
+    fan_in, fan_out = conv.weight[0].numel(), conv.weight.shape[0] * conv.weight[0, 0].numel()
+    bound = math.sqrt(6 / (fan_in + fan_out))  # Xavier-uniform's, gain 1
+    assert conv.weight.abs().max() <= bound and conv.weight.abs().max() > 0.8 * bound and not conv.bias.any()
+    rows = model.policy.weight @ model.policy.weight.T  # the policy head stays orthogonal, gain 0.01
+    assert torch.allclose(rows, 1e-4 * torch.eye(rows.shape[0]), atol=1e-9)
+    fc_bound = math.sqrt(6 / sum(model.fc.weight.shape))
+    assert model.fc.weight.abs().max() <= fc_bound
+    orthogonal = initial_model(dataclasses.replace(paper, widths=(4, 8, 8), hidden=32, init="orthogonal"))
+    assert orthogonal.fc.weight.abs().max() > fc_bound  # orthogonal with gain sqrt(2) reaches past it
+
+
+def test_rewards_scale_by_the_normaliser_discount_and_clip():
+    from gmg.training.ppo import RunningMeanStd, scaled_reward
+
+    reward = torch.tensor([0.0, 10.0, 0.0, 1000.0])
+    done = torch.tensor([False, True, False, True])
+
+    def run(**over):
+        cfg = make_config("cpu", over)
+        rms, ret = RunningMeanStd(torch.device("cpu")), torch.full((4,), 5.0, dtype=torch.float64)
+        # a long history of std 0.01: one batch barely moves it, the scaled rewards reach ~1000
+        rms.load({k: torch.tensor(v, dtype=torch.float64) for k, v in (("mean", 0.0), ("var", 1e-4), ("count", 1e9))})
+        scaled, ret = scaled_reward(cfg, reward, done, ret, rms)
+        return scaled, ret, rms.var.item()
+
+    _, _, var_gae = run(gamma=0.9)
+    scaled, ret, var_own = run(gamma=0.9, return_gamma=0.5)
+    assert var_gae != var_own  # the running return discounts by return_gamma, not GAE's gamma
+    assert ret.tolist() == [2.5, 0.0, 2.5, 0.0]  # 5 x 0.5 + 0, reset where an episode ended
+    clipped, _, _ = run(gamma=0.9, return_gamma=0.5, reward_clip=3)
+    assert clipped.tolist() == [0.0, 3.0, 0.0, 3.0] and scaled[1].item() > 100  # unclipped: far past 3
+
+
+def test_snapshots_keep_the_weights_every_n_updates_and_a_resumed_run_keeps_the_same(tmp_path):
+    from gmg.experiments.population import resolve_agents
+    from gmg.training.checkpoint import snapshot_dirs
+
+    cfg = tiny(seed=2, total_timesteps=64 * 5, snapshot_every=2)
+    whole = train_agent(cfg, tmp_path / "whole", device="cpu", progress=False)
+    snaps = snapshot_dirs(whole)
+    assert [p.name for p in snaps] == ["update-0002", "update-0004", "update-0005"]  # and the last update
+    metas = [json.loads((p / "meta.json").read_text()) for p in snaps]
+    assert [m["snapshot"]["update"] for m in metas] == [2, 4, 5] and [m["steps"] for m in metas] == [128, 256, 320]
+    final = load_agent(whole)[0].state_dict()
+    assert all(torch.equal(final[k], v) for k, v in load_agent(snaps[-1])[0].state_dict().items())
+    assert not torch.equal(load_agent(snaps[0])[0].state_dict()["value.weight"], final["value.weight"])
+    assert resolve_agents(whole)[0].path == whole  # a snapshot is not one of the run's agents
+    part = tmp_path / "part"
+    train_agent(cfg, part, device="cpu", progress=False, max_iterations=3)
+    assert [p.name for p in snapshot_dirs(part)] == ["update-0002"]
+    train_agent(cfg, part, device="cpu", progress=False)
+    for a, b in zip(snaps, snapshot_dirs(part), strict=True):
+        wa, wb = load_agent(a)[0].state_dict(), load_agent(b)[0].state_dict()
+        assert a.name == b.name and all(torch.equal(wa[k], wb[k]) for k in wa)
+    with pytest.raises(ConfigError, match="snapshot"):
+        train(tiny(snapshot_every=1), tmp_path / "stacked", [0, 1], device="cpu", progress=False, stack=2)
+    with pytest.raises(ConfigError, match="snapshot_every"):
+        tiny(snapshot_every=-1).validate()

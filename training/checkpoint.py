@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from gmg.training.config import RUN_FIELDS_IGNORED_ON_RESUME, TrainConfig
+from gmg.training.config import OMITTED_AT_DEFAULT, RUN_FIELDS_IGNORED_ON_RESUME, TrainConfig
 from gmg.training.errors import TrainingError, UserError
 from gmg.training.model import ImpalaAgent, ModelConfig
 
@@ -175,6 +175,7 @@ def _config_diff(a: dict, b: dict) -> list[str]:
     # sizes derived from other fields (batch_size, ...) would only repeat their difference
     derived = {f.name for f in dataclasses.fields(TrainConfig) if not f.init}
     keys = (set(a) | set(b)) - set(RUN_FIELDS_IGNORED_ON_RESUME) - derived
+    a, b = {**OMITTED_AT_DEFAULT, **a}, {**OMITTED_AT_DEFAULT, **b}  # a file leaves these out at their default
     return sorted(k for k in keys if a.get(k) != b.get(k))
 
 
@@ -265,6 +266,25 @@ def save_checkpoint(agent_dir: Path, meta: dict, weights: dict, resume: dict | N
                            "final_stats": stats})
     if resume is None and resume_path.exists():
         resume_path.unlink()
+
+
+SNAPSHOTS = "snapshots"
+
+
+def save_snapshot(agent_dir: Path, meta: dict, weights: dict, iteration: int, steps: int) -> Path:
+    """The weights after update ``iteration`` as an agent folder of their own,
+    ``snapshots/update-NNNN`` (its meta says ``snapshot``: update and steps), to replay training."""
+    folder = agent_dir / SNAPSHOTS / f"update-{iteration:04d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_weights(weights, folder / "model.safetensors")
+    write_meta(folder, {**meta, "finished": True, "steps": steps, "snapshot": {"update": iteration, "steps": steps}})
+    return folder
+
+
+def snapshot_dirs(agent_dir: str | Path) -> list[Path]:
+    """An agent's kept snapshots (``save_snapshot``), in training order."""
+    root = Path(agent_dir) / SNAPSHOTS
+    return sorted(p for p in root.glob("update-*") if (p / "meta.json").is_file()) if root.is_dir() else []
 
 
 def _round(v):

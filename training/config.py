@@ -27,6 +27,7 @@ class RunSettings:
     cudnn_benchmark: bool = True  # on a GPU, let cuDNN time its convolution algorithms once per shape
     cuda_graph: bool = True  # on a GPU, replay the rollout step as one CUDA graph (lone seeds, no compile)
     checkpoint_every: int = 20  # updates between resumable checkpoints
+    snapshot_every: int = 0  # keep the weights every N updates under snapshots/ (0: never), to replay training
     threads: int = 0  # torch CPU threads; 0 = all cores
 
 
@@ -58,6 +59,10 @@ class TrainConfig:
     max_grad_norm: float = 0.5
     norm_adv: bool = True
     scale_rewards: bool = True  # divide rewards by a running std of the discounted return
+    # that return's discount (None: gamma; the original's VecNormalize used 0.99 beside GAE's 0.999)
+    return_gamma: float | None = None
+    reward_clip: float = 0.0  # clip scaled rewards to +-this (0: never; the original clipped at 10)
+    init: str = "orthogonal"  # initial weights: orthogonal (CleanRL's) or xavier (the original's)
     widths: tuple[int, ...] = (8, 16, 16)
     hidden: int = 256
     goal: str = "yellow_line"
@@ -93,10 +98,16 @@ class TrainConfig:
                       f"seed x {DATA_SEED_BASE} + data seed), got seed {self.seed}, data seed {self.data_seed}")
         if self.run.checkpoint_every < 1:
             raise bad(f"checkpoint_every must be at least 1, got {self.run.checkpoint_every}")
+        if self.run.snapshot_every < 0:
+            raise bad(f"snapshot_every must be 0 (never) or a count of updates, got {self.run.snapshot_every}")
+        if self.init not in INITS:
+            raise bad(f"unknown init {self.init!r}: use {' or '.join(INITS)}")
+        if self.reward_clip < 0:
+            raise bad(f"reward_clip must be 0 (never) or positive, got {self.reward_clip}")
         if not self.learning_rate > 0:
             raise bad(f"learning_rate must be positive, got {self.learning_rate}")
-        for name in ("gamma", "gae_lambda"):
-            if not 0 <= getattr(self, name) <= 1:
+        for name in ("gamma", "gae_lambda", "return_gamma"):
+            if getattr(self, name) is not None and not 0 <= getattr(self, name) <= 1:
                 raise bad(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("clip_coef", "ent_coef", "vf_coef", "max_grad_norm"):
             if getattr(self, name) < 0:
@@ -148,20 +159,34 @@ class TrainConfig:
         """Recipe and run settings as one flat dict (the form files hold)."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "run"}
         d["widths"] = list(self.widths)
-        if self.data_seed is None:  # one seed for everything: files as before data seeds existed
-            del d["data_seed"]
+        for name, default in OMITTED_AT_DEFAULT.items():  # files as before these fields existed
+            if d[name] == default:
+                del d[name]
         return {**d, **dataclasses.asdict(self.run)}
+
+    @property
+    def normaliser_gamma(self) -> float:
+        """The discount of the return whose running std scales rewards."""
+        return self.gamma if self.return_gamma is None else self.return_gamma
 
 
 DATA_SEED_BASE = 10_000
+INITS = ("orthogonal", "xavier")
+# recipe fields newer than the first agents: left out of files while at their default, so that
+# files (and the resume check) stay as they were; a file without one means the default
+OMITTED_AT_DEFAULT = {"data_seed": None, "return_gamma": None, "reward_clip": 0.0, "init": "orthogonal"}
 
+# the original's training code (procgenAISC's PPO): its hyperparameters, learning rate annealed
+# linearly to 0, value loss clipped, Xavier-uniform init, rewards scaled by the std of a 0.99-discounted
+# return and clipped at 10 while GAE discounts at 0.999, float32
 PAPER = dict(
     total_timesteps=5_000_000, num_envs=256, num_steps=256, num_minibatches=8, update_epochs=3,
-    learning_rate=5e-4, anneal_lr=False, gamma=0.999, gae_lambda=0.95, widths=(16, 32, 32), background="black",
+    learning_rate=5e-4, anneal_lr=True, gamma=0.999, gae_lambda=0.95, widths=(16, 32, 32), background="black",
+    clip_vloss=True, init="xavier", return_gamma=0.99, reward_clip=10.0,
 )
 PRESETS: dict[str, dict] = {
-    "paper": {**PAPER, "bf16": True},
-    "paper-textured": {**PAPER, "bf16": True, "total_timesteps": 10_000_000, "background": "textured"},
+    "paper": PAPER,
+    "paper-textured": {**PAPER, "total_timesteps": 10_000_000, "background": "textured"},
     # measured on 2 CPU cores; see docs/training.md, "The cpu preset"
     "cpu": {},
     # the cpu recipe on procgen's textured backgrounds with twice the steps, as the original doubled
@@ -185,8 +210,10 @@ def _coerce(name: str, value):
         raise ConfigError(f"unknown training field {name!r}; fields are: {allowed}")
     default = getattr(RunSettings() if name in RUN_FIELDS else TrainConfig(), name)
     try:
-        if default is None:  # an optional int (data_seed)
-            return None if value is None or str(value).strip().lower() in ("", "none") else int(value)
+        if default is None:  # optional: data_seed (int), return_gamma (float)
+            if value is None or str(value).strip().lower() in ("", "none"):
+                return None
+            return float(value) if "float" in str(_INIT_FIELDS[name].type) else int(value)
         if isinstance(default, bool):
             if isinstance(value, str):
                 if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
@@ -209,7 +236,7 @@ def _coerce(name: str, value):
 def config_from_dict(saved: dict) -> TrainConfig:
     """The config a file recorded (``TrainConfig.to_dict``'s flat form: meta.json's ``train``);
     derived sizes are recomputed, fields this version does not know are refused."""
-    values = {k: v for k, v in saved.items() if k in _INIT_FIELDS}
+    values = {**OMITTED_AT_DEFAULT, **{k: v for k, v in saved.items() if k in _INIT_FIELDS}}
     preset = str(saved.get("preset", "cpu"))
     return make_config(preset if preset in PRESETS else "cpu", values)
 

@@ -77,6 +77,8 @@ def train(config: TrainConfig, run_dir: str | Path, seeds: list[int], device: st
         raise ConfigError(f"stack must be at least 1, got {stack}")
     if stack > 1 and config.run.compile:
         raise ConfigError("compile is not supported when seeds are stacked; drop compile=true or use --stack 1")
+    if stack > 1 and config.run.snapshot_every:
+        raise ConfigError("snapshots are kept by seeds trained one per process: use --stack 1 (with --workers)")
     if data_seeds:
         if stack > 1:
             raise ConfigError("data seeds are trained one agent per process: use --stack 1 (with --workers)")

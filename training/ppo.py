@@ -19,7 +19,7 @@ import torch
 from torch import nn, optim
 from torch.distributions import Categorical
 
-from gmg.training.checkpoint import agent_meta, append_log, is_finished, load_resume, save_checkpoint
+from gmg.training.checkpoint import agent_meta, append_log, is_finished, load_resume, save_checkpoint, save_snapshot
 from gmg.training.config import TrainConfig
 from gmg.training.cuda_graph import GraphedStep
 from gmg.training.env import MazeEnv, TrainingLevels
@@ -64,10 +64,13 @@ def scaled_reward(config: TrainConfig, reward, done, disc_return, reward_rms: Ru
     the discounted return, as procgen's PPO baselines do."""
     if not config.scale_rewards:
         return reward, disc_return
-    disc_return = disc_return * config.gamma + reward.double()
+    disc_return = disc_return * config.normaliser_gamma + reward.double()
     reward_rms.update(disc_return)
     disc_return = torch.where(done, 0.0, disc_return)
-    return (reward / torch.sqrt(reward_rms.var[..., None] + 1e-8)).float(), disc_return
+    scaled = reward / torch.sqrt(reward_rms.var[..., None] + 1e-8)
+    if config.reward_clip:
+        scaled = scaled.clamp(-config.reward_clip, config.reward_clip)
+    return scaled.float(), disc_return
 
 
 def episode_sums(done, reward, info) -> torch.Tensor:
@@ -161,7 +164,14 @@ def initial_model(config: TrainConfig) -> ImpalaAgent:
     is exactly what ``train_agent`` (and a stacked run) starts from; the same seed then sets
     the order of training levels."""
     seed_everything(config.seed)
-    return ImpalaAgent(config.model_config())
+    model = ImpalaAgent(config.model_config())
+    if config.init == "xavier":  # the original's: Xavier-uniform body, the heads orthogonal as before
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)) and m not in (model.policy, model.value):
+                    nn.init.xavier_uniform_(m.weight, 1.0)
+                    nn.init.zeros_(m.bias)
+    return model
 
 
 def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.device = "auto",
@@ -334,6 +344,8 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
             bar.set_postfix_str(progress_text(sps, stats))
         if iteration % config.run.checkpoint_every == 0 and iteration < config.num_iterations:
             checkpoint(False, stats)
+        if config.run.snapshot_every and (iteration % config.run.snapshot_every == 0 or iteration == config.num_iterations):
+            save_snapshot(agent_dir, meta, model.state_dict(), iteration, global_step)
 
     checkpoint(True, stats)
     if bar:

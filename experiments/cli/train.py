@@ -25,7 +25,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from gmg.training.seeds import parse_seeds
 
     overrides = _overrides(args.set)
-    for field, value in (("goal", args.goal), ("background", args.background), ("total_timesteps", args.steps)):
+    for field, value in (("goal", args.goal), ("background", args.background), ("total_timesteps", args.steps),
+                         ("snapshot_every", args.snapshot_every)):
         if value:
             overrides[field] = value
     config = make_config(args.preset, overrides, args.config)
@@ -91,6 +92,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--goal", help="training object, e.g. yellow_line, white_line")
     p.add_argument("--background", help="black, grey or textured")
     p.add_argument("--steps", help="total env steps per agent")
+    p.add_argument("--snapshot-every", metavar="N", help="keep each agent's weights every N updates (and the last) "
+                                                         "under agent-XXXX/snapshots/, to replay training")
     p.add_argument("--config", help="TOML file of field = value overrides")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any training field")
     p.add_argument("--run-dir", default="runs/train", type=Path)
