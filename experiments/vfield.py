@@ -41,8 +41,8 @@ def level_frames(setting: Setting, level: int = 0, world_dim: int = 5, size: int
     """The frames of one evaluation level (index 0-999) with the mouse in every free cell.
 
     Returns {"frames": uint8 (n, size, size, 3), "masks": bool (n, size, size, K) object pixels,
-    "cells": int64 (n,), "frame": uint8 (size, size, 3) without the mouse, "level", "world_dim",
-    "size", "setting"}.
+    "cells": int64 (n,), "frame": uint8 (size, size, 3) without the mouse, "objects": int64 (K,)
+    the objects' cells, "free": bool (world_dim, world_dim), "level", "world_dim", "size", "setting"}.
     """
     if not 0 <= level < 1000:
         raise UserError(f"level must be one of the 1000 evaluation levels (0-999), got {level}")
@@ -70,7 +70,7 @@ def level_frames(setting: Setting, level: int = 0, world_dim: int = 5, size: int
     frames = env.renderer.with_agent(env.static.repeat(n, 1, 1), cells, torch.zeros(n, dtype=torch.bool, device=device))
     masks = env.renderer.object_masks(objects[None].repeat(n, 1))
     return {"frames": frames, "masks": masks, "cells": cells, "frame": env.static[0, :-1].reshape(size, size, 3),
-            "level": level, "world_dim": world_dim, "size": size, "setting": setting}
+            "objects": objects, "free": env.free[0], "level": level, "world_dim": world_dim, "size": size, "setting": setting}
 
 
 @torch.inference_mode()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Which part of the recipe makes white-line agents that discriminate shape? Two seeds per cell,
-# white-line agents on black, judged on the original's white-line settings (1000 levels).
+# white-line agents on black, judged on the original's white-line settings (N_LEVELS, default 500).
 # Each cell trains with `gmg train` (rerunning resumes) and evaluates with `gmg evaluate`
 # (rerunning skips what is stored); the table goes to runs/recipe/table.csv and stdout.
 #   scripts/recipe-study.sh [CELL ...]   (default: every cell; gmg on PATH; run at low priority)
@@ -13,13 +13,17 @@ declare -A CELLS=(
   [gamma-0.999]="--set gamma=0.999"
   [steps-300k]="--steps 300000"
   [no-reward-scaling]="--set scale_rewards=false"
+  # the original's training code at the cpu scale: GAE at 0.999, rewards scaled by a
+  # 0.99-discounted return and clipped at 10, value loss clipped, Xavier init (lr annealed as in cpu)
+  [paper-code]="--set gamma=0.999 --set return_gamma=0.99 --set reward_clip=10 --set clip_vloss=true --set init=xavier"
 )
+n_levels=${N_LEVELS:-500}
 cells=("$@")
-[ ${#cells[@]} -gt 0 ] || cells=(cpu full-width gamma-0.99 gamma-0.999 steps-300k no-reward-scaling)
+[ ${#cells[@]} -gt 0 ] || cells=(cpu gamma-0.99 gamma-0.999 no-reward-scaling paper-code full-width steps-300k)
 for cell in "${cells[@]}"; do
   # shellcheck disable=SC2086
   gmg train --preset cpu --goal white_line --seeds 0-1 --workers 2 --run-dir "$root/$cell" --quiet ${CELLS[$cell]}
-  gmg evaluate --agents "$root/$cell" --settings white-line train:white_line --n-levels 1000 --run-dir "$root/$cell/eval" --quiet
+  gmg evaluate --agents "$root/$cell" --settings white-line train:white_line --n-levels "$n_levels" --run-dir "$root/$cell/eval" --quiet
 done
 python - "$root" <<'PY'
 import sys

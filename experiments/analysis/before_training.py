@@ -8,7 +8,7 @@ layer's filter mass per input channel (share of sum |W| on R, G, B), and the unt
 network's response to its goal seen as a pure red vs a pure green line (mean value and
 the total-variation distance between its action distributions, on the first frames of
 evaluation levels). ``predict`` fits a linear model of a target (say a preference) on them
-with leave-one-agent-out predictions, the out-of-sample R² with a bootstrap 95% CI over
+with leave-one-agent-out (or leave-one-initialisation-out) predictions, the out-of-sample R² with a bootstrap 95% CI over
 agents and a permutation p-value. A null result is a result.
 """
 
@@ -53,27 +53,37 @@ def untrained_features(agents: Population | str | list, n_frames: int = 32) -> p
 
 
 def predict(features: pd.DataFrame, target: pd.Series, columns=FEATURES, n_boot: int = 2000,
-            n_permutations: int = 999, seed: int = 0) -> dict:
-    """Leave-one-agent-out linear predictions of ``target`` (indexed by agent) from ``columns``.
+            n_permutations: int = 999, seed: int = 0, groups: pd.Series | None = None) -> dict:
+    """Out-of-sample linear predictions of ``target`` (indexed by agent) from ``columns``:
+    leave-one-agent-out, or with ``groups`` (agent -> group, say its initialisation seed)
+    leave-one-group-out, so that no agent is predicted by a fit that saw its own initial
+    network. The permutation test shuffles the targets across agents and refits.
 
     Returns {"r2_cv", "ci_low", "ci_high", "p_permutation", "n", "predictions" (agent, observed, predicted)}."""
     from sklearn.linear_model import LinearRegression
-    from sklearn.model_selection import LeaveOneOut, cross_val_predict, permutation_test_score
+    from sklearn.model_selection import LeaveOneGroupOut, cross_val_predict
 
     d = features.set_index("agent")[list(columns)].join(target.rename("target"), how="inner").dropna()
     if len(d) < 5:
         raise UserError(f"predicting from the untrained network needs at least 5 agents with a target, got {len(d)}")
     X, y = d[list(columns)].to_numpy(float), d["target"].to_numpy(float)
-    pred = cross_val_predict(LinearRegression(), X, y, cv=LeaveOneOut())
+    g = d.index.to_numpy() if groups is None else groups.reindex(d.index).to_numpy()
+    if pd.isna(g).any() or len(set(g)) < 3:
+        raise UserError("leave-one-group-out needs a group for every agent and at least 3 groups")
+
+    def cv(values):
+        return cross_val_predict(LinearRegression(), X, values, cv=LeaveOneGroupOut(), groups=g)
 
     def r2(obs, fit):
         tot = ((obs - obs.mean()) ** 2).sum()
         return 1 - ((obs - fit) ** 2).sum() / tot if tot > 0 else np.nan
 
+    pred = cv(y)
+    score = r2(y, pred)
     rng = np.random.default_rng(seed)
     boots = [r2(y[i], pred[i]) for i in (rng.integers(0, len(y), len(y)) for _ in range(n_boot))]
-    _, _, p = permutation_test_score(LinearRegression(), X, y, cv=LeaveOneOut(), n_permutations=n_permutations,
-                                     scoring="neg_mean_squared_error", random_state=seed)
+    null = [r2(perm, cv(perm)) for perm in (rng.permutation(y) for _ in range(n_permutations))]
+    p = (1 + sum(x >= score for x in null)) / (1 + n_permutations)
     lo, hi = np.nanpercentile(boots, [2.5, 97.5])
-    return {"r2_cv": float(r2(y, pred)), "ci_low": float(lo), "ci_high": float(hi), "p_permutation": float(p),
+    return {"r2_cv": float(score), "ci_low": float(lo), "ci_high": float(hi), "p_permutation": float(p),
             "n": int(len(y)), "predictions": pd.DataFrame({"agent": d.index, "observed": y, "predicted": pred})}

@@ -32,6 +32,7 @@ from gmg.training.errors import UserError
 from gmg.training.objects import parse_object
 
 CHANNELS = ("red", "green", "blue")
+PROFILE_COLUMNS = ("E_red", "E_green", "E_blue", "E_goal", "E_gem", "E0")  # one per profile setting, in order
 
 
 def profile_settings(goal: str) -> list[str]:
@@ -53,7 +54,7 @@ def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0
     """One row per agent: ``E_red``, ``E_green``, ``E_blue``, ``E_goal``, ``E_gem``, ``E0`` and a
     bootstrap 95% CI (``_lo``, ``_hi``, levels resampled) for each, from the un-intervened
     episodes of ``profile_settings(goal)``."""
-    names = dict(zip(profile_settings(goal), ("E_red", "E_green", "E_blue", "E_goal", "E_gem", "E0")))
+    names = dict(zip(profile_settings(goal), PROFILE_COLUMNS))
     eps = episodes[episodes["intervention"].fillna("none").eq("none")] if "intervention" in episodes else episodes
     eps = eps.assign(base=eps["setting"].str.split("@").str[0])
     eps = eps[eps["base"].isin(names)]

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from gmg.experiments.cli import analysis as cli_analysis
+from gmg.experiments.cli import anatomy as cli_anatomy
 from gmg.experiments.cli import bench as cli_bench
 from gmg.experiments.cli import compare as cli_compare
 from gmg.experiments.cli import evaluate as cli_evaluate
@@ -25,7 +26,7 @@ from gmg.training.errors import UserError
 
 # modules that add verbs: each has ``register(subparsers)``; add a module here per verb group
 VERB_MODULES = (cli_train, cli_study, cli_render, cli_bench, cli_analysis, cli_compare, cli_interp, cli_probe,
-                cli_evaluate, cli_vfield, cli_predict)
+                cli_evaluate, cli_vfield, cli_predict, cli_anatomy)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,10 +59,11 @@ def disagreement(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def findings(metrics: pd.DataFrame | None, regression: pd.DataFrame | None = None,
-             outliers: dict | None = None, asymmetry: pd.DataFrame | None = None) -> list[Finding]:
+             outliers: dict | None = None, asymmetry: pd.DataFrame | None = None,
+             decomposition: pd.DataFrame | None = None) -> list[Finding]:
     """Sentences about the run: ``metrics`` (``evaluate.metrics`` rows, un-intervened),
     ``regression`` (the tidy table of ``run_regressions``), ``outliers`` (``run_outliers``'s
-    output), ``asymmetry`` (``gmg compare``'s table)."""
+    output), ``asymmetry`` (``gmg compare``'s table), ``decomposition`` (``gmg anatomy``'s)."""
     out: list[Finding] = []
     if metrics is not None and len(metrics):
         d = disagreement(metrics)
@@ -109,4 +110,17 @@ def findings(metrics: pd.DataFrame | None, regression: pd.DataFrame | None = Non
                  for r in asymmetry.itertuples()]
         out.append(Finding("Green line minus red line preference (each vs the yellow gem, 95% CI over agents): "
                            + "; ".join(parts) + ".", "#populations"))
+    if decomposition is not None and len(decomposition):
+        for r in decomposition.itertuples():
+            if not np.isfinite(r.share_init):
+                continue
+            verdict = ("the initialisation decides more than the data order" if r.p_init < 0.05 <= r.p_data else
+                       "the data order decides more than the initialisation" if r.p_data < 0.05 <= r.p_init else
+                       "both parts of the seed matter" if r.p_init < 0.05 and r.p_data < 0.05 else
+                       "neither part's share is distinguishable from zero")
+            out.append(Finding(
+                f"{_label(r.outcome)} over {r.n_init} x {r.n_data} grid agents: the initialisation explains "
+                f"{r.share_init:.0%} [{r.share_init_lo:.0%}, {r.share_init_hi:.0%}] of the variance (p {r.p_init:.3f}), "
+                f"the data order {r.share_data:.0%} [{r.share_data_lo:.0%}, {r.share_data_hi:.0%}] (p {r.p_data:.3f}): "
+                f"{verdict}.", "#anatomy"))
     return out

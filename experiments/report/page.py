@@ -305,6 +305,34 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
             s.notes.append("the compared settings lack green_line-vs-yellow_gem or red_line-vs-yellow_gem: no asymmetry")
         sections.append(s)
 
+    # the anatomy of a seed (gmg anatomy --run-dir RUN)
+    anatomy_dir, dec = run_dir / "anatomy", None
+    if (anatomy_dir / "decomposition.csv").is_file():
+        s = Section("anatomy", "The anatomy of a seed: initialisation or data order?")
+        dec = _csv_or_empty(anatomy_dir / "decomposition.csv")
+        cols = [c for c in ("outcome", "n_init", "n_data", "share_init", "share_init_lo", "share_init_hi", "p_init",
+                            "share_data", "share_data_lo", "share_data_hi", "p_data", "share_resid") if c in dec]
+        s.tables.append(("share of between-agent variance each part of the seed explains (two-way random effects; "
+                         "bootstrap 95% CI over initialisations and data orders; permutation p)", _html_table(dec[cols])))
+        if (anatomy_dir / "shares.png").is_file():
+            s.images.append((images.add(anatomy_dir / "shares.png", "anatomy_shares.png"), "variance shares with CIs"))
+        if (anatomy_dir / "commitment.png").is_file():
+            s.images.append((images.add(anatomy_dir / "commitment.png", "anatomy_commitment.png"),
+                             "each grid agent at its kept snapshots: when does a seed commit?"))
+        commit = _csv_or_empty(anatomy_dir / "commitment.csv")
+        if len(commit):
+            summary = commit.groupby("outcome")["committed_at"].describe()[["count", "mean", "min", "50%", "max"]]
+            s.tables.append(("fraction of training after which the final value is fixed (within ±0.05)",
+                             _html_table(summary.reset_index())))
+        before = _csv_or_empty(anatomy_dir / "before_training.csv")
+        if len(before):
+            s.tables.append(("predicted from the untrained network alone (out of sample: leave one initialisation out)",
+                             _html_table(before, 20)))
+        for name in ("decomposition", "commitment", "before_training", "trajectory", "outcomes"):
+            if (anatomy_dir / f"{name}.csv").is_file():
+                s.links.append(_table_csv(_csv_or_empty(anatomy_dir / f"{name}.csv"), report_dir, f"anatomy_{name}"))
+        sections.append(s)
+
     # dossiers
     s = Section("dossiers", "Dossiers of the top outliers")
     dossier_pages: dict[int, Path] = {}
@@ -358,7 +386,7 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
     # findings first: sentences computed from the data above, each linked to its figure
     from gmg.experiments.report.findings import findings
 
-    found = findings(metrics, regression, outliers, asym)
+    found = findings(metrics, regression, outliers, asym, dec)
     sections.insert(0, Section("findings", "Findings", items=[(f.text, f.href) for f in found],
                                missing=None if found else "nothing to report yet: run `gmg evaluate` first"))
 
