@@ -139,3 +139,58 @@ def test_the_report_shows_predictions_and_the_agents_explained_worst(predicted_r
     html = build_report(predicted_run[0], top=1, device="cpu").read_text()
     section = html.split('<section id="predictions">', 1)[1].split("</section>", 1)[0]
     assert "explains worst" in section and "predictions.png" in section and "tables/predictions.csv" in section
+
+
+def _views(n_levels=3):
+    from gmg.experiments.analysis.readout import probe_views
+
+    return probe_views("yellow_line", "black", n_levels)
+
+
+def test_a_good_move_shortens_the_maze_distance_to_the_object_and_every_cell_has_one():
+    import torch
+
+    from gmg.experiments.analysis.readout import good_moves
+    from gmg.training.env import action_deltas
+    from gmg.training.levels import distance_map
+
+    moves = torch.unique(action_deltas(), dim=0)
+    for view in _views()["E_red"]:
+        good = good_moves(view)
+        w = view["free"].shape[0]
+        dist = distance_map(view["free"][None], view["objects"][:1])[0]
+        assert good.any(1).all()  # the maze is connected: from every cell some move gets closer
+        for k, cell in enumerate(view["cells"].tolist()):
+            r, c = divmod(cell, w)
+            for m in good[k].nonzero().flatten().tolist():
+                rr, cc = r + int(moves[m, 0]), c + int(moves[m, 1])
+                assert view["free"][rr, cc] and dist[rr, cc] == dist[r, c] - 1
+        assert not good[:, (moves == 0).all(1)].any()  # standing still never gets closer
+
+
+def test_the_network_readout_scores_an_oracle_at_one_and_a_uniform_policy_at_its_floor():
+    import torch
+
+    from gmg.experiments.analysis.readout import good_moves, heading, heading_of_random_policy
+    from gmg.training.env import action_deltas
+
+    views = _views()["E_green"]
+    moves, move_of_action = torch.unique(action_deltas(), dim=0, return_inverse=True)
+    good = torch.cat([good_moves(v) for v in views])
+    first_action = {m: move_of_action.tolist().index(m) for m in range(len(moves))}
+    best = torch.tensor([first_action[int(g.nonzero()[0])] for g in good])
+
+    class Fixed(torch.nn.Module):  # a policy given as logits per frame, in the order heading() stacks them
+        def __init__(self, logits):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+            self.logits = logits
+
+        def forward(self, frames):
+            return self.logits[: len(frames)], torch.zeros(len(frames), 1)
+
+    oracle = torch.full((len(best), 15), -1e4).scatter_(1, best[:, None], 0.0)
+    assert heading(Fixed(oracle), views) == pytest.approx(1.0)
+    uniform = torch.zeros(len(best), 15)
+    assert heading(Fixed(uniform), views) == pytest.approx(heading_of_random_policy(views), abs=1e-6)
+    assert heading_of_random_policy(views) < 0.3

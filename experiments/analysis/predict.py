@@ -186,10 +186,14 @@ def score(pred: pd.DataFrame, observed: pd.DataFrame, episodes: pd.DataFrame) ->
 
 
 def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1000, seed: int = 0,
-                progress: bool = True) -> dict:
-    """Evaluate the profile settings and ``settings`` (default: the agents' list) where the
-    store lacks them, then profile, predict and score; the predictions go into the store's
-    ``predictions`` table and ``RUN/analysis/predict_*.csv``."""
+                progress: bool = True, profile_from: str = "rollouts", readout_levels: int = 50) -> dict:
+    """Profile the agents, predict ``settings`` (default: the agents' list) and score the
+    predictions against them (evaluated where the store lacks them); the predictions go into
+    the store's ``predictions`` table and ``RUN/analysis/predict_*.csv``.
+
+    ``profile_from``: ``rollouts`` (the single-object settings, evaluated on ``n_levels``) or
+    ``network`` (``gmg.experiments.analysis.readout``: headings on ``readout_levels`` levels of
+    rendered frames, no rollouts)."""
     from pathlib import Path
 
     from gmg.experiments.evaluate import evaluate, metrics
@@ -197,6 +201,8 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     from gmg.experiments.settings import default_settings, resolve_settings
     from gmg.experiments.store import ResultsStore
 
+    if profile_from not in ("rollouts", "network"):
+        raise UserError(f"unknown profile source {profile_from!r}: use rollouts or network")
     agents = population(agents)
     goal, background = agents.trained_on.goal, agents.trained_on.background
     targets = resolve_settings(settings, background) if settings else default_settings(goal, background)
@@ -208,20 +214,28 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
             usable.append(s)
         except UserError:
             pass
-    own = resolve_settings(profile_settings(goal), background)
+    own = resolve_settings(profile_settings(goal), background) if profile_from == "rollouts" else []
     eps = evaluate(agents, [*own, *usable], run_dir, device, n_levels=n_levels, seed=seed, progress=progress)
-    prof = profile(eps, goal, seed=seed)
+    if profile_from == "rollouts":
+        prof = profile(eps, goal, seed=seed)
+    else:
+        from gmg.experiments.analysis.readout import readout_profile
+
+        prof = readout_profile(agents, n_levels=readout_levels, device=device)
     base = {s.name: s.name.split("@")[0] for s in usable}
     pred = predict_ratio(prof, list(dict.fromkeys(base.values())))
-    observed = metrics(eps).assign(setting=lambda m: m["setting"].str.split("@").str[0])
-    out = score(pred, observed, eps.assign(setting=eps["setting"].str.split("@").str[0]))
+    targets_eps = eps[eps["setting"].isin([s.name for s in usable])]
+    observed = metrics(targets_eps).assign(setting=lambda m: m["setting"].str.split("@").str[0])
+    out = score(pred, observed, targets_eps.assign(setting=targets_eps["setting"].str.split("@").str[0]))
     run_dir = Path(run_dir)
+    suffix = "" if profile_from == "rollouts" else "_network"
     (run_dir / "analysis").mkdir(parents=True, exist_ok=True)
-    prof.to_csv(run_dir / "analysis" / "predict_profile.csv", index=False)
-    out["settings"].to_csv(run_dir / "analysis" / "predict_scores.csv", index=False)
-    with ResultsStore(run_dir) as store:
-        store.write_chunk("predictions", out["predictions"][["agent", "setting", "s1", "s2", "observed", "ratio", "logit",
-                                                             "logit_loso", "logit_loao"]], {})
+    prof.to_csv(run_dir / "analysis" / f"predict_profile{suffix}.csv", index=False)
+    out["settings"].to_csv(run_dir / "analysis" / f"predict_scores{suffix}.csv", index=False)
+    if profile_from == "rollouts":  # the store's table holds the behavioural profile's predictions
+        with ResultsStore(run_dir) as store:
+            store.write_chunk("predictions", out["predictions"][["agent", "setting", "s1", "s2", "observed", "ratio",
+                                                                 "logit", "logit_loso", "logit_loao"]], {})
     out["profile"] = prof
     out["skipped"] = [s.name for s in targets if s not in usable]
     return out

@@ -15,7 +15,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     agents = population(args.agents, parse_seeds(args.ids) if args.ids else None)
     out = run_predict(agents, args.run_dir, args.settings, resolve_device(args.device), n_levels=args.n_levels,
-                      seed=args.seed, progress=not args.quiet)
+                      seed=args.seed, progress=not args.quiet, profile_from=args.profile,
+                      readout_levels=args.readout_levels)
     print(format_table(out["settings"], "across-agent R² of predicted vs observed preference, beside the noise ceiling"))
     print("pooled: " + ", ".join(f"{k} {v:.3f}" for k, v in out["pooled"].items()))
     if out["skipped"]:
@@ -29,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ids", help="only these agent ids, e.g. 0-7")
     p.add_argument("--settings", nargs="*", help="two-object settings or list names (default: the agents' list)")
     p.add_argument("--n-levels", type=int, default=1000)
+    p.add_argument("--profile", default="rollouts", choices=["rollouts", "network"],
+                   help="measure the profile by playing the single-object settings, or read it off the network "
+                        "(headings on rendered frames, no rollouts)")
+    p.add_argument("--readout-levels", type=int, default=50, help="levels of rendered frames per probe object "
+                                                                  "(--profile network)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", default=Path("runs/predict"), type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
