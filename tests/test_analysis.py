@@ -472,3 +472,29 @@ def test_the_interactive_report_as_a_person_uses_it(tmp_path):
         assert f"agent {top}" in page.content().lower()
         browser.close()
     assert not errors, errors
+
+
+def _channel_data(n=30, signal=True, seed=0):
+    rng = np.random.default_rng(seed)
+    prof = pd.DataFrame({"agent": range(n), "E0": 0.4, "E_red": 0.4 + rng.uniform(0.05, 0.5, n),
+                         "E_green": 0.4 + rng.uniform(0.05, 0.5, n), "E_blue": 0.4 + rng.uniform(0, 0.1, n),
+                         "E_goal": 0.95, "E_gem": 0.7})
+    # a yellow gem against a red line: the gem's strength grows with red and green, the line's with red
+    pref = (prof["E_green"] - prof["E_red"]) * 1.2 + 0.5 if signal else pd.Series(rng.uniform(0.2, 0.8, n))
+    prefs = pd.DataFrame({"agent": range(n), "setting": "yellow_gem-vs-red_line",
+                          "preference": np.clip(pref + rng.normal(0, 0.02, n), 0, 1)})
+    return prefs, prof
+
+
+def test_the_channel_regression_chooses_its_regressors_out_of_sample_and_scores_noise_at_chance():
+    from gmg.experiments.analysis.regression import CHANNEL_FORMULAS, channel_regression, tidy
+
+    prefs, prof = _channel_data()
+    res = channel_regression(prefs, prof)
+    assert set(res.gmg_candidates) == set(CHANNEL_FORMULAS) and res.gmg_r2_cv == max(res.gmg_candidates.values())
+    assert res.gmg_r2_cv > 0.9 and res.gmg_r2_cv <= res.rsquared
+    assert tidy(res)["r2_cv"].iloc[0] == res.gmg_r2_cv
+    prefs, prof = _channel_data(signal=False, seed=1)
+    noise = channel_regression(prefs, prof)
+    assert noise.gmg_r2_cv < 0.1  # in sample it still fits something: out of sample it cannot
+    assert noise.rsquared > noise.gmg_r2_cv

@@ -54,11 +54,12 @@ def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0
     """One row per agent: ``E_red``, ``E_green``, ``E_blue``, ``E_goal``, ``E_gem``, ``E0`` and a
     bootstrap 95% CI (``_lo``, ``_hi``, levels resampled) for each, from the un-intervened
     episodes of ``profile_settings(goal)``."""
-    names = dict(zip(profile_settings(goal), PROFILE_COLUMNS))
+    # pairs, not a dict: for a red-line goal the goal line and the pure red line are one setting
+    names = list(zip(profile_settings(goal), PROFILE_COLUMNS))
     eps = episodes[episodes["intervention"].fillna("none").eq("none")] if "intervention" in episodes else episodes
     eps = eps.assign(base=eps["setting"].str.split("@").str[0])
-    eps = eps[eps["base"].isin(names)]
-    missing = set(names) - set(eps["base"])
+    eps = eps[eps["base"].isin([s for s, _ in names])]
+    missing = {s for s, _ in names} - set(eps["base"])
     if missing:
         raise UserError(f"the profile needs the single-object settings {', '.join(sorted(missing))}: "
                         f"run `gmg predict` (it evaluates them) or `gmg evaluate --settings ...`")
@@ -67,7 +68,7 @@ def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0
     rows = []
     for agent, d in eps.groupby("agent"):
         row = {"agent": int(agent)}
-        for setting, col in names.items():
+        for setting, col in names:
             v = d.loc[d["base"] == setting, "eff"].to_numpy()
             boot = rng.choice(v, size=(n_boot, len(v))).mean(1) if len(v) else np.array([np.nan])
             row[col], row[f"{col}_lo"], row[f"{col}_hi"] = float(v.mean()), *np.percentile(boot, [2.5, 97.5]).tolist()
@@ -214,7 +215,7 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
             usable.append(s)
         except UserError:
             pass
-    own = resolve_settings(profile_settings(goal), background) if profile_from == "rollouts" else []
+    own = resolve_settings(list(dict.fromkeys(profile_settings(goal))), background) if profile_from == "rollouts" else []
     eps = evaluate(agents, [*own, *usable], run_dir, device, n_levels=n_levels, seed=seed, progress=progress)
     if profile_from == "rollouts":
         prof = profile(eps, goal, seed=seed)

@@ -140,6 +140,7 @@ def tidy(result, alpha: float = 0.05) -> pd.DataFrame:
     })
     out["r2"] = result.rsquared
     out["r2_adj"] = result.rsquared_adj
+    out["r2_cv"] = getattr(result, "gmg_r2_cv", np.nan)
     out["n"] = int(result.nobs)
     out["cov_type"] = result.cov_type
     return out
@@ -313,6 +314,52 @@ def mechanistic_regression(
     return res
 
 
+def cv_r2(data: pd.DataFrame, formula: str) -> float:
+    """Leave-one-agent-out R² of an OLS ``formula`` on ``data`` (column ``y``): each agent
+    predicted by the fit without it; below in-sample R², and negative when the fit predicts
+    new agents worse than their mean."""
+    import statsmodels.formula.api as smf
+
+    from gmg.experiments.analysis.predict import r2
+
+    pred = [float(smf.ols(formula, data.drop(index=i)).fit().predict(data.loc[[i]]).iloc[0]) for i in data.index]
+    return r2(np.asarray(pred), data["y"].to_numpy(float))
+
+
+# candidate regressors from the channel profile, chosen per run by cross-validated R²
+CHANNEL_FORMULAS = ("y ~ log_odds", "y ~ red + green", "y ~ red + green + blue", "y ~ log_odds + red + green")
+
+
+def channel_regression(prefs: pd.DataFrame, prof: pd.DataFrame, setting: str | None = None,
+                       agent_col: str = "agent", setting_col: str = "setting", value_col: str = "preference",
+                       cov_type: str = "HC3"):
+    """OLS of preference in ``setting`` (default yellow gem vs red line) on the channel profile
+    (``gmg.experiments.analysis.predict.profile``): ``log_odds`` = log s1 - log s2 of the channel
+    model's object strengths, and ``red``/``green``/``blue`` = E_k - E0, the efficiency toward a
+    pure channel-k line alone above the floor. The formula is the one of ``CHANNEL_FORMULAS``
+    with the best leave-one-agent-out R² (``gmg_candidates`` holds them all)."""
+    from gmg.experiments.analysis.predict import strength
+    from gmg.experiments.settings import parse_setting
+
+    settings = sorted(prefs[setting_col].unique().tolist())
+    name = _resolve(settings, setting, BEHAVIOURAL_Y)
+    s = parse_setting(name)
+    p = prof.set_index("agent")
+    y = wide(prefs, value_col, agent_col, setting_col)[name]
+    log_odds = pd.Series({a: np.log(strength(r, s.obj1)) - np.log(strength(r, s.obj2)) for a, r in p.iterrows()})
+    data = pd.DataFrame({"y": y, "log_odds": log_odds, **{c: p[f"E_{c}"] - p["E0"] for c in ("red", "green", "blue")}})
+    data = data.dropna()
+    if len(data) < 6:
+        raise UserError(f"the channel regression needs at least 6 agents with a profile, got {len(data)}")
+    candidates = {f: cv_r2(data, f) for f in CHANNEL_FORMULAS}
+    best = max(candidates, key=lambda f: candidates[f] if np.isfinite(candidates[f]) else -np.inf)
+    res = fit_ols(data, best, cov_type)
+    res.gmg_labels = {"y": f"preference: {name}", "log_odds": "channel model log-odds (profile)",
+                      "red": "E(red line) - E0", "green": "E(green line) - E0", "blue": "E(blue line) - E0"}
+    res.gmg_r2_cv, res.gmg_candidates, res.gmg_notes = candidates[best], candidates, []
+    return res
+
+
 # ------------------------------------------------------------------ plots
 def plot_regression(result, path: str | Path, x: str | None = None, title: str | None = None, alpha: float = 0.05) -> Path:
     """Scatter of the data, the fitted line (other regressors at their mean) and its 1-alpha band."""
@@ -344,6 +391,19 @@ def plot_regression(result, path: str | Path, x: str | None = None, title: str |
 
 
 # ------------------------------------------------------------------ the verb
+def _profile_of_run(run_dir: Path, prefs: pd.DataFrame) -> pd.DataFrame | None:
+    """The channel profile from the run's single-object episodes, if it holds a goal's profile settings."""
+    from gmg.experiments.analysis.predict import profile, profile_settings
+
+    present = set(prefs["setting"].str.split("@").str[0])
+    goals = [s.split(":", 1)[1] for s in present if s.startswith("train:") and s.endswith("_line")]
+    for goal in goals:
+        if set(profile_settings(goal)) <= present:
+            return profile(read_stage(run_dir, "episodes"), goal)
+    return None
+
+
+
 def run_regressions(
     run_dir: str | Path,
     y_setting: str | None = None,
@@ -381,6 +441,20 @@ def run_regressions(
             notes.append(f"mechanistic regression skipped: {e}")
     else:
         notes.append(f"mechanistic regression skipped: no reliance results; run `gmg reliance --run-dir {run_dir}`")
+    prof = _profile_of_run(run_dir, prefs)
+    if prof is not None:
+        try:
+            results["channel"] = channel_regression(prefs, prof, y_setting)
+            shown = ", ".join(f"{f}: {v:.2f}" for f, v in results["channel"].gmg_candidates.items())
+            notes.append(f"channel regression: regressors chosen by leave-one-agent-out R² ({shown})")
+        except (UserError, KeyError) as e:
+            notes.append(f"channel regression skipped: {e}")
+    else:
+        notes.append("channel regression skipped: no single-object profile settings; run `gmg predict --run-dir "
+                     f"{run_dir}`")
+    for res in results.values():  # out of sample beside in sample, for every model alike
+        if not hasattr(res, "gmg_r2_cv"):
+            res.gmg_r2_cv = cv_r2(res.model.data.frame, res.model.formula)
     if not results:
         raise MissingStage("; ".join(notes))
     out_dir = run_dir / "analysis"

@@ -23,8 +23,8 @@ def cmd_regress(args: argparse.Namespace) -> None:
     from gmg.experiments.analysis.regression import diagnostics_table, run_regressions
 
     out = run_regressions(args.run_dir, args.y_setting, args.x_setting, args.reliance_col)
-    cols = ["model", "term", "coef", "se", "ci_low", "ci_high", "p", "r2", "n"]
-    _print_table(out["table"][cols], "OLS, HC3 robust standard errors")
+    cols = ["model", "term", "coef", "se", "ci_low", "ci_high", "p", "r2", "r2_cv", "n"]
+    _print_table(out["table"][cols], "OLS, HC3 robust standard errors; r2_cv: leave-one-agent-out")
     _print_table(diagnostics_table(out["results"]), "residual diagnostics")
     for note in out["notes"]:
         print(f"note: {note}")

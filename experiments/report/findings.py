@@ -94,10 +94,13 @@ def findings(metrics: pd.DataFrame | None, regression: pd.DataFrame | None = Non
     if regression is not None and len(regression):
         for model, d in regression.groupby("model", sort=False):
             slope = d[d["term"] != "Intercept"].iloc[0]
+            cv = float(slope.get("r2_cv", np.nan))
             out.append(Finding(
                 f"The {model} regression explains R² {float(slope['r2']):.2f} of the preference variance across "
-                f"{int(slope['n'])} agents (slope of {slope['term']} {float(slope['coef']):.2f}, 95% CI "
-                f"{float(slope['ci_low']):.2f} to {float(slope['ci_high']):.2f}; in-sample).", "#regression"))
+                f"{int(slope['n'])} agents in sample"
+                + (f", {cv:.2f} out of sample (each agent left out of the fit)" if np.isfinite(cv) else "")
+                + f" (slope of {slope['term']} {float(slope['coef']):.2f}, 95% CI "
+                f"{float(slope['ci_low']):.2f} to {float(slope['ci_high']):.2f}).", "#regression"))
     if outliers is not None and len(outliers.get("ranking", [])):
         feats = outliers.get("features", pd.DataFrame())
         for agent in list(outliers["ranking"].index[:3]):

@@ -237,7 +237,7 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
     regression, reg_results = None, {}
     try:
         reg = run_regressions(run_dir, metrics=metrics)
-        cols = ["model", "term", "coef", "se", "ci_low", "ci_high", "p", "r2", "n"]
+        cols = ["model", "term", "coef", "se", "ci_low", "ci_high", "p", "r2", "r2_cv", "n"]
         s.tables.append(("OLS with HC3 robust errors", _html_table(reg["table"][cols], 40)))
         regression, reg_results = reg["table"], reg["results"]
         s.links.append(_table_csv(regression, report_dir, "regression"))
