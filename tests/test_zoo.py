@@ -11,7 +11,8 @@ from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
 
 # name -> (goal, background, the preset whose fields it was trained with)
 POPULATIONS = {"yellow-line": ("yellow_line", "black", "cpu-zoo"), "white-line": ("white_line", "black", "cpu-zoo"),
-               "yellow-line-textured": ("yellow_line", "textured", "cpu-textured")}
+               "yellow-line-textured": ("yellow_line", "textured", "cpu-textured"),
+               "seed-grid": ("yellow_line", "black", "cpu")}
 
 
 def _zoo(name):
@@ -35,7 +36,9 @@ def test_zoo_metadata_matches_its_preset(name):
         same = {k: v for k, v in preset.items() if k not in ("seed", *longer, *RUN_FIELDS_IGNORED_ON_RESUME)}
         assert {k: train[k] for k in same} == same, ref.path.name
         assert all(train[k] >= preset[k] for k in longer), ref.path.name
-        assert ref.path.name == f"agent-{ref.agent_id:04d}" and train["seed"] == ref.agent_id
+        # a grid agent's id combines its two seeds (initialisation x 10000 + data order)
+        assert ref.path.name == f"agent-{ref.agent_id:04d}"
+        assert train["seed"] * 10_000 + train["data_seed"] == ref.agent_id if "data_seed" in train else train["seed"] == ref.agent_id
         assert (ref.path / "train.csv").stat().st_size > 0
 
 
@@ -64,6 +67,18 @@ def test_zoo_agents_solve_held_out_levels(name):
         path = env.bank.path_len[:n, 0].float()
         assert success.float().mean() >= 0.9, (ref.path.name, success.float().mean())
         assert length[success].mean() <= 2.0 * path[success].mean(), ref.path.name
+
+
+def test_the_seed_grid_is_every_initialisation_with_every_data_order_and_ships_its_trajectory():
+    import pandas as pd
+
+    from gmg.experiments.analysis.seed_anatomy import TRAJECTORY_FILE, grid_of
+
+    grid = grid_of(_zoo("seed-grid"))
+    assert grid["init_seed"].nunique() * grid["data_seed"].nunique() == len(grid) >= 18
+    traj = pd.read_csv(ZOO_DIR / "seed-grid" / TRAJECTORY_FILE)
+    assert set(traj["agent"]) == set(grid["agent"]) and traj.groupby("agent")["fraction"].max().eq(1.0).all()
+    assert traj.groupby("agent").size().min() >= 5  # several kept points per agent
 
 
 def test_every_listed_population_resolves():

@@ -8,9 +8,11 @@ find an unseen goal by exploring). An episode's efficiency is shortest path / st
 reached the goal within the timeout, else 0; each mean comes with a bootstrap 95% CI over
 levels.
 
-**Strength** of an object for an agent: ``s = E0 + sum_k (rgb_k / 255) (E_k - E0)`` for a line
-of colour rgb (``E_k``: the pure channel-k line; additive in the channels above the floor),
-times ``E(goal gem) / E(goal line)`` above the floor for a gem (the one shape measurement).
+**Strength** of an object for an agent, its attraction above the floor: for a line of colour
+rgb ``s = sum_k (rgb_k / 255) (E_k - E0)`` (``E_k``: the pure channel-k line; additive in the
+channels), times ``(E(goal gem) - E0) / (E(goal line) - E0)`` for a gem (the one shape
+measurement); the goal's own colour is measured, so its line is ``E(goal line) - E0`` and its
+gem ``E(goal gem) - E0``; an invisible object, or one no better than it, ``FLOOR_STRENGTH``.
 
 **Models** (compared by out-of-sample fit, ``score``):
 - ``ratio``: ``preference = s1 / (s1 + s2)`` (Bradley-Terry with the strengths; no parameter);
@@ -76,17 +78,24 @@ def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0
     return pd.DataFrame(rows)
 
 
-def strength(p: pd.Series | dict, obj: str) -> float:
-    """An object's strength for the agent of profile row ``p`` (see the module docstring)."""
-    o = parse_object(obj)
+FLOOR_STRENGTH = 1e-3  # an object no better than an invisible one: it attracts by chance encounters only
+
+
+def strength(p: pd.Series | dict, obj: str, goal: str = "yellow_line") -> float:
+    """An object's attraction above the floor for the agent of profile row ``p`` (see the
+    module docstring); at least ``FLOOR_STRENGTH``."""
+    o, g = parse_object(obj), parse_object(goal)
     e0 = float(p["E0"])
     if o.rgb is None:
-        return e0
-    above = sum(c / 255 * (float(p[f"E_{ch}"]) - e0) for c, ch in zip(o.rgb, CHANNELS))
-    if o.shape == "gem":
-        line_above = float(p["E_goal"]) - e0
-        above *= (float(p["E_gem"]) - e0) / line_above if abs(line_above) > 1e-9 else 1.0
-    return max(e0 + above, 1e-3)
+        return FLOOR_STRENGTH
+    goal_line = float(p["E_goal"]) - e0
+    if o.rgb == g.rgb:  # the goal's own colour was measured, as a line and as a gem
+        a = goal_line if o.shape == "line" else float(p["E_gem"]) - e0
+    else:
+        a = sum(c / 255 * (float(p[f"E_{ch}"]) - e0) for c, ch in zip(o.rgb, CHANNELS))
+        if o.shape == "gem":
+            a *= (float(p["E_gem"]) - e0) / goal_line if abs(goal_line) > 1e-9 else 1.0
+    return max(a, FLOOR_STRENGTH)
 
 
 def expressible(setting: str) -> None:
@@ -99,14 +108,14 @@ def expressible(setting: str) -> None:
                         "so the model has nothing to predict but chance")
 
 
-def predict_ratio(prof: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
+def predict_ratio(prof: pd.DataFrame, settings: list[str], goal: str = "yellow_line") -> pd.DataFrame:
     """The ``ratio`` model's predictions: rows agent, setting, s1, s2, predicted."""
     rows = []
     for setting in settings:
         expressible(setting)
         s = parse_setting(setting)
         for _, p in prof.iterrows():
-            s1, s2 = strength(p, s.obj1), strength(p, s.obj2)
+            s1, s2 = strength(p, s.obj1, goal), strength(p, s.obj2, goal)
             rows.append({"agent": int(p["agent"]), "setting": setting, "s1": s1, "s2": s2, "predicted": s1 / (s1 + s2)})
     return pd.DataFrame(rows)
 
@@ -224,7 +233,7 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
 
         prof = readout_profile(agents, n_levels=readout_levels, device=device)
     base = {s.name: s.name.split("@")[0] for s in usable}
-    pred = predict_ratio(prof, list(dict.fromkeys(base.values())))
+    pred = predict_ratio(prof, list(dict.fromkeys(base.values())), goal)
     targets_eps = eps[eps["setting"].isin([s.name for s in usable])]
     observed = metrics(targets_eps).assign(setting=lambda m: m["setting"].str.split("@").str[0])
     out = score(pred, observed, targets_eps.assign(setting=targets_eps["setting"].str.split("@").str[0]))

@@ -330,7 +330,7 @@ def cv_r2(data: pd.DataFrame, formula: str) -> float:
 CHANNEL_FORMULAS = ("y ~ log_odds", "y ~ red + green", "y ~ red + green + blue", "y ~ log_odds + red + green")
 
 
-def channel_regression(prefs: pd.DataFrame, prof: pd.DataFrame, setting: str | None = None,
+def channel_regression(prefs: pd.DataFrame, prof: pd.DataFrame, setting: str | None = None, goal: str = "yellow_line",
                        agent_col: str = "agent", setting_col: str = "setting", value_col: str = "preference",
                        cov_type: str = "HC3"):
     """OLS of preference in ``setting`` (default yellow gem vs red line) on the channel profile
@@ -346,7 +346,7 @@ def channel_regression(prefs: pd.DataFrame, prof: pd.DataFrame, setting: str | N
     s = parse_setting(name)
     p = prof.set_index("agent")
     y = wide(prefs, value_col, agent_col, setting_col)[name]
-    log_odds = pd.Series({a: np.log(strength(r, s.obj1)) - np.log(strength(r, s.obj2)) for a, r in p.iterrows()})
+    log_odds = pd.Series({a: np.log(strength(r, s.obj1, goal)) - np.log(strength(r, s.obj2, goal)) for a, r in p.iterrows()})
     data = pd.DataFrame({"y": y, "log_odds": log_odds, **{c: p[f"E_{c}"] - p["E0"] for c in ("red", "green", "blue")}})
     data = data.dropna()
     if len(data) < 6:
@@ -391,16 +391,17 @@ def plot_regression(result, path: str | Path, x: str | None = None, title: str |
 
 
 # ------------------------------------------------------------------ the verb
-def _profile_of_run(run_dir: Path, prefs: pd.DataFrame) -> pd.DataFrame | None:
-    """The channel profile from the run's single-object episodes, if it holds a goal's profile settings."""
+def _profile_of_run(run_dir: Path, prefs: pd.DataFrame) -> tuple[str | None, pd.DataFrame | None]:
+    """(goal, channel profile) from the run's single-object episodes, if it holds a goal's
+    profile settings; (None, None) if not."""
     from gmg.experiments.analysis.predict import profile, profile_settings
 
     present = set(prefs["setting"].str.split("@").str[0])
     goals = [s.split(":", 1)[1] for s in present if s.startswith("train:") and s.endswith("_line")]
     for goal in goals:
         if set(profile_settings(goal)) <= present:
-            return profile(read_stage(run_dir, "episodes"), goal)
-    return None
+            return goal, profile(read_stage(run_dir, "episodes"), goal)
+    return None, None
 
 
 
@@ -441,10 +442,10 @@ def run_regressions(
             notes.append(f"mechanistic regression skipped: {e}")
     else:
         notes.append(f"mechanistic regression skipped: no reliance results; run `gmg reliance --run-dir {run_dir}`")
-    prof = _profile_of_run(run_dir, prefs)
+    goal, prof = _profile_of_run(run_dir, prefs)
     if prof is not None:
         try:
-            results["channel"] = channel_regression(prefs, prof, y_setting)
+            results["channel"] = channel_regression(prefs, prof, y_setting, goal)
             shown = ", ".join(f"{f}: {v:.2f}" for f, v in results["channel"].gmg_candidates.items())
             notes.append(f"channel regression: regressors chosen by leave-one-agent-out R² ({shown})")
         except (UserError, KeyError) as e:
