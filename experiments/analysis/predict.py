@@ -29,20 +29,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from gmg.experiments.analysis.profile_objects import CHANNELS, PROFILE_COLUMNS, profile_settings
 from gmg.experiments.settings import parse_setting
 from gmg.training.errors import UserError
 from gmg.training.objects import parse_object
-
-CHANNELS = ("red", "green", "blue")
-PROFILE_COLUMNS = ("E_red", "E_green", "E_blue", "E_goal", "E_gem", "E0")  # one per profile setting, in order
-
-
-def profile_settings(goal: str) -> list[str]:
-    """The single-object settings a profile needs (on the agents' background)."""
-    g = parse_object(goal)
-    colour = g.name.rsplit("_", 1)[0]
-    return [*(f"train:{c}_line" for c in CHANNELS), f"train:{colour}_line", f"train:{colour}_gem",
-            "train:invisible_line"]
 
 
 def efficiencies(episodes: pd.DataFrame) -> pd.Series:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from gmg.experiments.analysis.predict import PROFILE_COLUMNS, profile_settings
+from gmg.experiments.analysis.profile_objects import PROFILE_COLUMNS, profile_settings
 from gmg.training.env import action_deltas
 from gmg.training.levels import distance_map
 
