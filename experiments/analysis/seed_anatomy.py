@@ -200,9 +200,16 @@ def before_training(grid_pop, outcomes: pd.DataFrame, pool=None, pool_outcomes: 
         both_o = pd.concat([outcomes.set_index("agent"), po.set_axis(po.index + offset)])
         both_g = pd.concat([groups, pd.Series(po.index.to_numpy(), index=po.index + offset)])
         sets.append(("grid + pool", both_f, both_o, both_g))
+    from gmg.experiments.analysis.before_training import FEATURES
+
     rows = []
     for name, f, o, g in sets:
+        n_groups = int(g.reindex(o.index).nunique())
         for outcome in OUTCOMES:
+            if n_groups < len(FEATURES) + 3:  # a linear fit of every feature on fewer networks is an interpolation
+                rows.append({"agents": name, "outcome": outcome, "n": len(o), "groups": n_groups,
+                             "note": f"{n_groups} initialisations are too few for a fit on {len(FEATURES)} features"})
+                continue
             try:
                 r = predict(f, o[outcome], groups=g, seed=seed, n_permutations=n_permutations)
             except UserError as e:
