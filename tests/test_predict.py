@@ -171,10 +171,11 @@ def test_a_good_move_shortens_the_maze_distance_to_the_object_and_every_cell_has
 def test_the_network_readout_scores_an_oracle_at_one_and_a_uniform_policy_at_its_floor():
     import torch
 
-    from gmg.experiments.analysis.readout import good_moves, heading, heading_of_random_policy
+    from gmg.experiments.analysis.readout import good_moves, heading, heading_of_random_policy, stacked
     from gmg.training.env import action_deltas
 
     views = _views()["E_green"]
+    probe = stacked(views)
     moves, move_of_action = torch.unique(action_deltas(), dim=0, return_inverse=True)
     good = torch.cat([good_moves(v) for v in views])
     first_action = {m: move_of_action.tolist().index(m) for m in range(len(moves))}
@@ -190,7 +191,7 @@ def test_the_network_readout_scores_an_oracle_at_one_and_a_uniform_policy_at_its
             return self.logits[: len(frames)], torch.zeros(len(frames), 1)
 
     oracle = torch.full((len(best), 15), -1e4).scatter_(1, best[:, None], 0.0)
-    assert heading(Fixed(oracle), views) == pytest.approx(1.0)
+    assert heading(Fixed(oracle), probe) == pytest.approx(1.0)
     uniform = torch.zeros(len(best), 15)
-    assert heading(Fixed(uniform), views) == pytest.approx(heading_of_random_policy(views), abs=1e-6)
-    assert heading_of_random_policy(views) < 0.3
+    assert heading(Fixed(uniform), probe) == pytest.approx(heading_of_random_policy(probe), abs=1e-6)
+    assert heading_of_random_policy(probe) < 0.3

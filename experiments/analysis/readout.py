@@ -30,6 +30,11 @@ def probe_views(goal: str, background: str, n_levels: int, world_dim: int = 5, s
             for col, s in zip(PROFILE_COLUMNS, settings)}
 
 
+def stacked(views: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(frames, good moves) of ``views`` stacked: computed once, read by every agent's ``heading``."""
+    return torch.cat([v["frames"] for v in views]), torch.cat([good_moves(v) for v in views])
+
+
 def good_moves(view: dict) -> torch.Tensor:
     """bool (n_cells, n_moves): which of the maze's distinct moves (``action_deltas``, unique)
     shortens the distance from each mouse cell of ``view`` to its (only) object."""
@@ -45,36 +50,37 @@ def good_moves(view: dict) -> torch.Tensor:
     return (to >= 0) & (to < dist[r, c][:, None])
 
 
+def _move_shares(probs: torch.Tensor) -> torch.Tensor:
+    """(n, 15) action probabilities -> (n, n_moves) probability of each distinct move."""
+    moves, move_of_action = torch.unique(action_deltas(probs.device), dim=0, return_inverse=True)
+    return torch.zeros(len(probs), len(moves), device=probs.device).index_add_(1, move_of_action, probs)
+
+
 @torch.inference_mode()
-def heading(model: torch.nn.Module, views: list[dict]) -> float:
-    """Mean probability of a distance-shortening move over every cell of ``views``."""
-    moves, move_of_action = torch.unique(action_deltas(), dim=0, return_inverse=True)
+def heading(model: torch.nn.Module, probe: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Mean probability of a distance-shortening move over every frame of ``probe`` (``stacked``)."""
+    frames, good = probe
     device = next(model.parameters()).device
-    frames = torch.cat([v["frames"] for v in views]).to(device)
-    good = torch.cat([good_moves(v) for v in views]).float().to(device)
-    probs = torch.softmax(model(frames)[0].float(), -1)
-    per_move = torch.zeros(len(frames), len(moves), device=device).index_add_(1, move_of_action.to(device), probs)
-    return float((per_move * good).sum(1).mean())
+    probs = torch.softmax(model(frames.to(device))[0].float(), -1)
+    return float((_move_shares(probs) * good.to(device)).sum(1).mean())
 
 
-def readout_profile(agents, n_levels: int = 50, device: str = "cpu", progress: bool = False) -> pd.DataFrame:
+def readout_profile(agents, n_levels: int = 50, device: str = "cpu") -> pd.DataFrame:
     """One row per agent: the headings under the profile's column names (see the module docstring)."""
     from gmg.experiments.population import population
 
     agents = population(agents)
     t = agents.trained_on
-    views = probe_views(t.goal, t.background, n_levels, t.world_dim, t.size)
+    probes = {col: stacked(v) for col, v in probe_views(t.goal, t.background, n_levels, t.world_dim, t.size).items()}
     rows = []
     for ref in agents:
         model = ref.load(device).eval()
-        rows.append({"agent": ref.agent_id, **{col: heading(model, v) for col, v in views.items()}})
+        rows.append({"agent": ref.agent_id, **{col: heading(model, p) for col, p in probes.items()}})
     return pd.DataFrame(rows)
 
 
-def heading_of_random_policy(views: list[dict]) -> float:
+def heading_of_random_policy(probe: tuple[torch.Tensor, torch.Tensor]) -> float:
     """The heading of a uniform policy over the 15 actions: the floor a network must beat."""
-    moves, move_of_action = torch.unique(action_deltas(), dim=0, return_inverse=True)
-    share = torch.bincount(move_of_action, minlength=len(moves)).float() / len(move_of_action)
-    good = torch.cat([good_moves(v) for v in views]).float()
-    return float((good * share).sum(1).mean())
-
+    frames, good = probe
+    uniform = torch.full((len(frames), len(action_deltas())), 1.0 / len(action_deltas()))
+    return float((_move_shares(uniform) * good).sum(1).mean())

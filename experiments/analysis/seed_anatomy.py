@@ -185,7 +185,7 @@ def before_training(grid_pop, outcomes: pd.DataFrame, pool=None, pool_outcomes: 
     """Each outcome predicted from the untrained network (``before_training.FEATURES``): on the
     grid (leave one initialisation out), on the ``pool`` agents (one seed each, leave one out),
     and on both together (leave one initialisation out: a pool agent's seed is its initialisation)."""
-    from gmg.experiments.analysis.before_training import predict, untrained_features
+    from gmg.experiments.analysis.before_training import FEATURES, predict, untrained_features
 
     feats = untrained_features(grid_pop)
     groups = outcomes.set_index("agent")["init_seed"]
@@ -200,8 +200,6 @@ def before_training(grid_pop, outcomes: pd.DataFrame, pool=None, pool_outcomes: 
         both_o = pd.concat([outcomes.set_index("agent"), po.set_axis(po.index + offset)])
         both_g = pd.concat([groups, pd.Series(po.index.to_numpy(), index=po.index + offset)])
         sets.append(("grid + pool", both_f, both_o, both_g))
-    from gmg.experiments.analysis.before_training import FEATURES
-
     rows = []
     for name, f, o, g in sets:
         n_groups = int(g.reindex(o.index).nunique())
@@ -215,7 +213,7 @@ def before_training(grid_pop, outcomes: pd.DataFrame, pool=None, pool_outcomes: 
             except UserError as e:
                 rows.append({"agents": name, "outcome": outcome, "note": str(e)})
                 continue
-            rows.append({"agents": name, "outcome": outcome, "n": r["n"], "groups": int(g.reindex(o.index).nunique()),
+            rows.append({"agents": name, "outcome": outcome, "n": r["n"], "groups": n_groups,
                          "r2_cv": r["r2_cv"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                          "p_permutation": r["p_permutation"]})
     return pd.DataFrame(rows)
