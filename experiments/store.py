@@ -59,15 +59,15 @@ class ResultsStore:
         return {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
 
     def write_chunk(self, table: str, rows: pd.DataFrame, key: dict) -> None:
-        """Replace the rows of ``table`` matching ``key`` (column -> value) by ``rows``, atomically."""
+        """Replace the rows of ``table`` matching ``key`` (column -> value) by ``rows``, atomically;
+        an empty ``key`` matches every row (the table is replaced)."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.con.register("_chunk", rows)
             if table not in self.tables():
                 self.con.execute(f"CREATE TABLE {table} AS SELECT * FROM _chunk LIMIT 0")
             where = " AND ".join(f"{k} = ?" for k in key)
-            if key:
-                self.con.execute(f"DELETE FROM {table} WHERE {where}", list(key.values()))
+            self.con.execute(f"DELETE FROM {table}" + (f" WHERE {where}" if key else ""), list(key.values()))
             self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _chunk")
             self.con.unregister("_chunk")
             self.con.execute("COMMIT")

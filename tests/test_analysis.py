@@ -498,3 +498,25 @@ def test_the_channel_regression_chooses_its_regressors_out_of_sample_and_scores_
     noise = channel_regression(prefs, prof)
     assert noise.gmg_r2_cv < 0.1  # in sample it still fits something: out of sample it cannot
     assert noise.rsquared > noise.gmg_r2_cv
+
+
+def test_network_regressors_join_the_channel_regression_only_when_they_cover_every_agent():
+    from gmg.experiments.analysis.regression import EXTRA_FORMULAS, channel_regression, selectivity
+
+    prefs, prof = _channel_data(signal=False, seed=2)
+    rng = np.random.default_rng(3)
+    ig = pd.DataFrame({"ig_red_minus_green": rng.uniform(-0.2, 0.2, len(prof))}, index=prof["agent"])
+    # the preference follows the attribution: the candidate with it must win, out of sample
+    prefs["preference"] = 0.5 - 1.5 * ig["ig_red_minus_green"].to_numpy() + rng.normal(0, 0.01, len(prof))
+    res = channel_regression(prefs, prof, extra=ig)
+    assert set(EXTRA_FORMULAS["ig_red_minus_green"]) <= set(res.gmg_candidates)
+    assert "ig_red_minus_green" in res.params.index and res.gmg_r2_cv > 0.9
+    partial = ig.iloc[:-3]
+    res = channel_regression(prefs, prof, extra=partial)
+    assert "ig_red_minus_green" not in " ".join(res.gmg_candidates) and "covers 27 of 30" in res.gmg_notes[0]
+    probes = pd.DataFrame({"agent": [0, 0, 1, 1], "probe": "cell_logistic", "object": "red_line",
+                           "layer": ["conv1", "fc", "conv1", "fc"], "accuracy": [0.9, 0.8, 0.9, 0.6],
+                           "selectivity_random": [0.05, 0.3, 0.0, 0.1]})
+    assert selectivity(probes, "red_line").to_dict() == {0: 0.3, 1: 0.1}
+    with pytest.raises(Exception, match="random-network control"):
+        selectivity(probes.drop(columns="selectivity_random"), "red_line")

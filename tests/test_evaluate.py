@@ -449,3 +449,18 @@ def test_an_unnamed_intervention_is_recorded_under_its_own_name_never_as_the_cle
     with pytest.raises(UserError, match="needs a name"):
         evaluate(tiny_population, ["red_line-vs-green_line"], run, "cpu", n_levels=5, timeout=FAST,
                  intervention=lambda model: __import__("contextlib").nullcontext(), progress=False)
+
+
+def test_a_table_written_without_a_key_is_replaced_not_appended(tmp_path):
+    # gmg predict rewrites its whole predictions table on every rerun: it once doubled it
+    import pandas as pd
+
+    from gmg.experiments.store import ResultsStore
+
+    with ResultsStore(tmp_path) as store:
+        for value in (1.0, 2.0):
+            store.write_chunk("predictions", pd.DataFrame({"agent": [0, 1], "ratio": [value, value]}), {})
+        store.write_chunk("episodes_like", pd.DataFrame({"agent": [0], "x": [1]}), {"agent": 0})
+        store.write_chunk("episodes_like", pd.DataFrame({"agent": [1], "x": [2]}), {"agent": 1})
+        assert store.table("predictions")["ratio"].tolist() == [2.0, 2.0]
+        assert sorted(store.table("episodes_like")["x"]) == [1, 2]  # a keyed chunk leaves the others

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from gmg.experiments.analysis.predict import (
     expressible,
@@ -195,3 +196,40 @@ def test_the_network_readout_scores_an_oracle_at_one_and_a_uniform_policy_at_its
     uniform = torch.zeros(len(best), 15)
     assert heading(Fixed(uniform), probe) == pytest.approx(heading_of_random_policy(probe), abs=1e-6)
     assert heading_of_random_policy(probe) < 0.3
+
+
+
+class _Linear(torch.nn.Module):
+    """A policy whose every logit is a fixed multiple of the input's channels weighted by
+    ``w``: integrated gradients of it are exact (w_k times the pixel), so each channel's share
+    over the goal's pixels is known."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(w, dtype=torch.float32))
+
+    def forward(self, frames):
+        from gmg.interp.interventions import as_float_obs
+
+        x = as_float_obs(frames)
+        drive = (x * self.w[None, :, None, None]).sum((1, 2, 3))
+        return drive[:, None] * torch.arange(1.0, 16.0)[None], torch.zeros(len(x), 1)
+
+
+def test_goal_pixel_attributions_recover_the_channel_a_policy_reads_on_the_goal_only():
+    from gmg.experiments.analysis.readout import goal_pixel_shares, goal_probe
+
+    probe = goal_probe(_views(2)["E_goal"], max_frames=20)
+    frames, _, masks = probe
+    assert len(frames) == 20 and masks.any((1, 2)).all()
+    assert goal_pixel_shares(_Linear([1.0, 0.0, 0.0]), probe) == pytest.approx([1.0, 0.0, 0.0])
+    assert goal_pixel_shares(_Linear([0.0, 1.0, 0.0]), probe) == pytest.approx([0.0, 1.0, 0.0])
+    # reading blue, which a yellow goal does not have, leaves nothing on the goal's pixels
+    # (walls and floor do hold blue: they must not count)
+    assert (frames[..., 2].float() * ~masks).sum() > 0
+    assert np.isnan(goal_pixel_shares(_Linear([0.0, 0.0, 1.0]), probe)).all()
+    # both channels: each frame's share is its goal pixels' red over red + 2 green (exact here)
+    x = frames.float().permute(0, 3, 1, 2) / 255 * masks[:, None]
+    r, g = x[:, 0].sum((1, 2)), 2 * x[:, 1].sum((1, 2))
+    expected = float((r / (r + g)).mean())
+    assert goal_pixel_shares(_Linear([1.0, 2.0, 0.0]), probe)[0] == pytest.approx(expected, abs=1e-4)

@@ -193,7 +193,9 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
 
     ``profile_from``: ``rollouts`` (the single-object settings, evaluated on ``n_levels``) or
     ``network`` (``gmg.experiments.analysis.readout``: headings on ``readout_levels`` levels of
-    rendered frames, no rollouts)."""
+    rendered frames, no rollouts). Either way the goal-pixel attributions
+    (``readout.goal_attribution``, ``readout_levels`` levels) go into the store's
+    ``goal_attribution`` table."""
     from pathlib import Path
 
     from gmg.experiments.evaluate import evaluate, metrics
@@ -236,6 +238,13 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
         with ResultsStore(run_dir) as store:
             store.write_chunk("predictions", out["predictions"][["agent", "setting", "s1", "s2", "observed", "ratio",
                                                                  "logit", "logit_loso", "logit_loao"]], {})
+    from gmg.experiments.analysis.readout import goal_attribution
+
+    # network-only and cheap: a candidate regressor of ``gmg regress`` beside the profile
+    out["goal_attribution"] = goal_attribution(agents, n_levels=readout_levels, device=device)
+    out["goal_attribution"].to_csv(run_dir / "analysis" / "predict_goal_attribution.csv", index=False)
+    with ResultsStore(run_dir) as store:
+        store.write_chunk("goal_attribution", out["goal_attribution"], {})
     out["profile"] = prof
     out["skipped"] = [s.name for s in targets if s not in usable]
     return out

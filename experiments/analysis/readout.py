@@ -8,10 +8,17 @@ policy's probability of a move that shortens the maze distance to it, averaged o
 and levels (one forward pass per frame). The headings take the place of the rollout
 efficiencies in the profile (``E_red`` ... ``E0``, the invisible line's heading the floor),
 so ``predict.strength`` and the ratio model predict preferences from them unchanged.
+
+**Goal-pixel attributions** (``goal_pixel_shares``): on the frames of the training goal alone,
+integrated gradients (captum, black baseline) of the logit of the most probable
+distance-shortening action, each RGB channel's share of the absolute attribution over the
+goal's own pixels (walls, floor and mouse do not count): which channel of the goal the move
+toward it reads.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -63,6 +70,52 @@ def heading(model: torch.nn.Module, probe: tuple[torch.Tensor, torch.Tensor]) ->
     device = next(model.parameters()).device
     probs = torch.softmax(model(frames.to(device))[0].float(), -1)
     return float((_move_shares(probs) * good.to(device)).sum(1).mean())
+
+
+def goal_probe(views: list[dict], max_frames: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(frames, good moves, the object's pixel masks) of ``views`` (one object each), at most
+    ``max_frames`` of them, evenly spaced, so the attribution's cost does not grow with levels."""
+    frames, good = stacked(views)
+    masks = torch.cat([v["masks"][..., 0] for v in views])
+    keep = torch.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().long()
+    return frames[keep], good[keep], masks[keep]
+
+
+def goal_pixel_shares(model: torch.nn.Module, probe: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                      n_steps: int = 16) -> np.ndarray:
+    """(3,) mean share of each RGB channel in the integrated-gradients attribution over the
+    object's own pixels (``goal_probe``), of the logit of the most probable move that shortens
+    the distance to it; frames whose object pixels hold no attribution are left out."""
+    from gmg.interp.attribution import attribute, masked_channel_shares
+
+    frames, good, masks = probe
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        probs = torch.softmax(model(frames.to(device))[0].float(), -1)
+    _, move_of_action = torch.unique(action_deltas(device), dim=0, return_inverse=True)
+    target = probs.masked_fill(~good.to(device)[:, move_of_action], -1.0).argmax(-1)
+    attr = attribute(model, frames.to(device), "ig", target=target, n_steps=n_steps, internal_batch_size=512)
+    shares = masked_channel_shares(attr.attributions, masks.to(device))
+    held = shares.sum(1) > 0
+    return shares[held].mean(0).cpu().numpy() if held.any() else np.full(3, np.nan)
+
+
+def goal_attribution(agents, n_levels: int = 50, device: str = "cpu", max_frames: int = 256) -> pd.DataFrame:
+    """One row per agent: ``ig_red``, ``ig_green``, ``ig_blue`` (``goal_pixel_shares`` on the
+    training goal alone, ``n_levels`` levels) and ``ig_red_minus_green``."""
+    from gmg.experiments.population import population
+    from gmg.experiments.settings import resolve_settings
+    from gmg.experiments.vfield import level_frames
+
+    agents = population(agents)
+    t = agents.trained_on
+    setting = resolve_settings([f"train:{t.goal}"], t.background)[0]
+    probe = goal_probe([level_frames(setting, level, t.world_dim, t.size) for level in range(n_levels)], max_frames)
+    rows = []
+    for ref in agents:
+        r, g, b = goal_pixel_shares(ref.load(device).eval(), probe)
+        rows.append({"agent": ref.agent_id, "ig_red": r, "ig_green": g, "ig_blue": b, "ig_red_minus_green": r - g})
+    return pd.DataFrame(rows)
 
 
 def readout_profile(agents, n_levels: int = 50, device: str = "cpu") -> pd.DataFrame:

@@ -328,16 +328,36 @@ def cv_r2(data: pd.DataFrame, formula: str) -> float:
 
 # candidate regressors from the channel profile, chosen per run by cross-validated R²
 CHANNEL_FORMULAS = ("y ~ log_odds", "y ~ red + green", "y ~ red + green + blue", "y ~ log_odds + red + green")
+# and from the network, where the run holds them (``gmg predict``'s goal-pixel attributions,
+# ``gmg probe``'s selectivity over the random-network control)
+EXTRA_FORMULAS = {"ig_red_minus_green": ("y ~ ig_red_minus_green", "y ~ log_odds + ig_red_minus_green"),
+                  "selectivity": ("y ~ selectivity", "y ~ log_odds + selectivity")}
+
+
+def selectivity(probes: pd.DataFrame, obj: str) -> pd.Series:
+    """Per-agent probe selectivity for ``obj``: accuracy minus a random network's on the same
+    frames (``selectivity_random``), at the agent's most selective layer; the early layers that
+    an untrained network decodes as well score about 0 here, unlike the raw accuracy."""
+    df = probe_rows(probes)
+    if "selectivity_random" not in df.columns:
+        raise UserError("the probes table has no random-network control: rerun `gmg probe` with its controls")
+    if "object" in df.columns:
+        df = df[df["object"] == obj]
+    if df.empty:
+        raise UserError(f"no probe results for object={obj!r}: run `gmg probe` for it")
+    return df.groupby("agent")["selectivity_random"].max().rename("selectivity")
 
 
 def channel_regression(prefs: pd.DataFrame, prof: pd.DataFrame, setting: str | None = None, goal: str = "yellow_line",
                        agent_col: str = "agent", setting_col: str = "setting", value_col: str = "preference",
-                       cov_type: str = "HC3"):
+                       cov_type: str = "HC3", extra: pd.DataFrame | None = None):
     """OLS of preference in ``setting`` (default yellow gem vs red line) on the channel profile
     (``gmg.experiments.analysis.predict.profile``): ``log_odds`` = log s1 - log s2 of the channel
     model's object strengths, and ``red``/``green``/``blue`` = E_k - E0, the efficiency toward a
     pure channel-k line alone above the floor. The formula is the one of ``CHANNEL_FORMULAS``
-    with the best leave-one-agent-out R² (``gmg_candidates`` holds them all)."""
+    with the best leave-one-agent-out R² (``gmg_candidates`` holds them all). ``extra``: per-agent
+    columns (index agent) named in ``EXTRA_FORMULAS``; their formulas join the candidates when
+    they cover every agent."""
     from gmg.experiments.analysis.predict import strength
     from gmg.experiments.settings import parse_setting
 
@@ -351,12 +371,24 @@ def channel_regression(prefs: pd.DataFrame, prof: pd.DataFrame, setting: str | N
     data = data.dropna()
     if len(data) < 6:
         raise UserError(f"the channel regression needs at least 6 agents with a profile, got {len(data)}")
-    candidates = {f: cv_r2(data, f) for f in CHANNEL_FORMULAS}
+    formulas, notes = list(CHANNEL_FORMULAS), []
+    for col, fs in EXTRA_FORMULAS.items():
+        if extra is None or col not in extra.columns:
+            continue
+        v = extra[col].reindex(data.index)
+        if v.notna().all() and v.nunique() > 1:
+            data[col] = v
+            formulas += fs
+        else:  # a fit on the covered few would quietly shrink n
+            notes.append(f"{col} left out of the channel regression: it covers {int(v.notna().sum())} of {len(data)} agents")
+    candidates = {f: cv_r2(data, f) for f in formulas}
     best = max(candidates, key=lambda f: candidates[f] if np.isfinite(candidates[f]) else -np.inf)
     res = fit_ols(data, best, cov_type)
     res.gmg_labels = {"y": f"preference: {name}", "log_odds": "channel model log-odds (profile)",
-                      "red": "E(red line) - E0", "green": "E(green line) - E0", "blue": "E(blue line) - E0"}
-    res.gmg_r2_cv, res.gmg_candidates, res.gmg_notes = candidates[best], candidates, []
+                      "red": "E(red line) - E0", "green": "E(green line) - E0", "blue": "E(blue line) - E0",
+                      "ig_red_minus_green": "IG share red - green on the goal's pixels",
+                      "selectivity": "probe selectivity over a random network"}
+    res.gmg_r2_cv, res.gmg_candidates, res.gmg_notes = candidates[best], candidates, notes
     return res
 
 
@@ -444,8 +476,18 @@ def run_regressions(
         notes.append(f"mechanistic regression skipped: no reliance results; run `gmg reliance --run-dir {run_dir}`")
     goal, prof = _profile_of_run(run_dir, prefs)
     if prof is not None:
+        extra = []
+        if has_stage(run_dir, "goal_attribution"):
+            extra.append(read_stage(run_dir, "goal_attribution").groupby("agent")[["ig_red_minus_green"]].mean())
+        if has_stage(run_dir, "probes") and probe_object:
+            try:
+                extra.append(selectivity(read_stage(run_dir, "probes"), probe_object).to_frame())
+            except UserError as e:
+                notes.append(f"probe selectivity not used: {e}")
         try:
-            results["channel"] = channel_regression(prefs, prof, y_setting, goal)
+            results["channel"] = channel_regression(prefs, prof, y_setting, goal,
+                                                    extra=pd.concat(extra, axis=1) if extra else None)
+            notes += results["channel"].gmg_notes
             shown = ", ".join(f"{f}: {v:.2f}" for f, v in results["channel"].gmg_candidates.items())
             notes.append(f"channel regression: regressors chosen by leave-one-agent-out R² ({shown})")
         except (UserError, KeyError) as e:

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="measure the profile by playing the single-object settings, or read it off the network "
                         "(headings on rendered frames, no rollouts)")
     p.add_argument("--readout-levels", type=int, default=50, help="levels of rendered frames per probe object "
-                                                                  "(--profile network)")
+                                                                  "(--profile network) and of the goal-pixel attributions")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", default=Path("runs/predict"), type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
