@@ -379,6 +379,8 @@ def channel_regression(prefs: pd.DataFrame, prof: pd.DataFrame, setting: str | N
         if v.notna().all() and v.nunique() > 1:
             data[col] = v
             formulas += fs
+        elif v.notna().all():
+            notes.append(f"{col} left out of the channel regression: it is the same for every agent")
         else:  # a fit on the covered few would quietly shrink n
             notes.append(f"{col} left out of the channel regression: it covers {int(v.notna().sum())} of {len(data)} agents")
     candidates = {f: cv_r2(data, f) for f in formulas}
