@@ -57,10 +57,16 @@ def good_moves(view: dict) -> torch.Tensor:
     return (to >= 0) & (to < dist[r, c][:, None])
 
 
+def _move_of_action(device) -> tuple[int, torch.Tensor]:
+    """(number of distinct moves, int64 (15,) the move of each action), in ``good_moves``'s order."""
+    moves, move_of_action = torch.unique(action_deltas(device), dim=0, return_inverse=True)
+    return len(moves), move_of_action
+
+
 def _move_shares(probs: torch.Tensor) -> torch.Tensor:
     """(n, 15) action probabilities -> (n, n_moves) probability of each distinct move."""
-    moves, move_of_action = torch.unique(action_deltas(probs.device), dim=0, return_inverse=True)
-    return torch.zeros(len(probs), len(moves), device=probs.device).index_add_(1, move_of_action, probs)
+    n_moves, move_of_action = _move_of_action(probs.device)
+    return torch.zeros(len(probs), n_moves, device=probs.device).index_add_(1, move_of_action, probs)
 
 
 @torch.inference_mode()
@@ -92,8 +98,7 @@ def goal_pixel_shares(model: torch.nn.Module, probe: tuple[torch.Tensor, torch.T
     device = next(model.parameters()).device
     with torch.inference_mode():
         probs = torch.softmax(model(frames.to(device))[0].float(), -1)
-    _, move_of_action = torch.unique(action_deltas(device), dim=0, return_inverse=True)
-    target = probs.masked_fill(~good.to(device)[:, move_of_action], -1.0).argmax(-1)
+    target = probs.masked_fill(~good.to(device)[:, _move_of_action(device)[1]], -1.0).argmax(-1)
     attr = attribute(model, frames.to(device), "ig", target=target, n_steps=n_steps, internal_batch_size=512)
     shares = masked_channel_shares(attr.attributions, masks.to(device))
     held = shares.sum(1) > 0

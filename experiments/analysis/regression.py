@@ -338,14 +338,9 @@ def selectivity(probes: pd.DataFrame, obj: str) -> pd.Series:
     """Per-agent probe selectivity for ``obj``: accuracy minus a random network's on the same
     frames (``selectivity_random``), at the agent's most selective layer; the early layers that
     an untrained network decodes as well score about 0 here, unlike the raw accuracy."""
-    df = probe_rows(probes)
-    if "selectivity_random" not in df.columns:
+    if "selectivity_random" not in probes.columns:
         raise UserError("the probes table has no random-network control: rerun `gmg probe` with its controls")
-    if "object" in df.columns:
-        df = df[df["object"] == obj]
-    if df.empty:
-        raise UserError(f"no probe results for object={obj!r}: run `gmg probe` for it")
-    return df.groupby("agent")["selectivity_random"].max().rename("selectivity")
+    return detectability(probes, obj, value_col="selectivity_random").rename("selectivity")
 
 
 def channel_regression(prefs: pd.DataFrame, prof: pd.DataFrame, setting: str | None = None, goal: str = "yellow_line",
