@@ -1,4 +1,4 @@
-"""The whole study in one call: evaluate -> reliance -> probes -> report.
+"""The whole study in one call: evaluate -> predict -> reliance -> probes -> report.
 
 The report stage fits the regressions, ranks the outliers and writes their dossiers
 (``gmg.experiments.report.page.build_report``); a section whose inputs are missing says so.
@@ -35,6 +35,8 @@ class PipelineConfig:
     top_outliers: int = 3
     compare_with: tuple[str, ...] = ()  # other populations shown beside this one (``gmg compare``)
     compare_levels: int = 1000
+    predict: bool = True  # the channel model (``gmg predict``): profile settings, predictions, scores
+    predict_attribution: bool = True  # its goal-pixel attributions too (captum; minutes for a population)
     seed: int = 0
 
 
@@ -49,7 +51,7 @@ DEMO = PipelineConfig(n_levels=200, reliance_levels=40, reliance_attr=16,
                       probe_objects=("red_line", "green_line", "yellow_line"), probe_scenes=160,
                       probe_layers=("hook_obs", "blocks.0.hook_pool", "blocks.1.hook_pool", "blocks.2.hook_pool",
                                     "hook_hidden"),
-                      top_outliers=2, compare_levels=100)
+                      top_outliers=2, compare_levels=100, predict_attribution=False)
 
 
 def study_settings(agents: Population, config: PipelineConfig) -> tuple[list, str]:
@@ -74,6 +76,7 @@ def run_pipeline(agents: Population | str | Path = "zoo:yellow-line", run_dir: s
     from tqdm import tqdm
 
     from gmg.experiments.analysis.compare import compare_populations
+    from gmg.experiments.analysis.predict import run_predict
     from gmg.experiments.cluster import chunk_runner
     from gmg.experiments.evaluate import evaluate
     from gmg.experiments.probing import ProbeRunConfig, probe_population
@@ -94,6 +97,9 @@ def run_pipeline(agents: Population | str | Path = "zoo:yellow-line", run_dir: s
         ("evaluate", lambda: evaluate(refs, settings, run_dir, device, n_levels=config.n_levels,
                                       seed=config.seed, progress=progress,
                                       run_chunks=chunk_runner(ray, workers))),
+        *([("predict", lambda: run_predict(refs, run_dir, [s.name for s in settings if not s.single], device,
+                                           n_levels=config.n_levels, seed=config.seed, progress=progress,
+                                           attribution=config.predict_attribution))] if config.predict else []),
         ("reliance", lambda: run_reliance(refs, run_dir, device, n_levels=config.reliance_levels,
                                           n_attr=config.reliance_attr, seed=config.seed)),
         ("probes", lambda: probe_population(refs, run_dir, probe_cfg, device=device)),

@@ -10,7 +10,7 @@ from gmg.experiments.study import PipelineConfig, run_pipeline
 
 TINY = PipelineConfig(settings=("yellow_gem-vs-red_line", "green_line-vs-red_line", "train:yellow_line"), n_levels=12,
                       reliance_levels=6, reliance_attr=4, probe_objects=("red_line",), probe_scenes=40,
-                      top_outliers=1)
+                      top_outliers=1, predict_attribution=False)
 
 
 def test_pipeline_runs_every_stage_and_resumes_without_rework(tiny_population):
@@ -19,11 +19,15 @@ def test_pipeline_runs_every_stage_and_resumes_without_rework(tiny_population):
     assert report.is_file() and report.name == "index.html"
     with ResultsStore(run) as store:
         tables = store.tables()
-        assert {"episodes", "reliance", "probes"} <= tables
+        assert {"episodes", "reliance", "probes", "predictions"} <= tables
         n = store.query("SELECT COUNT(*) AS n FROM episodes")["n"][0]
-        assert n == 3 * 3 * 12  # agents x settings x levels
+        # agents x (settings + the five profile settings besides train:yellow_line) x levels
+        assert n == 3 * (3 + 5) * 12
+        predicted = store.query("SELECT DISTINCT setting FROM predictions")["setting"]
+        assert set(predicted) == {"yellow_gem-vs-red_line", "green_line-vs-red_line"}
     html = report.read_text()
-    for section in ("Outliers", "Regression", "Probes"):
+    for section in ("Outliers", "Regression", "Probes", 'id="predictions"', "walk model",
+                    "the walk model predicts its preference across agents"):
         assert section.lower() in html.lower()
     first = json.loads((run / "timings.json").read_text())
     # the top outlier's dossier found its agent (the report is handed a list of folders)

@@ -11,11 +11,15 @@ from gmg.experiments.analysis.predict import (
     expressible,
     noise_ceiling,
     predict_ratio,
+    predict_walk,
     profile,
     profile_settings,
+    pull,
+    pull_profile,
     score,
     strength,
 )
+from gmg.experiments.analysis.walk import PULL_GRID, efficiency_curve, first_hit, mazes
 from gmg.experiments.evaluate import metrics
 from gmg.training.errors import UserError
 
@@ -92,6 +96,46 @@ def test_a_setting_the_model_cannot_express_is_one_clear_line():
         profile(_episodes().query("setting != 'train:invisible_line'"), "yellow_line")
 
 
+def test_the_walk_model_reads_planted_pulls_back_and_predicts_each_contest_level_by_level():
+    """Synthetic agents whose single-object efficiencies are those of walkers with known pulls
+    (channels combined by their maximum) and whose contests are drawn from those walkers."""
+    n = 60
+    one, two = mazes(n, 1), mazes(n, 2)
+    planted = {0: (1.5, 0.2, 0.2, 2.5, 1.5), 1: (0.2, 1.8, 0.2, 2.5, 1.2), 2: (1.0, 1.0, 0.6, 2.5, 2.0),
+               3: (0.6, 1.4, 0.2, 2.5, 0.8), 4: (1.9, 0.7, 1.0, 2.5, 1.0)}  # red, green, blue, goal line, goal gem
+    floor = 0.2
+    effs = {a: efficiency_curve(one, [*b, floor]) for a, b in planted.items()}
+    prof = pd.DataFrame([{"agent": a, **dict(zip(["E_red", "E_green", "E_blue", "E_goal", "E_gem", "E0"], e))}
+                         for a, e in effs.items()])
+    pulls = pull_profile(prof, efficiency_curve(one, PULL_GRID), n).set_index("agent")
+    for a, b in planted.items():
+        assert pulls.loc[a, ["b_red", "b_green", "b_blue", "b_goal", "b_gem", "b0"]].tolist() == pytest.approx(
+            [*b, floor], abs=0.06)
+    settings = ["red_line-vs-yellow_gem", "green_line-vs-red_line", "purple_line-vs-yellow_gem"]
+    pred = predict_walk(pulls.reset_index(), settings, "yellow_line", two).set_index(["agent", "setting"])
+    red, gem = planted[0][0] - floor, planted[0][4] - floor
+    truth = first_hit(two, torch.tensor([red, gem]))
+    assert pred.loc[(0, "red_line-vs-yellow_gem"), "walk"] == pytest.approx(float(truth[:, 0].mean()), abs=0.02)
+    # purple = red + blue, read through its stronger channel
+    assert pred.loc[(4, "purple_line-vs-yellow_gem"), "b1"] == pytest.approx(planted[4][0] - floor, abs=0.06)
+    assert pred.loc[(0, "green_line-vs-red_line"), "walk"] < 0.3 < 0.7 < pred.loc[(1, "green_line-vs-red_line"), "walk"]
+
+
+def test_a_green_only_detector_has_no_pull_toward_a_red_line_and_meets_it_by_chance_only():
+    prof = profile(_episodes(), "yellow_line")
+    pulls = pull_profile(prof, efficiency_curve(mazes(40, 1), PULL_GRID), 400)
+    green_only = pulls.set_index("agent").loc[1]
+    assert pull(green_only, "red_line") == 0.0 == pull(green_only, "invisible_line")
+    assert pull(green_only, "green_line") > 0.5
+    pred = predict_walk(pulls, ["red_line-vs-yellow_gem", "invisible_line-vs-yellow_gem"], "yellow_line",
+                        mazes(40, 2)).set_index(["agent", "setting"])
+    chance = pred.loc[(1, "invisible_line-vs-yellow_gem"), "walk"]
+    assert pred.loc[(1, "red_line-vs-yellow_gem"), "walk"] == pytest.approx(chance)
+    assert 0.0 < chance < 0.3  # the red line is met on the way to the gem, never sought
+    with pytest.raises(UserError, match="unknown channel combination"):
+        predict_walk(pulls, ["red_line-vs-yellow_gem"], "yellow_line", mazes(4, 2), combine="mean")
+
+
 def test_noise_ceiling_is_high_for_distinct_agents_and_nan_or_low_for_identical_ones():
     rng = np.random.default_rng(1)
     rows = [pd.DataFrame({"agent": a, "setting": "s-vs-t", "level": np.arange(600),
@@ -131,7 +175,7 @@ def test_gmg_predict_runs_end_to_end_on_tiny_agents(predicted_run):
     with ResultsStore(run) as store:
         pred = store.table("predictions")
     assert set(pred["agent"]) == {0, 1, 2, 3} and set(pred["setting"]) == {"red_line-vs-yellow_gem"}
-    assert pred["ratio"].between(0, 1).all()
+    assert pred["ratio"].between(0, 1).all() and pred["walk"].between(0, 1).all()
 
 
 def test_the_report_shows_predictions_and_the_agents_explained_worst(predicted_run):
@@ -196,6 +240,17 @@ def test_the_network_readout_scores_an_oracle_at_one_and_a_uniform_policy_at_its
     uniform = torch.zeros(len(best), 15)
     assert heading(Fixed(uniform), probe) == pytest.approx(heading_of_random_policy(probe), abs=1e-6)
     assert heading_of_random_policy(probe) < 0.3
+
+    # a policy that walks like the walk model's walker with pull b reads back as pull b
+    from gmg.experiments.analysis.readout import pull_reading
+
+    toward = probe[1]
+    firsts = torch.tensor([first_action[m] for m in range(len(moves))])
+    for b in (0.0, 0.7, 2.0):
+        move_logits = torch.where(toward == 0, -1e4, b * toward.double()).float()
+        walker = torch.full((len(toward), 15), -1e4).scatter_(1, firsts.expand(len(toward), -1), move_logits)
+        heading_b, pull_b = pull_reading(Fixed(walker), probe)
+        assert pull_b == pytest.approx(b, abs=1e-4) and heading_b == pytest.approx(heading(Fixed(walker), probe))
 
 
 

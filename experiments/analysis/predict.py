@@ -15,6 +15,12 @@ measurement); the goal's own colour is measured, so its line is ``E(goal line) -
 gem ``E(goal gem) - E0``; an invisible object, or one no better than it, ``FLOOR_STRENGTH``.
 
 **Models** (compared by out-of-sample fit, ``score``):
+- ``walk``: each agent a walker on the evaluation mazes (``gmg.experiments.analysis.walk``),
+  pulled toward each object it sees; an object's **pull** is found from the profile the way
+  its strength is (the pull whose walker matches the measured efficiency, above the
+  invisible line's pull; channels combined as ``COMBINE``), and the preference is the exact
+  probability, level by level, that the walker reaches obj1 first: chance encounters and
+  which object lies on the way come from the mazes. No parameter;
 - ``ratio``: ``preference = s1 / (s1 + s2)`` (Bradley-Terry with the strengths; no parameter);
 - ``logit``: ``logit(preference) = b0 + b1 (log s1 - log s2)``, fitted across settings.
 
@@ -30,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from gmg.experiments.analysis.profile_objects import CHANNELS, PROFILE_COLUMNS, profile_settings
+from gmg.experiments.analysis.walk import Mazes, first_hit
 from gmg.experiments.settings import parse_setting
 from gmg.training.errors import UserError
 from gmg.training.objects import parse_object
@@ -86,6 +93,71 @@ def strength(p: pd.Series | dict, obj: str, goal: str = "yellow_line") -> float:
         if o.shape == "gem":
             a *= (float(p["E_gem"]) - e0) / goal_line if abs(goal_line) > 1e-9 else 1.0
     return max(a, FLOOR_STRENGTH)
+
+
+PULL_COLUMNS = tuple("b0" if c == "E0" else "b_" + c[2:] for c in PROFILE_COLUMNS)  # b_red ... b0
+COMBINE = "max"  # how a colour's channels add up to a pull: "max" (its best channel) or "add" (their sum)
+
+
+def pull_profile(prof: pd.DataFrame, curve: np.ndarray, n_levels: int) -> pd.DataFrame:
+    """The profile's efficiencies as walk-model pulls: one row per agent, ``b_red``, ``b_green``,
+    ``b_blue``, ``b_goal``, ``b_gem``, ``b0`` (``walk.pull_from_efficiency`` on ``curve``, the
+    walker's efficiency over the same ``n_levels`` levels for each pull of ``walk.PULL_GRID``).
+
+    A perfect efficiency fits any large pull, so efficiencies are read at most as
+    ``1 - 1 / (2 n_levels)``: perfect on n levels says no more than that."""
+    from gmg.experiments.analysis.walk import pull_from_efficiency
+
+    top = 1 - 1 / (2 * n_levels)
+    out = pd.DataFrame({"agent": prof["agent"].astype(int)})
+    for col, name in zip(PROFILE_COLUMNS, PULL_COLUMNS):
+        out[name] = pull_from_efficiency(prof[col].to_numpy(dtype=float).clip(0, top), curve)
+    return out
+
+
+def pull(b: pd.Series | dict, obj: str, goal: str = "yellow_line", combine: str = COMBINE) -> float:
+    """An object's pull above the floor for the agent of pull-profile row ``b`` (``pull_profile``),
+    as ``strength`` builds a strength: the goal's colour measured as line and gem, any other
+    colour from its channels (``combine``: their maximum or their sum, each weighted by
+    ``rgb_k / 255``), a gem scaled by the goal gem's pull over the goal line's; 0 for an object
+    no better than an invisible one."""
+    o, g = parse_object(obj), parse_object(goal)
+    b0 = float(b["b0"])
+    if o.rgb is None:
+        return 0.0
+    goal_line = float(b["b_goal"]) - b0
+    if o.rgb == g.rgb:
+        a = goal_line if o.shape == "line" else float(b["b_gem"]) - b0
+    else:
+        parts = [c / 255 * max(float(b[f"b_{ch}"]) - b0, 0.0) for c, ch in zip(o.rgb, CHANNELS)]
+        a = max(parts) if combine == "max" else sum(parts)
+        if o.shape == "gem":
+            a *= max(float(b["b_gem"]) - b0, 0.0) / goal_line if goal_line > 1e-9 else 1.0
+    return max(a, 0.0)
+
+
+def predict_walk(pulls: pd.DataFrame, settings: list[str], goal: str, two: Mazes, combine: str = COMBINE) -> pd.DataFrame:
+    """The ``walk`` model's predictions: rows agent, setting, b1, b2, walk (the walker's
+    probability of reaching obj1 first, averaged over the levels of ``two``)."""
+    import torch
+
+    if combine not in ("max", "add"):
+        raise UserError(f"unknown channel combination {combine!r}: use max or add")
+    n = len(two)
+    agents = pulls["agent"].astype(int).tolist()
+    rows = []
+    for setting in settings:
+        expressible(setting)
+        s = parse_setting(setting)
+        b = torch.tensor([[pull(r, s.obj1, goal, combine), pull(r, s.obj2, goal, combine)] for _, r in pulls.iterrows()],
+                         dtype=torch.float64)
+        every = Mazes(two.free.repeat(len(b), 1), two.objects.repeat(len(b), 1), two.path_len.repeat(len(b), 1),
+                      two.dist.repeat(len(b), 1, 1), two.world_dim)
+        hit = first_hit(every, b.repeat_interleave(n, 0)).view(len(b), n, 2)
+        p1 = (hit[..., 0] / hit.sum(-1).clamp_min(1e-12)).mean(1)
+        rows += [{"agent": a, "setting": setting, "b1": float(bb[0]), "b2": float(bb[1]), "walk": float(p)}
+                 for a, bb, p in zip(agents, b, p1)]
+    return pd.DataFrame(rows)
 
 
 def expressible(setting: str) -> None:
@@ -154,7 +226,8 @@ def score(pred: pd.DataFrame, observed: pd.DataFrame, episodes: pd.DataFrame) ->
     """Per-setting and pooled R² of both models, with leave-one-setting-out and
     leave-one-agent-out fits of ``logit``, beside each setting's noise ceiling.
 
-    ``pred`` from ``predict_ratio``; ``observed``: metrics rows (agent, setting, preference)."""
+    ``pred`` from ``predict_ratio``, with a ``walk`` column (``predict_walk``) where that model
+    ran; ``observed``: metrics rows (agent, setting, preference)."""
     d = pred.merge(observed[["agent", "setting", "preference"]].rename(columns={"preference": "observed"}),
                    on=["agent", "setting"]).dropna(subset=["observed"])
     if d.empty:
@@ -174,26 +247,30 @@ def score(pred: pd.DataFrame, observed: pd.DataFrame, episodes: pd.DataFrame) ->
     ceiling = noise_ceiling(episodes)
     rows = []
     for setting, g in d.groupby("setting", sort=False):
+        walk = g["walk"] if "walk" in g else pd.Series(np.nan, index=g.index)
         rows.append({"setting": setting, "n": len(g), "observed_mean": g["observed"].mean(),
+                     "walk_mean": walk.mean(), "r2_walk": r2(walk, g["observed"]),
                      "ratio_mean": g["ratio"].mean(), "r2_ratio": r2(g["ratio"], g["observed"]),
                      "r2_logit": r2(g["logit"], g["observed"]), "r2_logit_loao": r2(g["logit_loao"], g["observed"]),
                      "r2_logit_loso": r2(g["logit_loso"], g["observed"]),
                      "noise_ceiling": float(ceiling.get(setting, np.nan))})
     table = pd.DataFrame(rows)
-    pooled = {"r2_ratio": r2(d["ratio"], d["observed"]), "r2_logit": r2(d["logit"], d["observed"]),
+    pooled = {"r2_walk": r2(d["walk"], d["observed"]) if "walk" in d else float("nan"),
+              "r2_ratio": r2(d["ratio"], d["observed"]), "r2_logit": r2(d["logit"], d["observed"]),
               "r2_logit_loso": r2(d["logit_loso"], d["observed"]), "r2_logit_loao": r2(d["logit_loao"], d["observed"])}
     return {"settings": table, "pooled": pooled, "predictions": d}
 
 
 def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1000, seed: int = 0,
-                progress: bool = True, profile_from: str = "rollouts", readout_levels: int = 50) -> dict:
+                progress: bool = True, profile_from: str = "rollouts", readout_levels: int = 50,
+                attribution: bool = True) -> dict:
     """Profile the agents, predict ``settings`` (default: the agents' list) and score the
     predictions against them (evaluated where the store lacks them); the predictions go into
     the store's ``predictions`` table and ``RUN/analysis/predict_*.csv``.
 
     ``profile_from``: ``rollouts`` (the single-object settings, evaluated on ``n_levels``) or
     ``network`` (``gmg.experiments.analysis.readout``: headings on ``readout_levels`` levels of
-    rendered frames, no rollouts). Either way the goal-pixel attributions
+    rendered frames, no rollouts). Either way, with ``attribution``, the goal-pixel attributions
     (``readout.goal_attribution``, ``readout_levels`` levels) go into the store's
     ``goal_attribution`` table."""
     from pathlib import Path
@@ -225,7 +302,16 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
 
         prof = readout_profile(agents, n_levels=readout_levels, device=device)
     base = {s.name: s.name.split("@")[0] for s in usable}
-    pred = predict_ratio(prof, list(dict.fromkeys(base.values())), goal)
+    names = list(dict.fromkeys(base.values()))
+    pred = predict_ratio(prof, names, goal)
+    from gmg.experiments.analysis.walk import PULL_GRID, efficiency_curve, mazes
+
+    world_dim, _, timeout = agents.trained_on.geometry
+    if profile_from == "rollouts":  # pulls from the efficiencies; the network readout reads them off the policy
+        curve = efficiency_curve(mazes(n_levels, 1, world_dim), PULL_GRID, timeout)
+        prof = prof.merge(pull_profile(prof, curve, n_levels), on="agent")
+    pulls = prof[["agent", *PULL_COLUMNS]]
+    pred = pred.merge(predict_walk(pulls, names, goal, mazes(n_levels, 2, world_dim)), on=["agent", "setting"])
     targets_eps = eps[eps["setting"].isin([s.name for s in usable])]
     observed = metrics(targets_eps).assign(setting=lambda m: m["setting"].str.split("@").str[0])
     out = score(pred, observed, targets_eps.assign(setting=targets_eps["setting"].str.split("@").str[0]))
@@ -236,15 +322,16 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     out["settings"].to_csv(run_dir / "analysis" / f"predict_scores{suffix}.csv", index=False)
     if profile_from == "rollouts":  # the store's table holds the behavioural profile's predictions
         with ResultsStore(run_dir) as store:
-            store.write_chunk("predictions", out["predictions"][["agent", "setting", "s1", "s2", "observed", "ratio",
-                                                                 "logit", "logit_loso", "logit_loao"]], {})
-    from gmg.experiments.analysis.readout import goal_attribution
+            store.write_chunk("predictions", out["predictions"][["agent", "setting", "s1", "s2", "b1", "b2", "observed",
+                                                                 "walk", "ratio", "logit", "logit_loso",
+                                                                 "logit_loao"]], {})
+    if attribution:  # network-only: a candidate regressor of ``gmg regress`` beside the profile
+        from gmg.experiments.analysis.readout import goal_attribution
 
-    # network-only and cheap: a candidate regressor of ``gmg regress`` beside the profile
-    out["goal_attribution"] = goal_attribution(agents, n_levels=readout_levels, device=device)
-    out["goal_attribution"].to_csv(run_dir / "analysis" / "predict_goal_attribution.csv", index=False)
-    with ResultsStore(run_dir) as store:
-        store.write_chunk("goal_attribution", out["goal_attribution"], {})
+        out["goal_attribution"] = goal_attribution(agents, n_levels=readout_levels, device=device)
+        out["goal_attribution"].to_csv(run_dir / "analysis" / "predict_goal_attribution.csv", index=False)
+        with ResultsStore(run_dir) as store:
+            store.write_chunk("goal_attribution", out["goal_attribution"], {})
     out["profile"] = prof
     out["skipped"] = [s.name for s in targets if s not in usable]
     return out

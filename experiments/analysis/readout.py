@@ -38,13 +38,21 @@ def probe_views(goal: str, background: str, n_levels: int, world_dim: int = 5, s
 
 
 def stacked(views: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(frames, good moves) of ``views`` stacked: computed once, read by every agent's ``heading``."""
-    return torch.cat([v["frames"] for v in views]), torch.cat([good_moves(v) for v in views])
+    """(frames, ``moves_toward``) of ``views`` stacked: computed once, read by every agent's
+    ``heading`` and ``pull_reading``."""
+    return torch.cat([v["frames"] for v in views]), torch.cat([moves_toward(v) for v in views])
 
 
 def good_moves(view: dict) -> torch.Tensor:
     """bool (n_cells, n_moves): which of the maze's distinct moves (``action_deltas``, unique)
     shortens the distance from each mouse cell of ``view`` to its (only) object."""
+    return moves_toward(view) > 0
+
+
+def moves_toward(view: dict) -> torch.Tensor:
+    """int64 (n_cells, n_moves): +1 where a distinct move shortens the distance from the mouse's
+    cell to the (only) object of ``view``, -1 where it lengthens it, 0 where it stays (no-op,
+    wall or edge)."""
     free = view["free"][None]
     w = free.shape[-1]
     dist = distance_map(free, view["objects"][:1])[0]
@@ -54,7 +62,7 @@ def good_moves(view: dict) -> torch.Tensor:
     inside = (rr >= 0) & (rr < w) & (cc >= 0) & (cc < w)
     rr, cc = rr.clamp(0, w - 1), cc.clamp(0, w - 1)
     to = torch.where(inside & view["free"][rr, cc], dist[rr, cc], dist[r, c][:, None])  # a blocked move stays
-    return (to >= 0) & (to < dist[r, c][:, None])
+    return torch.sign(dist[r, c][:, None] - to) * (to >= 0)
 
 
 def _move_of_action(device) -> tuple[int, torch.Tensor]:
@@ -72,16 +80,40 @@ def _move_shares(probs: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def heading(model: torch.nn.Module, probe: tuple[torch.Tensor, torch.Tensor]) -> float:
     """Mean probability of a distance-shortening move over every frame of ``probe`` (``stacked``)."""
-    frames, good = probe
+    frames, toward = probe
     device = next(model.parameters()).device
     probs = torch.softmax(model(frames.to(device))[0].float(), -1)
-    return float((_move_shares(probs) * good.to(device)).sum(1).mean())
+    return float((_move_shares(probs) * (toward.to(device) > 0)).sum(1).mean())
+
+
+def pull_of_moves(shares: torch.Tensor, toward: torch.Tensor) -> float:
+    """The walk model's pull (``gmg.experiments.analysis.walk``) that a policy's move shares
+    (n, n_moves) imply: among the moves into free cells, a walker with pull b takes each move
+    toward the object ``e^{2b}`` times as often as each move away, so per frame
+    ``b = (log(p_toward / n_toward) - log(p_away / n_away)) / 2``, averaged over the frames that
+    have both kinds of move (no-ops and blocked moves do not count)."""
+    good, bad = (toward > 0).float(), (toward < 0).float()
+    both = (good.sum(1) > 0) & (bad.sum(1) > 0)
+    p_good = (shares * good).sum(1).clamp_min(1e-6) / good.sum(1).clamp_min(1)
+    p_bad = (shares * bad).sum(1).clamp_min(1e-6) / bad.sum(1).clamp_min(1)
+    return float((0.5 * (p_good.log() - p_bad.log()))[both].mean()) if both.any() else float("nan")
+
+
+@torch.inference_mode()
+def pull_reading(model: torch.nn.Module, probe: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
+    """(heading, pull) of ``model`` on the frames of ``probe`` (``stacked``), one forward pass."""
+    frames, toward = probe
+    device = next(model.parameters()).device
+    shares = _move_shares(torch.softmax(model(frames.to(device))[0].float(), -1))
+    toward = toward.to(device)
+    return float((shares * (toward > 0)).sum(1).mean()), pull_of_moves(shares, toward)
 
 
 def goal_probe(views: list[dict], max_frames: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(frames, good moves, the object's pixel masks) of ``views`` (one object each), at most
     ``max_frames`` of them, evenly spaced, so the attribution's cost does not grow with levels."""
-    frames, good = stacked(views)
+    frames, toward = stacked(views)
+    good = toward > 0
     masks = torch.cat([v["masks"][..., 0] for v in views])
     keep = torch.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().long()
     return frames[keep], good[keep], masks[keep]
@@ -124,7 +156,9 @@ def goal_attribution(agents, n_levels: int = 50, device: str = "cpu", max_frames
 
 
 def readout_profile(agents, n_levels: int = 50, device: str = "cpu") -> pd.DataFrame:
-    """One row per agent: the headings under the profile's column names (see the module docstring)."""
+    """One row per agent: the headings under the profile's column names (see the module
+    docstring) and, from the same forward passes, the walk model's pulls under the pull
+    profile's (``b_red`` ... ``b0``: ``pull_of_moves``)."""
     from gmg.experiments.population import population
 
     agents = population(agents)
@@ -133,12 +167,15 @@ def readout_profile(agents, n_levels: int = 50, device: str = "cpu") -> pd.DataF
     rows = []
     for ref in agents:
         model = ref.load(device).eval()
-        rows.append({"agent": ref.agent_id, **{col: heading(model, p) for col, p in probes.items()}})
+        row = {"agent": ref.agent_id}
+        for col, p in probes.items():
+            row[col], row["b0" if col == "E0" else "b_" + col[2:]] = pull_reading(model, p)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def heading_of_random_policy(probe: tuple[torch.Tensor, torch.Tensor]) -> float:
     """The heading of a uniform policy over the 15 actions: the floor a network must beat."""
-    frames, good = probe
+    frames, toward = probe
     uniform = torch.full((len(frames), len(action_deltas())), 1.0 / len(action_deltas()))
-    return float((_move_shares(uniform) * good).sum(1).mean())
+    return float((_move_shares(uniform) * (toward > 0)).sum(1).mean())

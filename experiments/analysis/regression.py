@@ -331,7 +331,9 @@ CHANNEL_FORMULAS = ("y ~ log_odds", "y ~ red + green", "y ~ red + green + blue",
 # and from the network, where the run holds them (``gmg predict``'s goal-pixel attributions,
 # ``gmg probe``'s selectivity over the random-network control)
 EXTRA_FORMULAS = {"ig_red_minus_green": ("y ~ ig_red_minus_green", "y ~ log_odds + ig_red_minus_green"),
-                  "selectivity": ("y ~ selectivity", "y ~ log_odds + selectivity")}
+                  "selectivity": ("y ~ selectivity", "y ~ log_odds + selectivity"),
+                  # and the walk model's prediction of this very setting (``gmg predict``, from the profile)
+                  "walk": ("y ~ walk",)}
 
 
 def selectivity(probes: pd.DataFrame, obj: str) -> pd.Series:
@@ -476,6 +478,14 @@ def run_regressions(
         extra = []
         if has_stage(run_dir, "goal_attribution"):
             extra.append(read_stage(run_dir, "goal_attribution").groupby("agent")[["ig_red_minus_green"]].mean())
+        if has_stage(run_dir, "predictions"):
+            pred = read_stage(run_dir, "predictions")
+            try:  # an unresolvable setting is channel_regression's one line to say, below
+                y_name = _resolve(sorted(prefs["setting"].unique().tolist()), y_setting, BEHAVIOURAL_Y).split("@")[0]
+                if "walk" in pred.columns:
+                    extra.append(pred[pred["setting"] == y_name].groupby("agent")[["walk"]].mean())
+            except UserError:
+                pass
         if has_stage(run_dir, "probes") and probe_object:
             try:
                 extra.append(selectivity(read_stage(run_dir, "probes"), probe_object).to_frame())

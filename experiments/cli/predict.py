@@ -16,7 +16,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     agents = population(args.agents, parse_seeds(args.ids) if args.ids else None)
     out = run_predict(agents, args.run_dir, args.settings, resolve_device(args.device), n_levels=args.n_levels,
                       seed=args.seed, progress=not args.quiet, profile_from=args.profile,
-                      readout_levels=args.readout_levels)
+                      readout_levels=args.readout_levels, attribution=not args.no_attributions)
     print(format_table(out["settings"], "across-agent R² of predicted vs observed preference, beside the noise ceiling"))
     print("pooled: " + ", ".join(f"{k} {v:.3f}" for k, v in out["pooled"].items()))
     if out["skipped"]:
@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(headings on rendered frames, no rollouts)")
     p.add_argument("--readout-levels", type=int, default=50, help="levels of rendered frames per probe object "
                                                                   "(--profile network) and of the goal-pixel attributions")
+    p.add_argument("--no-attributions", action="store_true",
+                   help="skip the goal-pixel attributions (captum; about 4 s per agent on a CPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", default=Path("runs/predict"), type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -60,10 +60,11 @@ def disagreement(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def findings(metrics: pd.DataFrame | None, regression: pd.DataFrame | None = None,
              outliers: dict | None = None, asymmetry: pd.DataFrame | None = None,
-             decomposition: pd.DataFrame | None = None) -> list[Finding]:
+             decomposition: pd.DataFrame | None = None, predictions: pd.DataFrame | None = None) -> list[Finding]:
     """Sentences about the run: ``metrics`` (``evaluate.metrics`` rows, un-intervened),
     ``regression`` (the tidy table of ``run_regressions``), ``outliers`` (``run_outliers``'s
-    output), ``asymmetry`` (``gmg compare``'s table), ``decomposition`` (``gmg anatomy``'s)."""
+    output), ``asymmetry`` (``gmg compare``'s table), ``decomposition`` (``gmg anatomy``'s),
+    ``predictions`` (``gmg predict``'s per-setting scores)."""
     out: list[Finding] = []
     if metrics is not None and len(metrics):
         d = disagreement(metrics)
@@ -101,6 +102,16 @@ def findings(metrics: pd.DataFrame | None, regression: pd.DataFrame | None = Non
                 + (f", {cv:.2f} out of sample (each agent left out of the fit)" if np.isfinite(cv) else "")
                 + f" (slope of {slope['term']} {float(slope['coef']):.2f}, 95% CI "
                 f"{float(slope['ci_low']):.2f} to {float(slope['ci_high']):.2f}).", "#regression"))
+    if predictions is not None and len(predictions):
+        model = "walk" if "r2_walk" in predictions and predictions["r2_walk"].notna().any() else "ratio"
+        r2 = predictions[f"r2_{model}"]
+        best = predictions.loc[r2.idxmax()]
+        out.append(Finding(
+            f"From each agent's single-object profile alone (no two-object setting), the {model} model predicts "
+            f"its preference across agents with R² {r2.median():.2f} in the median of {len(predictions)} settings "
+            f"(from {r2.min():.2f} to {r2.max():.2f}, best in {best.setting} against a noise ceiling of "
+            f"{best.noise_ceiling:.2f}); the model has no fitted parameter, so these are out of sample.",
+            "#predictions"))
     if outliers is not None and len(outliers.get("ranking", [])):
         feats = outliers.get("features", pd.DataFrame())
         for agent in list(outliers["ranking"].index[:3]):

@@ -274,13 +274,15 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
     if has_stage(run_dir, "predictions"):
         s = Section("predictions", "Predicted from the channel profile vs observed")
         pred = read_stage(run_dir, "predictions")
+        model = predicted_by(pred)
         png = plot_predictions(pred, images.path("predictions.png"))
-        s.images.append((images.add(png), "each point one agent in one setting; the diagonal is a perfect prediction"))
+        s.images.append((images.add(png), f"each point one agent in one setting, predicted by the {model} model; "
+                                          "the diagonal is a perfect prediction"))
         scores = _csv_or_empty(run_dir / "analysis" / "predict_scores.csv")
         if len(scores):
             s.tables.append(("across-agent R² per setting beside its noise ceiling (split-half, Spearman-Brown)",
                              _html_table(scores, 40)))
-        worst = (pred.assign(residual=(pred["observed"] - pred["ratio"]).abs()).groupby("agent")["residual"].mean()
+        worst = (pred.assign(residual=(pred["observed"] - pred[model]).abs()).groupby("agent")["residual"].mean()
                  .sort_values(ascending=False).head(5).rename("mean |observed - predicted|").reset_index())
         s.tables.append(("the agents the channel model explains worst (an Agent-439 is one of these)", _html_table(worst)))
         s.links.append(_table_csv(pred, report_dir, "predictions"))
@@ -386,7 +388,8 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
     # findings first: sentences computed from the data above, each linked to its figure
     from gmg.experiments.report.findings import findings
 
-    found = findings(metrics, regression, outliers, asym, dec)
+    scores = _csv_or_empty(run_dir / "analysis" / "predict_scores.csv")
+    found = findings(metrics, regression, outliers, asym, dec, scores if len(scores) else None)
     sections.insert(0, Section("findings", "Findings", items=[(f.text, f.href) for f in found],
                                missing=None if found else "nothing to report yet: run `gmg evaluate` first"))
 
@@ -435,18 +438,24 @@ def plot_probe_heatmap(probes: pd.DataFrame, path: Path, probe: str = "cell_logi
     return save_figure(fig, path)
 
 
+def predicted_by(pred: pd.DataFrame) -> str:
+    """The model whose predictions the report shows: ``walk`` where the run has it, else ``ratio``."""
+    return "walk" if "walk" in pred.columns and pred["walk"].notna().any() else "ratio"
+
+
 def plot_predictions(pred: pd.DataFrame, path: Path) -> Path:
-    """Observed vs the ratio model's predicted preference, coloured by setting."""
+    """Observed vs predicted preference (``predicted_by``), coloured by setting."""
     from gmg.experiments.plots.style import save_figure
 
+    model = predicted_by(pred)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for setting, d in pred.groupby("setting", sort=False):
-        ax.scatter(d["ratio"], d["observed"], s=12, label=setting, alpha=0.8)
+        ax.scatter(d[model], d["observed"], s=12, label=setting, alpha=0.8)
     ax.plot([0, 1], [0, 1], color="k", lw=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("predicted preference (channel profile)")
+    ax.set_xlabel(f"predicted preference (channel profile, {model} model)")
     ax.set_ylabel("observed preference")
     ax.legend(fontsize=6, loc="upper left")
     return save_figure(fig, path)
