@@ -34,6 +34,10 @@ def test_pipeline_runs_every_stage_and_resumes_without_rework(tiny_population):
     dossier = next((run / "dossiers").iterdir())
     assert (dossier / "policy-0.png").is_file(), (dossier / "index.html").read_text()[-600:]
     assert "policy maps skipped" not in (dossier / "index.html").read_text()
+    # every dossier says how well the channel model explains its agent, and the worst-explained agent has one
+    pages = {int(d.name.split("-")[-1]): (d / "index.html").read_text() for d in (run / "dossiers").iterdir()}
+    assert all("What the channel model explains" in p and " of 3 (1 = explained worst" in p for p in pages.values())
+    assert any("rank 1 of 3" in p for p in pages.values())
 
     run_pipeline(tiny_population, run, TINY, device="cpu", progress=False)
     with ResultsStore(run) as store:

@@ -214,6 +214,10 @@ def explain(agent_id: int, run_dir: str | Path, agents=None,
     else:
         notes.append(f"probes not fitted yet: run `gmg probe --run-dir {run_dir}`")
 
+    explained = _channel_model_table(run_dir, agent_id) if has_stage(run_dir, "predictions") else None
+    if explained is None:
+        notes.append(f"channel model not run yet: run `gmg predict --run-dir {run_dir}`")
+
     from gmg.experiments.population import population_of_run
 
     try:
@@ -260,18 +264,47 @@ def explain(agent_id: int, run_dir: str | Path, agents=None,
         if note:
             notes.append(note)
 
-    page = _page(agent_id, run_dir, figures, z, notes)
+    page = _page(agent_id, run_dir, figures, z, notes, explained)
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
 
 
-def _page(agent_id: int, run_dir: Path, figures: list[tuple[str, str]], z: pd.DataFrame, notes: list[str]) -> str:
+def _channel_model_table(run_dir: Path, agent_id: int) -> tuple[str, str] | None:
+    """(sentence, HTML table) of what the channel model predicts for this agent in each setting
+    against what it did, with its pulls; None if the model has no row for it."""
+    from gmg.experiments.analysis.regression import read_stage
+
+    pred = read_stage(run_dir, "predictions")
+    model = "walk" if "walk" in pred.columns and pred["walk"].notna().any() else "ratio"
+    miss = (pred["observed"] - pred[model]).abs().groupby(pred["agent"]).mean().sort_values(ascending=False)
+    if agent_id not in miss.index:
+        return None
+    rank = int(list(miss.index).index(agent_id)) + 1
+    mine = pred[pred["agent"] == agent_id][["setting", "observed", model]].rename(columns={model: "predicted"})
+    mine = mine.assign(residual=mine["observed"] - mine["predicted"]).sort_values("residual", key=abs, ascending=False)
+    sentence = (f"The {model} model, from this agent's single-object profile, misses its preferences by "
+                f"{miss[agent_id]:.3f} on average: rank {rank} of {len(miss)} (1 = explained worst; the population's "
+                f"median is {miss.median():.3f}).")
+    prof_path = run_dir / "analysis" / "predict_profile.csv"
+    if prof_path.is_file():
+        prof = pd.read_csv(prof_path)
+        pulls = [c for c in prof.columns if c.startswith("b_") or c == "b0"]
+        if pulls and (prof["agent"] == agent_id).any():
+            row = prof.set_index("agent").loc[agent_id, pulls]
+            sentence += " Its pulls (walk model, toward each object alone): " + ", ".join(
+                f"{c[2:] if c != 'b0' else 'invisible'} {v:.2f}" for c, v in row.items()) + "."
+    return sentence, mine.to_html(index=False, float_format="%.3f", border=0)
+
+
+def _page(agent_id: int, run_dir: Path, figures: list[tuple[str, str]], z: pd.DataFrame, notes: list[str],
+          explained: tuple[str, str] | None = None) -> str:
     import jinja2
 
     template = jinja2.Environment(autoescape=True).from_string(DOSSIER_TEMPLATE)
     table = z[["setting", "metric", "value", "median", "z"]].to_html(index=False, float_format="%.3f", border=0)
-    return template.render(agent=agent_id, run=run_dir.name, figures=figures, table=table, notes=notes)
+    return template.render(agent=agent_id, run=run_dir.name, figures=figures, table=table, notes=notes,
+                           explained=explained)
 
 
 DOSSIER_TEMPLATE = """<!doctype html>
@@ -282,6 +315,7 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;border-botto
 .note{color:#8a5a00}</style></head><body>
 <h1>Agent {{ agent }}</h1><p>run <code>{{ run }}</code></p>
 <h2>What makes it unusual (robust z against the population)</h2>{{ table|safe }}
+{% if explained %}<h2>What the channel model explains</h2><p>{{ explained[0] }}</p>{{ explained[1]|safe }}{% endif %}
 {% for src, caption in figures %}<figure><img src="{{ src }}" alt="{{ caption }}"><figcaption>{{ caption }}</figcaption></figure>
 {% endfor %}
 {% if notes %}<h2>Not shown</h2><ul>{% for n in notes %}<li class="note">{{ n }}</li>{% endfor %}</ul>{% endif %}

@@ -271,6 +271,7 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
     sections.append(s)
 
     # the channel model's predictions (gmg predict --run-dir RUN)
+    worst_explained = None
     if has_stage(run_dir, "predictions"):
         s = Section("predictions", "Predicted from the channel profile vs observed")
         pred = read_stage(run_dir, "predictions")
@@ -284,7 +285,9 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
                              _html_table(scores, 40)))
         worst = (pred.assign(residual=(pred["observed"] - pred[model]).abs()).groupby("agent")["residual"].mean()
                  .sort_values(ascending=False).head(5).rename("mean |observed - predicted|").reset_index())
-        s.tables.append(("the agents the channel model explains worst (an Agent-439 is one of these)", _html_table(worst)))
+        s.tables.append(("the agents the channel model explains worst (an Agent-439 is one of these; the worst has "
+                         "a dossier below)", _html_table(worst)))
+        worst_explained = int(worst["agent"].iloc[0]) if len(worst) else None
         s.links.append(_table_csv(pred, report_dir, "predictions"))
         sections.append(s)
 
@@ -336,12 +339,14 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
         sections.append(s)
 
     # dossiers
-    s = Section("dossiers", "Dossiers of the top outliers")
+    s = Section("dossiers", "Dossiers of the top outliers and of the agent the channel model explains worst")
     dossier_pages: dict[int, Path] = {}
     if ranking is None:
         s.missing = "no outlier ranking to take them from (see Outliers above)"
     else:
-        for agent_id in list(ranking.index[:top]):
+        chosen = [int(a) for a in ranking.index[:top]]
+        for agent_id in chosen + ([worst_explained] if worst_explained is not None and worst_explained not in chosen
+                                  else []):
             page = dossier_pages[int(agent_id)] = explain(int(agent_id), run_dir, agents, device, metrics=metrics)
             s.links.append((_rel(page, report_dir), f"agent {agent_id}"))
             for img in dossier_files(page):
