@@ -263,7 +263,7 @@ def score(pred: pd.DataFrame, observed: pd.DataFrame, episodes: pd.DataFrame) ->
 
 def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1000, seed: int = 0,
                 progress: bool = True, profile_from: str = "rollouts", readout_levels: int = 50,
-                attribution: bool = True) -> dict:
+                attribution: bool = True, combine: str = COMBINE) -> dict:
     """Profile the agents, predict ``settings`` (default: the agents' list) and score the
     predictions against them (evaluated where the store lacks them); the predictions go into
     the store's ``predictions`` table and ``RUN/analysis/predict_*.csv``.
@@ -282,6 +282,8 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
 
     if profile_from not in ("rollouts", "network"):
         raise UserError(f"unknown profile source {profile_from!r}: use rollouts or network")
+    if combine not in ("max", "add"):
+        raise UserError(f"unknown channel combination {combine!r}: use max or add")
     agents = population(agents)
     goal, background = agents.trained_on.goal, agents.trained_on.background
     targets = resolve_settings(settings, background) if settings else default_settings(goal, background)
@@ -311,16 +313,17 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
         curve = efficiency_curve(mazes(n_levels, 1, world_dim), PULL_GRID, timeout)
         prof = prof.merge(pull_profile(prof, curve, n_levels), on="agent")
     pulls = prof[["agent", *PULL_COLUMNS]]
-    pred = pred.merge(predict_walk(pulls, names, goal, mazes(n_levels, 2, world_dim)), on=["agent", "setting"])
+    pred = pred.merge(predict_walk(pulls, names, goal, mazes(n_levels, 2, world_dim), combine), on=["agent", "setting"])
     targets_eps = eps[eps["setting"].isin([s.name for s in usable])]
     observed = metrics(targets_eps).assign(setting=lambda m: m["setting"].str.split("@").str[0])
     out = score(pred, observed, targets_eps.assign(setting=targets_eps["setting"].str.split("@").str[0]))
     run_dir = Path(run_dir)
-    suffix = "" if profile_from == "rollouts" else "_network"
+    # the default model's files and table; the others' beside them, named after what differs
+    suffix = ("" if profile_from == "rollouts" else "_network") + ("" if combine == COMBINE else f"_{combine}")
     (run_dir / "analysis").mkdir(parents=True, exist_ok=True)
     prof.to_csv(run_dir / "analysis" / f"predict_profile{suffix}.csv", index=False)
     out["settings"].to_csv(run_dir / "analysis" / f"predict_scores{suffix}.csv", index=False)
-    if profile_from == "rollouts":  # the store's table holds the behavioural profile's predictions
+    if not suffix:  # the store's table holds the behavioural profile's predictions
         with ResultsStore(run_dir) as store:
             store.write_chunk("predictions", out["predictions"][["agent", "setting", "s1", "s2", "b1", "b2", "observed",
                                                                  "walk", "ratio", "logit", "logit_loso",

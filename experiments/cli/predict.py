@@ -16,7 +16,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     agents = population(args.agents, parse_seeds(args.ids) if args.ids else None)
     out = run_predict(agents, args.run_dir, args.settings, resolve_device(args.device), n_levels=args.n_levels,
                       seed=args.seed, progress=not args.quiet, profile_from=args.profile,
-                      readout_levels=args.readout_levels, attribution=not args.no_attributions)
+                      readout_levels=args.readout_levels, attribution=not args.no_attributions,
+                      combine=args.combine)
     print(format_table(out["settings"], "across-agent R² of predicted vs observed preference, beside the noise ceiling"))
     print("pooled: " + ", ".join(f"{k} {v:.3f}" for k, v in out["pooled"].items()))
     if out["skipped"]:
@@ -37,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                   "(--profile network) and of the goal-pixel attributions")
     p.add_argument("--no-attributions", action="store_true",
                    help="skip the goal-pixel attributions (captum; about 4 s per agent on a CPU)")
+    p.add_argument("--combine", default="max", choices=["max", "add"],
+                   help="the walk model's pull toward a colour: its strongest channel's (max) or their sum (add)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", default=Path("runs/predict"), type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
