@@ -178,6 +178,29 @@ def test_gmg_predict_runs_end_to_end_on_tiny_agents(predicted_run):
     assert pred["ratio"].between(0, 1).all() and pred["walk"].between(0, 1).all()
 
 
+def test_gmg_predict_reads_the_walk_models_pulls_off_the_network_without_rollouts_of_the_profile(predicted_run):
+    import contextlib
+    import io
+
+    from gmg.experiments.cli.main import main
+    from gmg.experiments.store import ResultsStore
+
+    root = predicted_run[0].parent
+    run = root / "network"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(["predict", "--agents", str(root / "agents"), "--run-dir", str(run), "--n-levels", "6",
+                     "--settings", "red_line-vs-yellow_gem", "--profile", "network", "--readout-levels", "2",
+                     "--no-attributions", "--device", "cpu", "--quiet"])
+    assert code == 0
+    prof = pd.read_csv(run / "analysis" / "predict_profile_network.csv")
+    assert np.isfinite(prof[["b_red", "b_green", "b_blue", "b_goal", "b_gem", "b0"]].to_numpy()).all()
+    scores = pd.read_csv(run / "analysis" / "predict_scores_network.csv")
+    assert scores["walk_mean"].between(0, 1).all()
+    with ResultsStore(run) as store:  # only the two-object setting was played: the profile came off the network
+        assert set(store.query("SELECT DISTINCT setting FROM episodes")["setting"]) == {"red_line-vs-yellow_gem"}
+        assert "goal_attribution" not in store.tables()
+
+
 def test_the_report_shows_predictions_and_the_agents_explained_worst(predicted_run):
     from gmg.experiments.report.page import build_report
 
