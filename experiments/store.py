@@ -60,10 +60,13 @@ class ResultsStore:
 
     def write_chunk(self, table: str, rows: pd.DataFrame, key: dict) -> None:
         """Replace the rows of ``table`` matching ``key`` (column -> value) by ``rows``, atomically;
-        an empty ``key`` matches every row (the table is replaced)."""
+        an empty ``key`` matches every row: the table is replaced, columns included (a newer gmg
+        may write more of them)."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.con.register("_chunk", rows)
+            if not key:
+                self.con.execute(f"DROP TABLE IF EXISTS {table}")
             if table not in self.tables():
                 self.con.execute(f"CREATE TABLE {table} AS SELECT * FROM _chunk LIMIT 0")
             where = " AND ".join(f"{k} = ?" for k in key)

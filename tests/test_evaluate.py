@@ -463,4 +463,7 @@ def test_a_table_written_without_a_key_is_replaced_not_appended(tmp_path):
         store.write_chunk("episodes_like", pd.DataFrame({"agent": [0], "x": [1]}), {"agent": 0})
         store.write_chunk("episodes_like", pd.DataFrame({"agent": [1], "x": [2]}), {"agent": 1})
         assert store.table("predictions")["ratio"].tolist() == [2.0, 2.0]
+        # a newer gmg writes more columns over an older run's table (the walk model's, say)
+        store.write_chunk("predictions", pd.DataFrame({"agent": [0], "ratio": [3.0], "walk": [0.5]}), {})
+        assert store.table("predictions").to_dict("records") == [{"agent": 0, "ratio": 3.0, "walk": 0.5}]
         assert sorted(store.table("episodes_like")["x"]) == [1, 2]  # a keyed chunk leaves the others
