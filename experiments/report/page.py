@@ -455,8 +455,9 @@ def plot_predictions(pred: pd.DataFrame, path: Path) -> Path:
     model = predicted_by(pred)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    for setting, d in pred.groupby("setting", sort=False):
-        ax.scatter(d[model], d["observed"], s=12, label=setting, alpha=0.8)
+    colours = plt.get_cmap("tab20")  # up to 20 settings, each its own colour
+    for i, (setting, d) in enumerate(pred.groupby("setting", sort=False)):
+        ax.scatter(d[model], d["observed"], s=12, label=setting, alpha=0.8, color=colours(i % 20))
     ax.plot([0, 1], [0, 1], color="k", lw=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
