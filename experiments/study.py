@@ -47,7 +47,8 @@ DEMO_SETTINGS = {
     "white_line": ("white_line-vs-white_gem", "yellow_line-vs-white_gem", "red_line-vs-green_line",
                    "train:white_line"),
 }
-DEMO = PipelineConfig(n_levels=200, reliance_levels=40, reliance_attr=16,
+# whole-frame reliance at half its former size: the channel model (predict) now carries the explanation
+DEMO = PipelineConfig(n_levels=200, reliance_levels=20, reliance_attr=8,
                       probe_objects=("red_line", "green_line", "yellow_line"), probe_scenes=160,
                       probe_layers=("hook_obs", "blocks.0.hook_pool", "blocks.1.hook_pool", "blocks.2.hook_pool",
                                     "hook_hidden"),

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from gmg.experiments.analysis.profile_objects import CHANNELS, PROFILE_COLUMNS, profile_settings
-from gmg.experiments.analysis.walk import Mazes, first_hit
+from gmg.experiments.analysis.walk import PULL_GRID, Mazes, efficiency_curve, first_hit, mazes, pull_from_efficiency
 from gmg.experiments.settings import parse_setting
 from gmg.training.errors import UserError
 from gmg.training.objects import parse_object
@@ -99,6 +99,11 @@ PULL_COLUMNS = tuple("b0" if c == "E0" else "b_" + c[2:] for c in PROFILE_COLUMN
 COMBINE = "max"  # how a colour's channels add up to a pull: "max" (its best channel) or "add" (their sum)
 
 
+def check_combine(combine: str) -> None:
+    if combine not in ("max", "add"):
+        raise UserError(f"unknown channel combination {combine!r}: use max or add")
+
+
 def pull_profile(prof: pd.DataFrame, curve: np.ndarray, n_levels: int) -> pd.DataFrame:
     """The profile's efficiencies as walk-model pulls: one row per agent, ``b_red``, ``b_green``,
     ``b_blue``, ``b_goal``, ``b_gem``, ``b0`` (``walk.pull_from_efficiency`` on ``curve``, the
@@ -106,8 +111,6 @@ def pull_profile(prof: pd.DataFrame, curve: np.ndarray, n_levels: int) -> pd.Dat
 
     A perfect efficiency fits any large pull, so efficiencies are read at most as
     ``1 - 1 / (2 n_levels)``: perfect on n levels says no more than that."""
-    from gmg.experiments.analysis.walk import pull_from_efficiency
-
     top = 1 - 1 / (2 * n_levels)
     out = pd.DataFrame({"agent": prof["agent"].astype(int)})
     for col, name in zip(PROFILE_COLUMNS, PULL_COLUMNS):
@@ -141,8 +144,7 @@ def predict_walk(pulls: pd.DataFrame, settings: list[str], goal: str, two: Mazes
     probability of reaching obj1 first, averaged over the levels of ``two``)."""
     import torch
 
-    if combine not in ("max", "add"):
-        raise UserError(f"unknown channel combination {combine!r}: use max or add")
+    check_combine(combine)
     n = len(two)
     agents = pulls["agent"].astype(int).tolist()
     rows = []
@@ -269,8 +271,8 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     the store's ``predictions`` table and ``RUN/analysis/predict_*.csv``.
 
     ``profile_from``: ``rollouts`` (the single-object settings, evaluated on ``n_levels``) or
-    ``network`` (``gmg.experiments.analysis.readout``: headings on ``readout_levels`` levels of
-    rendered frames, no rollouts). Either way, with ``attribution``, the goal-pixel attributions
+    ``network`` (``gmg.experiments.analysis.readout``: headings and pulls on ``readout_levels``
+    levels of rendered frames, no rollouts). Either way, with ``attribution``, the goal-pixel attributions
     (``readout.goal_attribution``, ``readout_levels`` levels) go into the store's
     ``goal_attribution`` table."""
     from pathlib import Path
@@ -282,8 +284,7 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
 
     if profile_from not in ("rollouts", "network"):
         raise UserError(f"unknown profile source {profile_from!r}: use rollouts or network")
-    if combine not in ("max", "add"):
-        raise UserError(f"unknown channel combination {combine!r}: use max or add")
+    check_combine(combine)  # before the rollouts, not after
     agents = population(agents)
     goal, background = agents.trained_on.goal, agents.trained_on.background
     targets = resolve_settings(settings, background) if settings else default_settings(goal, background)
@@ -306,8 +307,6 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     base = {s.name: s.name.split("@")[0] for s in usable}
     names = list(dict.fromkeys(base.values()))
     pred = predict_ratio(prof, names, goal)
-    from gmg.experiments.analysis.walk import PULL_GRID, efficiency_curve, mazes
-
     world_dim, _, timeout = agents.trained_on.geometry
     if profile_from == "rollouts":  # pulls from the efficiencies; the network readout reads them off the policy
         curve = efficiency_curve(mazes(n_levels, 1, world_dim), PULL_GRID, timeout)
@@ -323,7 +322,7 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     (run_dir / "analysis").mkdir(parents=True, exist_ok=True)
     prof.to_csv(run_dir / "analysis" / f"predict_profile{suffix}.csv", index=False)
     out["settings"].to_csv(run_dir / "analysis" / f"predict_scores{suffix}.csv", index=False)
-    if not suffix:  # the store's table holds the behavioural profile's predictions
+    if not suffix:  # the store's table holds the default's: the rollout profile, channels by their maximum
         with ResultsStore(run_dir) as store:
             store.write_chunk("predictions", out["predictions"][["agent", "setting", "s1", "s2", "b1", "b2", "observed",
                                                                  "walk", "ratio", "logit", "logit_loso",
