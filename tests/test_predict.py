@@ -15,6 +15,8 @@ from gmg.experiments.analysis.predict import (
     profile,
     profile_settings,
     pull,
+    r2,
+    r2_interval,
     pull_profile,
     score,
     strength,
@@ -83,6 +85,8 @@ def test_the_model_predicts_unmeasured_colours_out_of_sample_near_the_noise_ceil
     assert table.loc["white_line-vs-yellow_gem", "r2_ratio"] > 0.7 and table.loc["cyan_line-vs-red_line", "r2_ratio"] > 0.7
     assert out["pooled"]["r2_ratio"] > 0.9 and out["pooled"]["r2_logit_loso"] > 0.85
     assert (table["noise_ceiling"] > 0.7).all()  # 5 agents, 400 levels: measurable everywhere
+    # no walk column here: its R² and interval are NaN, not a number made up
+    assert table["r2_walk"].isna().all() and table["r2_walk_lo"].isna().all()
     assert abs(table.loc["red_line-vs-yellow_gem", "ratio_mean"] - table.loc["red_line-vs-yellow_gem", "observed_mean"]) < 0.05
 
 
@@ -134,6 +138,17 @@ def test_a_green_only_detector_has_no_pull_toward_a_red_line_and_meets_it_by_cha
     assert 0.0 < chance < 0.3  # the red line is met on the way to the gem, never sought
     with pytest.raises(UserError, match="unknown channel combination"):
         predict_walk(pulls, ["red_line-vs-yellow_gem"], "yellow_line", mazes(4, 2), combine="mean")
+
+
+def test_the_r2_interval_is_tight_for_a_near_perfect_model_and_spans_zero_for_noise():
+    rng = np.random.default_rng(3)
+    obs = rng.random(32)
+    good = obs + rng.normal(0, 0.03, 32)
+    lo, hi = r2_interval(good, obs)
+    assert lo < r2(good, obs) < hi and hi - lo < 0.1 and lo > 0.8
+    noise = rng.random(32)
+    lo, hi = r2_interval(noise, obs)
+    assert lo < 0 and hi < 0.5
 
 
 def test_noise_ceiling_is_high_for_distinct_agents_and_nan_or_low_for_identical_ones():

@@ -208,6 +208,17 @@ def r2(pred: np.ndarray, obs: np.ndarray) -> float:
     return float(1 - ((obs[ok] - pred[ok]) ** 2).sum() / tot) if tot > 0 else float("nan")
 
 
+def r2_interval(pred: np.ndarray, obs: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of ``r2`` over agents (pairs resampled); NaN where it is NaN."""
+    if not np.isfinite(r2(pred, obs)):
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(pred), size=(n_boot, len(pred)))
+    boots = np.array([r2(pred[i], obs[i]) for i in idx])
+    lo, hi = np.nanpercentile(boots, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def noise_ceiling(episodes: pd.DataFrame) -> pd.Series:
     """Per setting: split-half reliability of the agents' preferences (odd vs even levels),
     Spearman-Brown corrected: the R² a perfect model could reach across agents."""
@@ -250,8 +261,9 @@ def score(pred: pd.DataFrame, observed: pd.DataFrame, episodes: pd.DataFrame) ->
     rows = []
     for setting, g in d.groupby("setting", sort=False):
         walk = g["walk"] if "walk" in g else pd.Series(np.nan, index=g.index)
+        lo, hi = r2_interval(walk.to_numpy(), g["observed"].to_numpy())
         rows.append({"setting": setting, "n": len(g), "observed_mean": g["observed"].mean(),
-                     "walk_mean": walk.mean(), "r2_walk": r2(walk, g["observed"]),
+                     "walk_mean": walk.mean(), "r2_walk": r2(walk, g["observed"]), "r2_walk_lo": lo, "r2_walk_hi": hi,
                      "ratio_mean": g["ratio"].mean(), "r2_ratio": r2(g["ratio"], g["observed"]),
                      "r2_logit": r2(g["logit"], g["observed"]), "r2_logit_loao": r2(g["logit_loao"], g["observed"]),
                      "r2_logit_loso": r2(g["logit_loso"], g["observed"]),
