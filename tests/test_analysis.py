@@ -424,6 +424,12 @@ def test_the_reports_findings_are_computed_from_the_store(tmp_path):
     m = pd.DataFrame({"agent": [0, 1, 2, 3], "setting": "red_line-vs-yellow_gem", "preference": [0.1, 0.2, 0.8, 0.9]})
     row = disagreement(m).iloc[0]
     assert (row.prefer_obj1, row.prefer_obj2, row["min"], row["max"]) == (2, 2, 0.1, 0.9)
+    # timeouts are judged in the two-object settings: a profile's invisible goal times out by design
+    from gmg.experiments.report.findings import findings
+
+    m = pd.concat([m.assign(timeout_rate=0.01), m.assign(setting="train:invisible_line", timeout_rate=0.4)])
+    said = " ".join(f.text for f in findings(m))
+    assert "4 of 4 agents time out in at most 5% of episodes in every two-object setting (worst agent: 1%)" in said
 
 
 def test_the_interactive_report_as_a_person_uses_it(tmp_path):

@@ -15,9 +15,9 @@ from gmg.experiments.analysis.predict import (
     profile,
     profile_settings,
     pull,
+    pull_profile,
     r2,
     r2_interval,
-    pull_profile,
     score,
     strength,
 )

@@ -88,10 +88,12 @@ def findings(metrics: pd.DataFrame | None, regression: pd.DataFrame | None = Non
             if len(modal):
                 out.append(Finding(f"Preferences look bimodal (Sarle's coefficient > 5/9) in {', '.join(modal.setting)}.",
                                    "#scatters"))
-        if "timeout_rate" in metrics:
-            worst = metrics.groupby("agent")["timeout_rate"].max()
+        # two-object settings only: a profile's single-object settings hide the goal's colour on purpose
+        pairs = metrics[metrics["setting"].str.contains("-vs-")]
+        if "timeout_rate" in metrics and len(pairs):
+            worst = pairs.groupby("agent")["timeout_rate"].max()
             out.append(Finding(f"{int((worst <= 0.05).sum())} of {n_agents} agents time out in at most 5% of episodes "
-                               f"in every setting (worst agent: {worst.max():.0%}).", "#scatters"))
+                               f"in every two-object setting (worst agent: {worst.max():.0%}).", "#scatters"))
     if regression is not None and len(regression):
         for model, d in regression.groupby("model", sort=False):
             slope = d[d["term"] != "Intercept"].iloc[0]
