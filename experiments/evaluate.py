@@ -105,6 +105,11 @@ def setting_key(setting: Setting | str) -> int:
     return zlib.crc32(name.encode())
 
 
+# frames per forward pass on a CPU: a small batch's activations stay in cache (the cpu preset's
+# network, 2-core EPYC: 200 us per frame in batches of 64 against 490 in batches of 1024)
+CPU_FORWARD_FRAMES = 64
+
+
 def agent_policy(
     models: list[torch.nn.Module],
     agent_ids: list[int],
@@ -136,13 +141,14 @@ def agent_policy(
             stats["forwards"] = stats.get("forwards", 0) + obs.shape[0]
         # envs stay sorted, so each group's envs form one contiguous slice
         counts = torch.bincount(group, minlength=len(models)).tolist()
+        step = CPU_FORWARD_FRAMES if obs.device.type == "cpu" else max(counts + [1])
         parts, start = [], 0
         for k, (model, c) in enumerate(zip(models, counts)):
-            if c:
-                part = slice(start, start + c)
+            for lo in range(start, start + c, step):
+                part = slice(lo, min(lo + step, start + c))
                 with local[k].masked(masks[part]) if local and local[k] is not None else contextlib.nullcontext():
                     parts.append(model(obs[part])[0].float())
-                start += c
+            start += c
         return torch.cat(parts)
 
     @torch.inference_mode()

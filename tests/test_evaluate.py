@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -202,6 +203,30 @@ def test_memoised_logits_change_nothing(tiny_population: Path):
         out[memo] = episodes_frame(play(setting, policy, 3, 15, timeout=60), ids, setting)
     pd.testing.assert_frame_equal(out[True], out[False])
     assert out[True]["steps"].max() > 30  # long wandering episodes, where states repeat
+
+
+def test_forward_passes_in_small_batches_change_nothing_even_under_an_object_local_intervention(
+        tiny_population: Path, monkeypatch):
+    import gmg.experiments.evaluate as ev
+    from gmg.experiments.population import resolve_agents
+    from gmg.interp.interventions import parse_intervention
+
+    refs = resolve_agents(tiny_population)
+    models, ids = [r.load() for r in refs], [r.agent_id for r in refs]
+    setting = parse_setting("red_line-vs-yellow_gem")
+    local = parse_intervention("isolate:g@obj1")
+    out = {}
+    for frames in (10**9, 3):  # one pass per agent's envs, then passes of 3 frames (masks sliced alike)
+        monkeypatch.setattr(ev, "CPU_FORWARD_FRAMES", frames)
+        with contextlib.ExitStack() as stack:
+            for m in models:
+                ev._enter(local, m, stack)
+            policy = ev.agent_policy(models, ids, setting, 15, memo=False, masked=[local] * len(models))
+            out[frames] = episodes_frame(play(setting, policy, 3, 15, timeout=60), ids, setting)
+    pd.testing.assert_frame_equal(out[10**9], out[3])
+    clean = episodes_frame(play(setting, ev.agent_policy(models, ids, setting, 15, memo=False), 3, 15, timeout=60),
+                           ids, setting)
+    assert not clean.equals(out[3])  # the intervention did act
 
 
 def test_rerun_does_no_work_and_other_parameters_are_refused(tiny_population: Path, monkeypatch):
