@@ -79,13 +79,9 @@ def _move_shares(probs: torch.Tensor) -> torch.Tensor:
     return torch.zeros(len(probs), n_moves, device=probs.device).index_add_(1, move_of_action, probs)
 
 
-@torch.inference_mode()
 def heading(model: torch.nn.Module, probe: tuple[torch.Tensor, torch.Tensor]) -> float:
     """Mean probability of a distance-shortening move over every frame of ``probe`` (``stacked``)."""
-    frames, toward = probe
-    device = next(model.parameters()).device
-    probs = torch.softmax(model(frames.to(device))[0].float(), -1)
-    return float((_move_shares(probs) * (toward.to(device) > 0)).sum(1).mean())
+    return pull_reading(model, probe)[0]
 
 
 def pull_of_moves(shares: torch.Tensor, toward: torch.Tensor) -> float:
@@ -104,9 +100,13 @@ def pull_of_moves(shares: torch.Tensor, toward: torch.Tensor) -> float:
 @torch.inference_mode()
 def pull_reading(model: torch.nn.Module, probe: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
     """(heading, pull) of ``model`` on the frames of ``probe`` (``stacked``), one forward pass."""
+    from gmg.experiments.evaluate import CPU_FORWARD_FRAMES
+
     frames, toward = probe
     device = next(model.parameters()).device
-    shares = _move_shares(torch.softmax(model(frames.to(device))[0].float(), -1))
+    step = CPU_FORWARD_FRAMES if device.type == "cpu" else len(frames)  # small batches stay in a CPU's cache
+    logits = torch.cat([model(f.to(device))[0].float() for f in frames.split(max(step, 1))])
+    shares = _move_shares(torch.softmax(logits, -1))
     toward = toward.to(device)
     return float((shares * (toward > 0)).sum(1).mean()), pull_of_moves(shares, toward)
 
