@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gmg.experiments.analysis.profile_objects import CHANNELS, PROFILE_COLUMNS, profile_settings
+from gmg.experiments.analysis.profile_objects import CHANNELS, PROFILE_COLUMNS, PULL_COLUMNS, profile_settings
 from gmg.experiments.analysis.walk import PULL_GRID, Mazes, efficiency_curve, first_hit, mazes, pull_from_efficiency
 from gmg.experiments.settings import parse_setting
 from gmg.training.errors import UserError
@@ -95,7 +95,6 @@ def strength(p: pd.Series | dict, obj: str, goal: str = "yellow_line") -> float:
     return max(a, FLOOR_STRENGTH)
 
 
-PULL_COLUMNS = tuple("b0" if c == "E0" else "b_" + c[2:] for c in PROFILE_COLUMNS)  # b_red ... b0
 COMBINE = "max"  # how a colour's channels add up to a pull: "max" (its best channel) or "add" (their sum)
 
 

@@ -8,6 +8,7 @@ from gmg.training.objects import parse_object
 
 CHANNELS = ("red", "green", "blue")
 PROFILE_COLUMNS = ("E_red", "E_green", "E_blue", "E_goal", "E_gem", "E0")  # one per profile setting, in order
+PULL_COLUMNS = ("b_red", "b_green", "b_blue", "b_goal", "b_gem", "b0")  # the walk model's pull toward each
 
 
 def profile_settings(goal: str) -> list[str]:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gmg.experiments.analysis.profile_objects import PROFILE_COLUMNS, profile_settings
+from gmg.experiments.analysis.profile_objects import PROFILE_COLUMNS, PULL_COLUMNS, profile_settings
 from gmg.training.env import action_deltas
 from gmg.training.levels import distance_map
 
@@ -170,8 +170,8 @@ def readout_profile(agents, n_levels: int = 50, device: str = "cpu") -> pd.DataF
     for ref in agents:
         model = ref.load(device).eval()
         row = {"agent": ref.agent_id}
-        for col, p in probes.items():
-            row[col], row["b0" if col == "E0" else "b_" + col[2:]] = pull_reading(model, p)
+        for (col, p), pull_col in zip(probes.items(), PULL_COLUMNS):
+            row[col], row[pull_col] = pull_reading(model, p)
         rows.append(row)
     return pd.DataFrame(rows)
 
