@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gmg.experiments.analysis.profile_objects import CHANNELS, PROFILE_COLUMNS, PULL_COLUMNS, profile_settings
+from gmg.experiments.analysis.profile_objects import PROFILE_COLUMNS, PULL_COLUMNS, profile_settings
 from gmg.experiments.analysis.walk import PULL_GRID, Mazes, efficiency_curve, first_hit, mazes, pull_from_efficiency
 from gmg.experiments.settings import parse_setting
 from gmg.training.errors import UserError
@@ -76,31 +76,41 @@ def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0
 
 
 FLOOR_STRENGTH = 1e-3  # an object no better than an invisible one: it attracts by chance encounters only
-
-
-def strength(p: pd.Series | dict, obj: str, goal: str = "yellow_line") -> float:
-    """An object's attraction above the floor for the agent of profile row ``p`` (see the
-    module docstring); at least ``FLOOR_STRENGTH``."""
-    o, g = parse_object(obj), parse_object(goal)
-    e0 = float(p["E0"])
-    if o.rgb is None:
-        return FLOOR_STRENGTH
-    goal_line = float(p["E_goal"]) - e0
-    if o.rgb == g.rgb:  # the goal's own colour was measured, as a line and as a gem
-        a = goal_line if o.shape == "line" else float(p["E_gem"]) - e0
-    else:
-        a = sum(c / 255 * (float(p[f"E_{ch}"]) - e0) for c, ch in zip(o.rgb, CHANNELS))
-        if o.shape == "gem":
-            a *= (float(p["E_gem"]) - e0) / goal_line if abs(goal_line) > 1e-9 else 1.0
-    return max(a, FLOOR_STRENGTH)
-
-
 COMBINE = "max"  # how a colour's channels add up to a pull: "max" (its best channel) or "add" (their sum)
 
 
 def check_combine(combine: str) -> None:
     if combine not in ("max", "add"):
         raise UserError(f"unknown channel combination {combine!r}: use max or add")
+
+
+def above_floor(row: pd.Series | dict, cols: tuple[str, ...], obj: str, goal: str, combine: str = "add",
+                clip: bool = False) -> float | None:
+    """An object's value above the floor from a profile row, the one rule of both models:
+    ``cols`` names the row's red, green, blue, goal line, goal gem and floor columns
+    (``PROFILE_COLUMNS`` or ``PULL_COLUMNS``). The goal's own colour was measured, as a line
+    and as a gem; any other colour comes from its channels (``combine``: their sum or their
+    maximum, each weighted by ``rgb_k / 255``; ``clip``: a channel below the floor counts 0), a
+    gem scaled by the goal gem's value over the goal line's. None for an invisible object."""
+    o, g = parse_object(obj), parse_object(goal)
+    if o.rgb is None:
+        return None
+    red, green, blue, line, gem = (float(row[c]) - float(row[cols[5]]) for c in cols[:5])
+    cut = (lambda x: max(x, 0.0)) if clip else (lambda x: x)
+    if o.rgb == g.rgb:
+        return line if o.shape == "line" else gem
+    parts = [c / 255 * cut(v) for c, v in zip(o.rgb, (red, green, blue))]
+    a = max(parts) if combine == "max" else sum(parts)
+    if o.shape == "gem":
+        a *= cut(gem) / line if abs(line) > 1e-9 else 1.0
+    return a
+
+
+def strength(p: pd.Series | dict, obj: str, goal: str = "yellow_line") -> float:
+    """An object's attraction above the floor for the agent of profile row ``p`` (see the
+    module docstring; channels summed); at least ``FLOOR_STRENGTH``."""
+    a = above_floor(p, PROFILE_COLUMNS, obj, goal)
+    return FLOOR_STRENGTH if a is None else max(a, FLOOR_STRENGTH)
 
 
 def pull_profile(prof: pd.DataFrame, curve: np.ndarray, n_levels: int) -> pd.DataFrame:
@@ -119,23 +129,10 @@ def pull_profile(prof: pd.DataFrame, curve: np.ndarray, n_levels: int) -> pd.Dat
 
 def pull(b: pd.Series | dict, obj: str, goal: str = "yellow_line", combine: str = COMBINE) -> float:
     """An object's pull above the floor for the agent of pull-profile row ``b`` (``pull_profile``),
-    as ``strength`` builds a strength: the goal's colour measured as line and gem, any other
-    colour from its channels (``combine``: their maximum or their sum, each weighted by
-    ``rgb_k / 255``), a gem scaled by the goal gem's pull over the goal line's; 0 for an object
-    no better than an invisible one."""
-    o, g = parse_object(obj), parse_object(goal)
-    b0 = float(b["b0"])
-    if o.rgb is None:
-        return 0.0
-    goal_line = float(b["b_goal"]) - b0
-    if o.rgb == g.rgb:
-        a = goal_line if o.shape == "line" else float(b["b_gem"]) - b0
-    else:
-        parts = [c / 255 * max(float(b[f"b_{ch}"]) - b0, 0.0) for c, ch in zip(o.rgb, CHANNELS)]
-        a = max(parts) if combine == "max" else sum(parts)
-        if o.shape == "gem":
-            a *= max(float(b["b_gem"]) - b0, 0.0) / goal_line if goal_line > 1e-9 else 1.0
-    return max(a, 0.0)
+    by ``strength``'s rule (``above_floor``) with ``combine`` and channels below the floor at 0;
+    0 for an invisible object or one no better than it."""
+    a = above_floor(b, PULL_COLUMNS, obj, goal, combine, clip=True)
+    return 0.0 if a is None else max(a, 0.0)
 
 
 def predict_walk(pulls: pd.DataFrame, settings: list[str], goal: str, two: Mazes, combine: str = COMBINE) -> pd.DataFrame:
@@ -144,21 +141,28 @@ def predict_walk(pulls: pd.DataFrame, settings: list[str], goal: str, two: Mazes
     import torch
 
     check_combine(combine)
-    n = len(two)
+    n, k = len(two), len(pulls)
     agents = pulls["agent"].astype(int).tolist()
+    # every agent on every level, built once for all settings
+    every = Mazes(two.free.repeat(k, 1), two.objects.repeat(k, 1), two.path_len.repeat(k, 1),
+                  two.dist.repeat(k, 1, 1), two.world_dim)
     rows = []
     for setting in settings:
         expressible(setting)
         s = parse_setting(setting)
         b = torch.tensor([[pull(r, s.obj1, goal, combine), pull(r, s.obj2, goal, combine)] for _, r in pulls.iterrows()],
                          dtype=torch.float64)
-        every = Mazes(two.free.repeat(len(b), 1), two.objects.repeat(len(b), 1), two.path_len.repeat(len(b), 1),
-                      two.dist.repeat(len(b), 1, 1), two.world_dim)
-        hit = first_hit(every, b.repeat_interleave(n, 0)).view(len(b), n, 2)
+        hit = first_hit(every, b.repeat_interleave(n, 0)).view(k, n, 2)
         p1 = (hit[..., 0] / hit.sum(-1).clamp_min(1e-12)).mean(1)
         rows += [{"agent": a, "setting": setting, "b1": float(bb[0]), "b2": float(bb[1]), "walk": float(p)}
                  for a, bb, p in zip(agents, b, p1)]
     return pd.DataFrame(rows)
+
+
+def shown_model(pred: pd.DataFrame) -> str:
+    """The model whose predictions the report and dossiers show: ``walk`` where the
+    ``predictions`` table has it, else ``ratio`` (a run of an older gmg)."""
+    return "walk" if "walk" in pred.columns and pred["walk"].notna().any() else "ratio"
 
 
 def expressible(setting: str) -> None:

@@ -273,10 +273,11 @@ def explain(agent_id: int, run_dir: str | Path, agents=None,
 def _channel_model_table(run_dir: Path, agent_id: int) -> tuple[str, str] | None:
     """(sentence, HTML table) of what the channel model predicts for this agent in each setting
     against what it did, with its pulls; None if the model has no row for it."""
+    from gmg.experiments.analysis.predict import shown_model
     from gmg.experiments.analysis.regression import read_stage
 
     pred = read_stage(run_dir, "predictions")
-    model = "walk" if "walk" in pred.columns and pred["walk"].notna().any() else "ratio"
+    model = shown_model(pred)
     miss = (pred["observed"] - pred[model]).abs().groupby(pred["agent"]).mean().sort_values(ascending=False)
     if agent_id not in miss.index:
         return None

@@ -274,8 +274,10 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
     worst_explained = None
     if has_stage(run_dir, "predictions"):
         s = Section("predictions", "Predicted from the channel profile vs observed")
+        from gmg.experiments.analysis.predict import shown_model
+
         pred = read_stage(run_dir, "predictions")
-        model = predicted_by(pred)
+        model = shown_model(pred)
         png = plot_predictions(pred, images.path("predictions.png"))
         s.images.append((images.add(png), f"each point one agent in one setting, predicted by the {model} model; "
                                           "the diagonal is a perfect prediction"))
@@ -443,16 +445,12 @@ def plot_probe_heatmap(probes: pd.DataFrame, path: Path, probe: str = "cell_logi
     return save_figure(fig, path)
 
 
-def predicted_by(pred: pd.DataFrame) -> str:
-    """The model whose predictions the report shows: ``walk`` where the run has it, else ``ratio``."""
-    return "walk" if "walk" in pred.columns and pred["walk"].notna().any() else "ratio"
-
-
 def plot_predictions(pred: pd.DataFrame, path: Path) -> Path:
-    """Observed vs predicted preference (``predicted_by``), coloured by setting."""
+    """Observed vs predicted preference (``predict.shown_model``), coloured by setting."""
+    from gmg.experiments.analysis.predict import shown_model
     from gmg.experiments.plots.style import save_figure
 
-    model = predicted_by(pred)
+    model = shown_model(pred)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     colours = plt.get_cmap("tab20")  # up to 20 settings, each its own colour
