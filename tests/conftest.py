@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,33 @@ def tiny_config(**over):
     return make_config("cpu", {**base, **over})
 
 
+def frame_by_frame(model: ImpalaAgent) -> ImpalaAgent:
+    """``model`` with every layer after its input edit run on one frame at a time.
+
+    oneDNN picks its kernels by batch size (and CPU), so the same frame's logits may differ in
+    the last bits between forward passes of other sizes, and a sampled action can then flip.
+    Run frame by frame, logits depend on the frame alone: tests that compare two ways of
+    batching the same episodes (memoised or not, chunks of 3 or whole) compare like with like.
+    Interventions still act on ``model.hook_obs`` over the whole batch, masks included.
+    """
+    alone = copy.deepcopy(model)  # taken before any hook is entered: its hook points stay bare
+
+    def forward(obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = model.hook_obs(model.preprocess(obs))
+        outs = [alone(x[i : i + 1]) for i in range(x.shape[0])]
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+    model.forward = forward
+    return model
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
-    """Tests use tiny tensors: one thread avoids oversubscribing a shared 2-core machine."""
+    """Tests use tiny tensors: one thread avoids oversubscribing a shared 2-core machine.
+
+    It also makes every computation of the suite use the thread count of its subprocesses and
+    Ray workers (OMP_NUM_THREADS=1), so results compared across processes are computed alike.
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

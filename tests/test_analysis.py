@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 import shutil
 import subprocess
@@ -315,6 +316,35 @@ def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+def test_regression_panels_plot_the_regressor_that_was_fitted_and_heatmap_text_reads():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gmg.experiments.report.interactive import regression_panel_data
+    from gmg.experiments.report.page import text_colour_on
+
+    rng = np.random.default_rng(0)
+    # an unused column first in the frame: the panel must not take it for the regressor
+    data = pd.DataFrame({"y": rng.random(20), "log_odds": rng.normal(size=20), "walk": rng.random(20)})
+    one = fit_ols(data, "y ~ walk")
+    one.gmg_labels = {"log_odds": "channel model log-odds", "walk": "walk model"}
+    d, x_title, _ = regression_panel_data(one)
+    assert x_title == "walk model" and np.allclose(d["x"], data["walk"])
+    assert np.allclose(d["fit"], one.params["Intercept"] + one.params["walk"] * d["x"])  # its straight line
+    two = fit_ols(data, "y ~ walk + log_odds")
+    d, x_title, y_title = regression_panel_data(two)
+    assert x_title == "predicted by y ~ walk + log_odds" and "observed" in y_title
+    assert np.allclose(d["x"], two.fittedvalues) and np.allclose(d["fit"], d["x"])  # the identity line
+    fig, ax = plt.subplots()
+    div = ax.imshow(np.zeros((1, 1)), cmap="RdBu", vmin=-1, vmax=1)
+    seq = ax.imshow(np.zeros((1, 1)), cmap="viridis", vmin=0, vmax=1)
+    assert text_colour_on(div, 0.0) == "black" and text_colour_on(div, -1.0) == "white"  # near-white, dark red
+    assert text_colour_on(seq, 0.0) == "white" and text_colour_on(seq, 1.0) == "black"  # dark purple, yellow
+    plt.close(fig)
+
+
 def test_dossier_and_report_in_headless_chromium(tmp_path, capsys):
     run = make_run(tmp_path / "run", n_agents=8)
     assert main(["explain", "3", "--run-dir", str(run), "--device", "cpu"]) == 0
@@ -354,6 +384,14 @@ def test_dossier_and_report_in_headless_chromium(tmp_path, capsys):
     assert title == f"broken:0 of {len(parser.src)}", title
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
     assert not console, console
+    # as drawn in the browser: each regression panel's x-axis names the regressor that was fitted,
+    # or says "predicted by" with the formula for a model of several regressors
+    drawn = html_lib.unescape(dom.stdout.split('id="fig-regressions"', 1)[1].split('class="static"', 1)[0])
+    panels = re.findall(r"role-title[^>]*>.*?<text[^>]*>(.*?)</text>", drawn)
+    x_axes = re.findall(r"aria-label=\"X-axis titled '(.*?)' for", drawn)
+    assert [p.split(":")[0] for p in panels] == ["behavioural", "mechanistic"] and len(x_axes) == 2, (panels, x_axes)
+    assert x_axes[0] == f"preference: {X_SETTING}"
+    assert x_axes[1] == "predicted by y ~ reliance + detectability"
     shot = tmp_path / "shot.png"
     res = _chromium(["--window-size=1280,2000", f"--screenshot={shot}", page.as_uri()], tmp_path / "ud2")
     assert res.returncode == 0 and shot.stat().st_size > 10_000

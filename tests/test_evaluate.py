@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import frame_by_frame
 
 from gmg.experiments.cli.main import main
 from gmg.experiments.evaluate import (
@@ -195,7 +196,7 @@ def test_memoised_logits_change_nothing(tiny_population: Path):
     from gmg.experiments.population import resolve_agents
 
     refs = resolve_agents(tiny_population)
-    models, ids = [r.load() for r in refs], [r.agent_id for r in refs]
+    models, ids = [frame_by_frame(r.load()) for r in refs], [r.agent_id for r in refs]
     setting = parse_setting("red_line-vs-green_line")
     out = {}
     for memo in (True, False):
@@ -212,7 +213,7 @@ def test_forward_passes_in_small_batches_change_nothing_even_under_an_object_loc
     from gmg.interp.interventions import parse_intervention
 
     refs = resolve_agents(tiny_population)
-    models, ids = [r.load() for r in refs], [r.agent_id for r in refs]
+    models, ids = [frame_by_frame(r.load()) for r in refs], [r.agent_id for r in refs]
     setting = parse_setting("red_line-vs-yellow_gem")
     local = parse_intervention("isolate:g@obj1")
     out = {}

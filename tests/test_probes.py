@@ -184,6 +184,14 @@ def test_cli_bad_layer_exits_2(tiny_population, tmp_path, capsys):
 
 # ---- activations -------------------------------------------------------------------------
 
+def assert_within_one_float16_step(a: np.ndarray, b: np.ndarray) -> None:
+    """float16 arrays equal up to one float16 step at the larger value's magnitude."""
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    step = np.spacing(np.maximum(np.abs(a), np.abs(b))).astype(np.float32)
+    off = np.abs(a32 - b32) > step
+    assert not off.any(), f"{off.sum()} values differ by more than one float16 step, e.g. {a32[off][:3]} vs {b32[off][:3]}"
+
+
 def test_streamed_activations_match_in_memory(tmp_path):
     torch.manual_seed(0)
     model = ImpalaAgent(ModelConfig(widths=(4, 8, 8))).eval()
@@ -195,7 +203,9 @@ def test_streamed_activations_match_in_memory(tmp_path):
     for n in names:
         disk = read_activations(tmp_path, n)
         assert disk.dtype == np.float16 and disk.shape == mem[n].shape
-        np.testing.assert_array_equal(np.asarray(disk), mem[n])
+        # batches of 10 and of 16 may take other oneDNN kernels (by batch size and CPU): float32 sums
+        # then differ in the last bits, and a value may round to the neighbouring float16
+        assert_within_one_float16_step(np.asarray(disk), mem[n])
     assert mem["blocks.0.hook_conv"].shape == (37, 4, 8, 8)  # pooled from 64x64
     assert mem["hook_hidden"].shape == (37, 256)
     full = collect_activations(model, obs[:3], ["hook_obs"], pool=None)["hook_obs"]

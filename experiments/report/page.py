@@ -413,6 +413,12 @@ def _table_csv(df: pd.DataFrame, report_dir: Path, name: str) -> tuple[str, str]
     return f"tables/{name}.csv", f"{name}.csv ({len(df)} rows)"
 
 
+def text_colour_on(im, value: float) -> str:
+    """Black or white, whichever reads on the colour ``im`` gives ``value`` (by its luminance)."""
+    r, g, b, _ = im.cmap(im.norm(value))
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+
+
 def plot_probe_heatmap(probes: pd.DataFrame, path: Path, probe: str = "cell_logistic") -> Path | None:
     """Median accuracy across agents per object (rows) and layer (columns), with the
     selectivity over the random-network control where the table has it."""
@@ -437,7 +443,7 @@ def plot_probe_heatmap(probes: pd.DataFrame, path: Path, probe: str = "cell_logi
         ax.set_yticks(range(len(grid.index)), list(grid.index), fontsize=8)
         for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black")
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color=text_colour_on(im, v))
         what = {"selectivity_random": "accuracy minus a random network's", "selectivity": "accuracy minus shuffled labels'"}
         ax.set_title(f"{probe}: median {what.get(col, col)} across agents", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.04)
