@@ -167,6 +167,27 @@ def distance_map(free: torch.Tensor, sources: torch.Tensor, blocked: torch.Tenso
     return torch.where(dist >= big, torch.full_like(dist, -1), dist)
 
 
+def path_lengths(free: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:
+    """int64 (N, K): steps from the start to each object, moving around the other objects
+    (plain shortest path if that is impossible). free: bool (N, W, W); objects: int64 (N, K)."""
+    n, w, _ = free.shape
+    n_objects = objects.shape[1]
+    device = free.device
+    path = []
+    starts = torch.full((n,), start_cell(w), dtype=torch.int64, device=device)
+    for k in range(n_objects):
+        others = torch.zeros(n, w * w, dtype=torch.bool, device=device)
+        for j in range(n_objects):
+            if j != k:
+                others.scatter_(1, objects[:, j : j + 1], True)
+        d = distance_map(free, starts, others.view(n, w, w)).view(n, -1).gather(1, objects[:, k : k + 1])
+        if n_objects > 1:
+            plain = distance_map(free, starts).view(n, -1).gather(1, objects[:, k : k + 1])
+            d = torch.where(d < 0, plain, d)
+        path.append(d[:, 0])
+    return torch.stack(path, 1) if path else torch.zeros(n, 0, dtype=torch.int64, device=device)
+
+
 def generate(
     level_ids: torch.Tensor, world_dim: int = 5, n_objects: int = 1, n_backgrounds: int = 9
 ) -> Levels:
@@ -230,19 +251,7 @@ def generate(
     objects = torch.argsort(keys, dim=1, stable=True)[:, :n_objects]
 
     free3 = free.view(n, w, w)
-    path = []
-    starts = torch.full((n,), start, dtype=torch.int64, device=device)
-    for k in range(n_objects):
-        others = torch.zeros(n, w * w, dtype=torch.bool, device=device)
-        for j in range(n_objects):
-            if j != k:
-                others.scatter_(1, objects[:, j : j + 1], True)
-        d = distance_map(free3, starts, others.view(n, w, w)).view(n, -1).gather(1, objects[:, k : k + 1])
-        if n_objects > 1:
-            plain = distance_map(free3, starts).view(n, -1).gather(1, objects[:, k : k + 1])
-            d = torch.where(d < 0, plain, d)
-        path.append(d[:, 0])
-    path_len = torch.stack(path, 1) if path else torch.zeros(n, 0, dtype=torch.int64, device=device)
+    path_len = path_lengths(free3, objects)
 
     background = (uniform(key[:, 0], _S_BACKGROUND, 0) * n_backgrounds).floor().to(torch.int64)
     bg_offset = uniform(key[:, 0], _S_BACKGROUND, 1)
