@@ -27,7 +27,12 @@ FEATURES = ("filter_share_r", "filter_share_g", "filter_share_b", "value_red_min
 
 
 def untrained_network(ref) -> torch.nn.Module:
-    """The network ``ref``'s seed initialised before training (from its meta.json config)."""
+    """The network ``ref``'s seed initialised before training (from its meta.json config; an
+    agent imported from the original study: its imported ``model_0.pth``, refused without one)."""
+    from gmg.experiments.original.agents import initial_network, is_original
+
+    if is_original(ref.meta):
+        return initial_network(ref.path).eval()
     return initial_model(config_from_dict(ref.meta["train"])).eval()
 
 

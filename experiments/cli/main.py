@@ -15,6 +15,7 @@ from gmg.experiments.cli import anatomy as cli_anatomy
 from gmg.experiments.cli import bench as cli_bench
 from gmg.experiments.cli import compare as cli_compare
 from gmg.experiments.cli import evaluate as cli_evaluate
+from gmg.experiments.cli import imports as cli_imports
 from gmg.experiments.cli import interp as cli_interp
 from gmg.experiments.cli import predict as cli_predict
 from gmg.experiments.cli import probe as cli_probe
@@ -26,7 +27,7 @@ from gmg.training.errors import UserError
 
 # modules that add verbs: each has ``register(subparsers)``; add a module here per verb group
 VERB_MODULES = (cli_train, cli_study, cli_render, cli_bench, cli_analysis, cli_compare, cli_interp, cli_probe,
-                cli_evaluate, cli_vfield, cli_predict, cli_anatomy)
+                cli_evaluate, cli_vfield, cli_predict, cli_anatomy, cli_imports)
 
 
 def build_parser() -> argparse.ArgumentParser:
