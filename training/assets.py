@@ -73,3 +73,15 @@ def resize_rgba(img: np.ndarray, height: int, width: int) -> np.ndarray:
     rgb = np.where(alpha > 1e-6, out[..., :3] / np.maximum(alpha, 1e-6), 0.0)
     res = np.concatenate([rgb, alpha], axis=-1)
     return np.clip(np.rint(res * 255.0), 0, 255).astype(np.uint8)
+
+
+def qt_byte_mul(c: np.ndarray, a: np.ndarray | int) -> np.ndarray:
+    """Qt's 8-bit multiply ``c * a / 255`` (its ``BYTE_MUL`` and PNG premultiplication), on int arrays."""
+    t = np.asarray(c, dtype=np.int64) * a
+    return (t + (t >> 8) + 128) >> 8
+
+
+def premultiply(img: np.ndarray) -> np.ndarray:
+    """uint8 (h, w, 4) RGBA as Qt holds a sprite (ARGB32_Premultiplied): colours times alpha."""
+    a = img[..., 3:].astype(np.int64)
+    return np.concatenate([qt_byte_mul(img[..., :3], a), a], axis=-1).astype(np.uint8)

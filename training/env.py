@@ -18,7 +18,7 @@ import torch
 from gmg.training.errors import UserError
 from gmg.training.levels import Levels, check_world_dim, generate, sample_training_levels, start_cell
 from gmg.training.objects import ObjectSpec, parse_object
-from gmg.training.render import Renderer
+from gmg.training.render import make_renderer
 
 NUM_ACTIONS = 15
 TIMEOUT = 500
@@ -106,6 +106,9 @@ class EnvConfig:
     size: int = 64
     background: str = "black"
     timeout: int = TIMEOUT
+    # how frames are drawn: procgen's own drawing ("procgen") or area-averaged ("box", the
+    # renderer of every agent trained before the field existed)
+    render: str = "procgen"
 
     def object_specs(self) -> tuple[ObjectSpec, ...]:
         return tuple(parse_object(o) for o in self.objects)
@@ -147,7 +150,8 @@ class MazeEnv:
             raise EnvError("the maze needs at least one object (the goal)")
         self.sampler = levels if levels is not None else TrainingLevels()
         self.bank = level_bank(self.sampler, config.world_dim, len(self.specs), self.device)
-        self.renderer = Renderer(config.world_dim, config.size, config.background, self.specs, self.device)
+        self.renderer = make_renderer(config.render, config.world_dim, config.size, config.background, self.specs,
+                                      self.device)
         self._deltas = action_deltas(self.device)
         self._world = config.world_dim
         self._rewards = torch.tensor(
@@ -192,7 +196,7 @@ class MazeEnv:
     def object_masks(self) -> torch.Tensor:
         """bool (N, size, size, K): the pixels of each object in the current frames (the mouse
         never shares an object's cell while an episode lasts: reaching it ends the episode)."""
-        return self.renderer.object_masks(self.bank.objects[self.row])
+        return self.renderer.object_masks(self.bank.objects[self.row], ~self.bank.free[self.row].reshape(self.num_envs, -1))
 
     @property
     def level_ids(self) -> torch.Tensor:

@@ -29,6 +29,7 @@ def cmd_render(args: argparse.Namespace) -> None:
         scale=args.scale,
         channels=args.channels,
         device=resolve_device(args.device),
+        render=args.render,
     )
     for path in paths.values():
         print(path)
@@ -45,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=64, help="observation size in px")
     p.add_argument("--scale", type=int, default=4, help="nearest-neighbour upscale of the PNGs")
     p.add_argument("--channels", default="grey", choices=["grey", "tint"], help="how to show each channel")
+    p.add_argument("--render", default="procgen", choices=["procgen", "box"],
+                   help="procgen's own drawing (default) or the area-averaged one of the first zoo")
     p.add_argument("--out", default=Path("runs/render"), type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_render)

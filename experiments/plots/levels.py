@@ -23,12 +23,14 @@ def level_frames(
     world_dim: int = 5,
     size: int = 64,
     device: torch.device | str = "cpu",
+    render: str = "procgen",
 ) -> np.ndarray:
-    """First frame of each level, exactly as the agent sees it: uint8 (N, size, size, 3)."""
+    """First frame of each level, exactly as the agent sees it: uint8 (N, size, size, 3)
+    (``render``: procgen's drawing or the first zoo's "box")."""
     from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
 
     ids = torch.as_tensor(list(level_ids) if not isinstance(level_ids, torch.Tensor) else level_ids)
-    config = EnvConfig(objects=tuple(objects), world_dim=world_dim, size=size, background=background)
+    config = EnvConfig(objects=tuple(objects), world_dim=world_dim, size=size, background=background, render=render)
     env = MazeEnv(len(ids), config, EvaluationLevels(ids), device)
     return env.observe().cpu().numpy()
 
@@ -95,6 +97,7 @@ def render_pictures(
     scale: int = 4,
     channels: str = "grey",
     device: torch.device | str = "cpu",
+    render: str = "procgen",
 ) -> dict[str, Path]:
     """Write ``<setting>-view.png`` (first level, upscaled), ``<setting>-channels.png`` (RGB
     and R/G/B of the first four levels) and ``<setting>-grid.png`` (all levels) into
@@ -111,7 +114,7 @@ def render_pictures(
     ids = list(level_ids)
     if not ids:
         raise UserError("no levels to render: give at least one level id")
-    frames = level_frames(ids, objects, background, world_dim, size, device)
+    frames = level_frames(ids, objects, background, world_dim, size, device, render)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = setting_name(objects, background)
