@@ -386,3 +386,31 @@ def test_comparison_says_when_the_worlds_agree_and_when_not(tmp_path):
     assert b["agents"]["preference_differs"].all() and not bool(b["settings"]["same_world"].iloc[0])
     assert (b["agents"]["kappa"] < 0).all()
     assert "level_agreement" not in compare_with_original(orig, same, replayed=False)["agents"]
+
+
+# ---------------------------------------------------------------- every command on imported agents
+
+def test_an_imported_population_goes_through_check_evaluate_predict_report_and_the_comparison(tmp_path, capsys):
+    archive, run = tmp_path / "archive", tmp_path / "runs"
+    folders = make_archive(archive, seeds=(3, 11, 12), steps=STEPS_5M[-1:])
+    make_results(archive, "maze-5x5", [f.name for f in folders], ("red-line-yellow-gem",))
+    assert main(["import", "original", str(archive), "--run-dir", str(run), "--quiet"]) == 0
+    pop = run / "maze-5x5"
+    cpu = ["--device", "cpu", "--quiet"]
+    assert main(["zoo", "check", "--agents", str(pop), "--run-dir", str(tmp_path / "check"), "--n-levels", "3", *cpu]) == 0
+    assert main(["evaluate", "--agents", str(pop), "--run-dir", str(pop), "--n-levels", "6",
+                 "--settings", "red_line-vs-yellow_gem", "train:yellow_line", *cpu]) == 0
+    assert main(["predict", "--agents", str(pop), "--run-dir", str(pop), "--n-levels", "6", "--no-attributions",
+                 "--settings", "red_line-vs-yellow_gem", "--readout-levels", "2", *cpu]) == 0
+    assert main(["report", "--run-dir", str(pop), "--device", "cpu", "--top", "1"]) == 0
+    assert (pop / "report" / "index.html").is_file()
+    capsys.readouterr()
+    assert main(["import", "original-results", str(archive), "--run-dir", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "the original against gmg" in out and "red_line-vs-yellow_gem" in out
+    import pandas as pd
+
+    per_agent = pd.read_csv(pop / "original" / "comparison.csv")
+    assert sorted(per_agent["agent"]) == [3, 11, 12] and (per_agent["n_gmg"] == 6).all()
+    assert (per_agent["n_orig"] == 6).all()  # compared on the levels both played
+    assert main(["report", "--run-dir", str(pop / "original"), "--device", "cpu", "--top", "1"]) == 0

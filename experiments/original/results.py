@@ -247,6 +247,8 @@ def compare_with_original(original_run: str | Path, gmg_run: str | Path, replaye
     ours = ours.merge(common[["agent", "setting"]].drop_duplicates(), on=["agent", "setting"])
     if replayed is None:
         replayed = replays_original_levels(gmg_run)
+    if replayed:  # the same levels on both sides: compare on those gmg played
+        common = common.merge(ours[["agent", "setting", "level"]], on=["agent", "setting", "level"])
     o, g = _side(common), _side(ours)
     t = o.merge(g, left_index=True, right_index=True, suffixes=("_orig", "_gmg"))
     d = t["preference_gmg"] - t["preference_orig"]

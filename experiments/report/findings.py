@@ -104,8 +104,10 @@ def findings(metrics: pd.DataFrame | None, regression: pd.DataFrame | None = Non
                 + (f", {cv:.2f} out of sample (each agent left out of the fit)" if np.isfinite(cv) else "")
                 + f" (slope of {slope['term']} {float(slope['coef']):.2f}, 95% CI "
                 f"{float(slope['ci_low']):.2f} to {float(slope['ci_high']):.2f}).", "#regression"))
+    model = None
     if predictions is not None and len(predictions):
         model = "walk" if "r2_walk" in predictions and predictions["r2_walk"].notna().any() else "ratio"
+    if model is not None and predictions[f"r2_{model}"].notna().any():  # all NaN: no agent chose an object
         r2 = predictions[f"r2_{model}"]
         best = predictions.loc[r2.idxmax()]
         out.append(Finding(
