@@ -27,7 +27,7 @@ import torch
 from gmg.experiments.population import AgentRef, Population, population
 from gmg.experiments.settings import Setting, resolve_settings
 from gmg.experiments.store import ResultsStore
-from gmg.training.env import TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv
+from gmg.training.env import NUM_ACTIONS, TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv
 from gmg.training.errors import UserError
 from gmg.training.levels import S_ACTIONS, uniform
 
@@ -110,6 +110,31 @@ def setting_key(setting: Setting | str) -> int:
 CPU_FORWARD_FRAMES = 64
 
 
+def forward_groups(models: list[torch.nn.Module], obs: torch.Tensor, group: torch.Tensor, masks: torch.Tensor | None,
+                   local: list | None = None, stats: dict | None = None) -> torch.Tensor:
+    """float32 (n, 15) logits: model k on the frames of group k (``group`` int64 (n,), sorted, so
+    each group's frames form one contiguous slice), in passes of at most ``CPU_FORWARD_FRAMES``
+    on a CPU; ``local[k]`` (an ``ObjectLocal`` or None) gets the object ``masks`` of its frames.
+    ``stats["forwards"]`` (if given) counts the frames.
+
+    Model k's passes hold only group k's frames, so an agent's logits are the same alone or beside
+    other agents, on any CPU. Another chunk size or set of frames changes the passes, and oneDNN
+    picks kernels by batch size: logits may then differ in the last bits (and, rarely, a sampled
+    action with them)."""
+    if stats is not None:
+        stats["forwards"] = stats.get("forwards", 0) + obs.shape[0]
+    counts = torch.bincount(group, minlength=len(models)).tolist()
+    step = CPU_FORWARD_FRAMES if obs.device.type == "cpu" else max(counts + [1])
+    parts, start = [], 0
+    for k, (model, c) in enumerate(zip(models, counts)):
+        for lo in range(start, start + c, step):
+            part = slice(lo, min(lo + step, start + c))
+            with local[k].masked(masks[part]) if local and local[k] is not None else contextlib.nullcontext():
+                parts.append(model(obs[part])[0].float())
+        start += c
+    return torch.cat(parts) if parts else torch.zeros(0, NUM_ACTIONS, device=obs.device)
+
+
 def agent_policy(
     models: list[torch.nn.Module],
     agent_ids: list[int],
@@ -137,19 +162,7 @@ def agent_policy(
     local = masked if masked is not None and any(m is not None for m in masked) else None
 
     def forward(obs: torch.Tensor, group: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-        if stats is not None:
-            stats["forwards"] = stats.get("forwards", 0) + obs.shape[0]
-        # envs stay sorted, so each group's envs form one contiguous slice
-        counts = torch.bincount(group, minlength=len(models)).tolist()
-        step = CPU_FORWARD_FRAMES if obs.device.type == "cpu" else max(counts + [1])
-        parts, start = [], 0
-        for k, (model, c) in enumerate(zip(models, counts)):
-            for lo in range(start, start + c, step):
-                part = slice(lo, min(lo + step, start + c))
-                with local[k].masked(masks[part]) if local and local[k] is not None else contextlib.nullcontext():
-                    parts.append(model(obs[part])[0].float())
-            start += c
-        return torch.cat(parts)
+        return forward_groups(models, obs, group, masks, local, stats)
 
     @torch.inference_mode()
     def policy(obs: torch.Tensor, env: MazeEnv, envs: torch.Tensor) -> torch.Tensor:
@@ -249,6 +262,8 @@ def evaluate(
     progress: bool = True,
     stats: dict | None = None,
     run_chunks: Callable | None = None,
+    exact: bool = False,
+    eps: float | None = None,
 ) -> pd.DataFrame:
     """Evaluate every agent in every setting on the first ``n_levels`` evaluation levels.
 
@@ -261,6 +276,11 @@ def evaluate(
     (``gmg.experiments.cluster.chunk_runner`` plays them as Ray tasks); this process alone
     writes the store. Returns the ``episodes`` rows of these agents, settings and intervention
     (one per episode), read back from the store.
+
+    With ``exact``, each agent's Markov chain on each level is solved instead of sampled
+    (``gmg.experiments.exact``; states expanded while their expected entries exceed ``eps``):
+    one row per (agent, setting, intervention, level) in the ``exact`` table, returned likewise;
+    ``metrics`` reads either.
     """
     from tqdm import tqdm
 
@@ -275,6 +295,10 @@ def evaluate(
         raise UserError(f"timeout must be at least 1 step, got {timeout}")
     if batch_envs is not None and batch_envs < 1:
         raise UserError(f"batch_envs must be at least 1, got {batch_envs}")
+    if exact and run_chunks is not None:
+        raise UserError("exact evaluation runs in this process: drop --ray")
+    if eps is not None and not (exact and 0.0 <= eps < 1.0):
+        raise UserError(f"eps is exact evaluation's expansion threshold, from 0 to 1 (got {eps}{'' if exact else ' without exact'})")
     if intervention is None and intervention_name != "none":
         raise UserError(f"intervention {intervention_name!r} named but none given")
     if intervention is not None and intervention_name == "none":
@@ -290,18 +314,25 @@ def evaluate(
     per_batch = max(1, (batch_envs or default_batch_envs(batch_device)) // n_levels)
     run_dir = Path(run_dir)
     with ResultsStore(run_dir) as store:
-        store.check_config("eval_config", {"n_levels": n_levels, "greedy": greedy, "seed": seed, "world_dim": world_dim,
-                                           "size": size, "timeout": geometry[2]}, "an evaluation")
+        config = {"n_levels": n_levels, "greedy": greedy, "world_dim": world_dim, "size": size, "timeout": geometry[2]}
+        if exact:
+            from gmg.experiments.exact import EPS, EXACT, exact_chunk
+
+            table, chunk_fn, eps = EXACT, exact_chunk, EPS if eps is None else float(eps)
+            store.check_config("exact_config", {**config, "eps": eps}, "an exact evaluation")
+        else:
+            table, chunk_fn = EPISODES, play_chunk
+            store.check_config("eval_config", {**config, "seed": seed}, "an evaluation")
         store.check_agents(refs)
-        done = store.chunks(EPISODES, list(CHUNK_KEY))
+        done = store.chunks(table, list(CHUNK_KEY))
         jobs = []  # (setting, agents of one batch)
         for s in settings:
             pending = [r for r in refs if (r.agent_id, s.name, intervention_name) not in done]
             jobs += [(s, pending[i : i + per_batch]) for i in range(0, len(pending), per_batch)]
         args = dict(n_levels=n_levels, greedy=greedy, seed=seed, intervention=intervention,
-                    intervention_name=intervention_name, geometry=geometry)
+                    intervention_name=intervention_name, geometry=geometry, **({"eps": eps} if exact else {}))
         if run_chunks is None:
-            results = ((s, batch, play_chunk(batch, s, device, stats=stats, **args)) for s, batch in jobs)
+            results = ((s, batch, chunk_fn(batch, s, device, stats=stats, **args)) for s, batch in jobs)
         else:
             results = run_chunks(jobs, device, args)
         bar = tqdm(total=sum(len(b) for _, b in jobs), unit="chunk", desc="evaluate", disable=not progress)
@@ -310,25 +341,27 @@ def evaluate(
                 bar.set_postfix_str(f"{setting.name} agents {batch[0].agent_id}-{batch[-1].agent_id}")
                 for agent_id, rows in frame.groupby("agent", sort=False):
                     key = {"agent": int(agent_id), "setting": setting.name, "intervention": intervention_name}
-                    store.write_chunk(EPISODES, rows.reset_index(drop=True), key)
+                    store.write_chunk(table, rows.reset_index(drop=True), key)
                     log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} agent={agent_id} setting={setting.name} "
-                              f"intervention={intervention_name} episodes={len(rows)}\n")
+                              f"intervention={intervention_name} {table}={len(rows)}\n")
                     log.flush()
                     bar.update(1)
-        return episodes(store, [r.agent_id for r in refs], [s.name for s in settings], [intervention_name])
+        return episodes(store, [r.agent_id for r in refs], [s.name for s in settings], [intervention_name], table)
 
 
 def episodes(store: ResultsStore, agents: list[int] | None = None, settings: list[str] | None = None,
-             interventions: list[str] | None = None) -> pd.DataFrame:
-    """Rows of ``episodes`` (all, or those of the given agents/settings/interventions)."""
-    if EPISODES not in store.tables():
-        raise UserError(f"{store.run_dir} has no episodes yet; run `gmg evaluate` first")
+             interventions: list[str] | None = None, table: str = EPISODES) -> pd.DataFrame:
+    """Rows of ``episodes`` (all, or those of the given agents/settings/interventions); with
+    ``table="exact"``, the exact evaluation's rows (one per level) instead."""
+    if table not in store.tables():
+        flag = " --exact" if table != EPISODES else ""
+        raise UserError(f"{store.run_dir} has no {table} rows yet; run `gmg evaluate{flag}` first")
     where, params = [], []
     for col, values in (("agent", agents), ("setting", settings), ("intervention", interventions)):
         if values is not None:
             where.append(f"{col} IN ({', '.join('?' * len(values))})")
             params += list(values)
-    sql = f"SELECT * FROM {EPISODES}" + (f" WHERE {' AND '.join(where)}" if where else "")
+    sql = f"SELECT * FROM {table}" + (f" WHERE {' AND '.join(where)}" if where else "")
     df = store.query(sql + " ORDER BY agent, setting, intervention, level", params)
     df["path_len_obj2"] = df["path_len_obj2"].astype("Int64")
     return df
@@ -351,6 +384,8 @@ def metrics(df: pd.DataFrame) -> pd.DataFrame:
     from scipy import stats
     from statsmodels.stats.proportion import proportion_confint
 
+    if "p_obj1" in df.columns:
+        return exact_metrics(df)
     keys = [k for k in CHUNK_KEY if k in df.columns]
     d = df.assign(
         _obj1=df["outcome"].eq("obj1"),
@@ -379,6 +414,47 @@ def metrics(df: pd.DataFrame) -> pd.DataFrame:
     for c in ("n", "n_obj1", "n_obj2", "n_timeout"):
         out[c] = out[c].astype(np.int64)
     return out[keys + list(METRICS)]
+
+
+def exact_metrics(df: pd.DataFrame) -> pd.DataFrame:
+    """``metrics`` of exact rows (one per level, ``gmg.experiments.exact``), as expected values:
+    n = levels, n_obj1 / n_obj2 / n_timeout the expected counts, preference = sum P(obj1) /
+    sum (P(obj1) + P(obj2)), path_efficiency = sum E[eff; reached] / sum P(reached) (the sampled
+    ratios in expectation), success = mean P(obj1), capability = mean E[steps]; 95% intervals over
+    levels (t for means, the delta method for ratios). ``p_unresolved``: the largest mass a level
+    left to states never drawn (every probability is exact up to it); ``frames``: mean per level."""
+    from scipy import stats
+
+    keys = [k for k in CHUNK_KEY if k in df.columns]
+    rows = []
+    for key, g in df.groupby(keys, sort=False):
+        n = len(g)
+        z = stats.t.ppf(0.975, max(n - 1, 1))
+
+        def mean_ci(x: np.ndarray) -> tuple[float, float, float]:
+            m, se = float(x.mean()), float(x.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+            return m, m - z * se, m + z * se
+
+        def ratio_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+            if b.sum() <= 0:
+                return np.nan, np.nan, np.nan
+            r = a.sum() / b.sum()
+            se = float(np.std(a - r * b, ddof=1) / np.sqrt(n) / b.mean()) if n > 1 else 0.0
+            return r, r - z * se, r + z * se
+
+        p1, p2 = g["p_obj1"].to_numpy(float), g["p_obj2"].to_numpy(float)
+        single = bool(g["path_len_obj2"].isna().all())
+        pref = (np.nan,) * 3 if single else ratio_ci(p1, p2 + p1)
+        cap, succ = mean_ci(g["e_steps"].to_numpy(float)), mean_ci(p1)
+        eff = ratio_ci((g["e_eff_obj1"] + g["e_eff_obj2"]).to_numpy(float), p1 + p2)
+        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "n": n, "n_obj1": p1.sum(),
+                     "n_obj2": p2.sum(), "n_timeout": float(g["p_timeout"].sum()),
+                     "preference": pref[0], "preference_lo": pref[1], "preference_hi": pref[2],
+                     "success": succ[0], "capability": cap[0], "capability_lo": cap[1], "capability_hi": cap[2],
+                     "timeout_rate": float(g["p_timeout"].mean()), "path_efficiency": eff[0],
+                     "success_lo": succ[1], "success_hi": succ[2], "p_unresolved": float(g["p_unresolved"].max()),
+                     "frames": float(g["frames"].mean())})
+    return pd.DataFrame(rows, columns=keys + list(METRICS) + ["success_lo", "success_hi", "p_unresolved", "frames"])
 
 
 def matrix(df: pd.DataFrame, values: tuple[str, ...] = ("preference", "capability"),

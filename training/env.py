@@ -44,6 +44,22 @@ def action_deltas(device: torch.device | str = "cpu") -> torch.Tensor:
     return torch.tensor(out, dtype=torch.int64, device=device)
 
 
+def move(free: torch.Tensor, agent: torch.Tensor, mirrored: torch.Tensor, deltas: torch.Tensor,
+         world_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The maze's move rule: (agent, mirrored) after moving by ``deltas`` (int64 (N, 2), rows of
+    ``action_deltas``) from flat cell ``agent`` (N,) with facing ``mirrored`` (N,) in levels whose
+    walkable cells are ``free`` (bool (N, W*W)). A wall or the border keeps the cell; any move with a
+    rightward part mirrors the mouse and a leftward one unmirrors it, blocked or not (procgen's rule)."""
+    w = world_dim
+    r, c = agent // w, agent % w
+    nr, nc = r + deltas[:, 0], c + deltas[:, 1]
+    inside = (nr >= 0) & (nr < w) & (nc >= 0) & (nc < w)
+    target = nr.clamp(0, w - 1) * w + nc.clamp(0, w - 1)
+    ok = inside & free.gather(1, target[:, None])[:, 0]
+    facing = torch.where(deltas[:, 1] > 0, True, torch.where(deltas[:, 1] < 0, False, mirrored))
+    return torch.where(ok, target, agent), facing
+
+
 class EnvError(UserError, ValueError):
     """A maze that cannot be built: no envs, no objects, no levels, a timeout under one step."""
 
@@ -193,10 +209,19 @@ class MazeEnv:
         """Current frames, uint8 (N, size, size, 3)."""
         return self.renderer.with_agent(self.static, self.agent, self.mirrored)
 
-    def object_masks(self) -> torch.Tensor:
+    def object_masks(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """bool (N, size, size, K): the pixels of each object in the current frames (the mouse
-        never shares an object's cell while an episode lasts: reaching it ends the episode)."""
-        return self.renderer.object_masks(self.bank.objects[self.row], ~self.bank.free[self.row].reshape(self.num_envs, -1))
+        never shares an object's cell while an episode lasts: reaching it ends the episode);
+        with ``rows``, in the frames of those bank rows instead."""
+        rows = self.row if rows is None else rows
+        return self.renderer.object_masks(self.bank.objects[rows], ~self.bank.free[rows].reshape(rows.shape[0], -1))
+
+    def state_frames(self, rows: torch.Tensor, agent: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, size, size, 3): the frame ``observe`` shows with the mouse on flat cell
+        ``agent`` (int64 (N,)), ``mirrored`` (bool (N,)) or not, in bank row ``rows`` (int64 (N,))
+        of this env's levels; the env's own state is left alone (exact evaluation draws every state)."""
+        levels, which = torch.unique(rows, return_inverse=True)  # each level's background drawn once
+        return self.renderer.with_agent(self._render_static(levels)[which], agent, mirrored)
 
     @property
     def level_ids(self) -> torch.Tensor:
@@ -216,14 +241,8 @@ class MazeEnv:
     def step(self, actions: torch.Tensor):
         w = self._world
         actions = actions.to(self.device, torch.int64)
-        d = self._deltas[actions]  # (N, 2)
-        r, c = self.agent // w, self.agent % w
-        nr, nc = r + d[:, 0], c + d[:, 1]
-        inside = (nr >= 0) & (nr < w) & (nc >= 0) & (nc < w)
-        target = (nr.clamp(0, w - 1) * w + nc.clamp(0, w - 1))
-        free = self.bank.free.view(self.bank.free.shape[0], -1)[self.row, target]
-        self.agent = torch.where(inside & free, target, self.agent)
-        self.mirrored = torch.where(d[:, 1] > 0, True, torch.where(d[:, 1] < 0, False, self.mirrored))
+        self.agent, self.mirrored = move(self.bank.free.view(self.bank.free.shape[0], -1)[self.row], self.agent,
+                                         self.mirrored, self._deltas[actions], w)
         self.steps += 1
 
         objs = self.bank.objects[self.row]  # (N, K)
