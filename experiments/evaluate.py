@@ -27,9 +27,10 @@ import torch
 from gmg.experiments.population import AgentRef, Population, population
 from gmg.experiments.settings import Setting, resolve_settings
 from gmg.experiments.store import ResultsStore
-from gmg.training.env import NUM_ACTIONS, TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv
+from gmg.training.env import NUM_ACTIONS, TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv, check_levels
 from gmg.training.errors import UserError
 from gmg.training.levels import S_ACTIONS, uniform
+from gmg.training.render import RENDERS
 
 EPISODES = "episodes"
 CHUNK_KEY = ("agent", "setting", "intervention")
@@ -56,19 +57,21 @@ def play(
     world_dim: int = 5,
     size: int = 64,
     timeout: int = TIMEOUT,
+    levels: str = "hashed",
+    render: str = "box",
 ) -> dict[str, np.ndarray]:
     """First episode of every (group, level) env of one setting, all advancing together.
 
-    Env j is group j // n_levels on evaluation level j % n_levels. The policy sees only
+    Env j is group j // n_levels on evaluation level j % n_levels (of the level source ``levels``). The policy sees only
     the envs still playing, in original order. Returns numpy arrays of length
     ``n_groups * n_levels``: ``group``, ``level``, ``reached`` (0 timeout, 1 obj1,
     2 obj2), ``steps``, and ``path_len`` of shape (n_groups * n_levels, K).
     """
     device = torch.device(device)
     config = EnvConfig(objects=setting.objects, world_dim=world_dim, size=size,
-                       background=setting.background, timeout=timeout)
+                       background=setting.background, timeout=timeout, levels=levels, render=render)
     total = n_groups * n_levels
-    env = MazeEnv(total, config, EvaluationLevels(n=n_levels), device)
+    env = MazeEnv(total, config, EvaluationLevels(n=n_levels, levels=levels), device)
     rows = torch.arange(total, device=device) % n_levels
     obs = env.reset(rows)
     path_len = env.bank.path_len[rows]
@@ -226,10 +229,10 @@ def default_batch_envs(device: torch.device) -> int:
 
 def play_chunk(refs: list[AgentRef], setting: Setting, device: str | torch.device, n_levels: int, greedy: bool,
                seed: int, intervention, intervention_name: str, geometry: tuple[int, int, int],
-               stats: dict | None = None) -> pd.DataFrame:
+               stats: dict | None = None, levels: str = "hashed", render: str = "box") -> pd.DataFrame:
     """The episodes of one batch of agents in one setting (no store: the caller writes them).
 
-    ``geometry`` is (world_dim, size, timeout). This is the unit of work both in-process
+    ``geometry`` is (world_dim, size, timeout); ``levels`` the level source; ``render`` the renderer. This is the unit of work both in-process
     and on a Ray cluster (``gmg.experiments.cluster``), so the two give the same rows.
     """
     from gmg.training.runtime import resolve_device
@@ -243,7 +246,7 @@ def play_chunk(refs: list[AgentRef], setting: Setting, device: str | torch.devic
             _enter(intervention, m, stack)
         local = intervention if getattr(intervention, "needs_masks", False) else None
         policy = agent_policy(models, ids, setting, n_levels, greedy, seed, stats=stats, masked=[local] * len(models))
-        result = play(setting, policy, len(refs), n_levels, device, world_dim, size, timeout)
+        result = play(setting, policy, len(refs), n_levels, device, world_dim, size, timeout, levels, render)
     return episodes_frame(result, ids, setting, intervention_name)
 
 
@@ -264,8 +267,15 @@ def evaluate(
     run_chunks: Callable | None = None,
     exact: bool = False,
     eps: float | None = None,
+    levels: str | None = None,
+    render: str | None = None,
 ) -> pd.DataFrame:
     """Evaluate every agent in every setting on the first ``n_levels`` evaluation levels.
+
+    ``levels`` is the level source (``gmg.training.env.LEVEL_SOURCES``), by default the one the
+    agents were trained on: hashed levels from id 10^9, procgen levels from id 100,000 (the
+    original's test levels). ``render`` draws the frames (``gmg.training.render.RENDERS``), by
+    default as the agents were trained ("box" for the bundled zoo); another is a what-if.
 
     ``intervention``: None, an object with ``apply(model) -> context manager``, or a
     function ``fn(model) -> context manager``; it is active on every model while it plays
@@ -310,11 +320,22 @@ def evaluate(
     device = resolve_device(device) if run_chunks is None else str(device)
     world_dim, size, trained_timeout = refs.trained_on.geometry
     geometry = (world_dim, size, int(timeout or trained_timeout))
+    levels = refs.trained_on.levels if levels is None else levels
+    check_levels(levels)
+    render = refs.trained_on.render if render is None else render
+    if render not in RENDERS:
+        raise UserError(f"unknown render {render!r}: use {' or '.join(RENDERS)}")
+    if exact and levels != "hashed":
+        raise UserError(f"exact evaluation plays the hashed levels only, not {levels!r} levels")
+    # stores and chunk arguments name the level source only when it is not the hashed one, as before it existed
+    by_levels = {} if levels == "hashed" else {"levels": levels}
+    by_levels |= {} if render == "box" else {"render": render}  # the renderer likewise, unless box
     batch_device = device if run_chunks is None else torch.device("cuda" if device == "cuda" else "cpu")
     per_batch = max(1, (batch_envs or default_batch_envs(batch_device)) // n_levels)
     run_dir = Path(run_dir)
     with ResultsStore(run_dir) as store:
-        config = {"n_levels": n_levels, "greedy": greedy, "world_dim": world_dim, "size": size, "timeout": geometry[2]}
+        config = {"n_levels": n_levels, "greedy": greedy, "world_dim": world_dim, "size": size, "timeout": geometry[2],
+                  **by_levels}
         if exact:
             from gmg.experiments.exact import EPS, EXACT, exact_chunk
 
@@ -330,7 +351,8 @@ def evaluate(
             pending = [r for r in refs if (r.agent_id, s.name, intervention_name) not in done]
             jobs += [(s, pending[i : i + per_batch]) for i in range(0, len(pending), per_batch)]
         args = dict(n_levels=n_levels, greedy=greedy, seed=seed, intervention=intervention,
-                    intervention_name=intervention_name, geometry=geometry, **({"eps": eps} if exact else {}))
+                    intervention_name=intervention_name, geometry=geometry, **({"eps": eps} if exact else {}),
+                    **by_levels)
         if run_chunks is None:
             results = ((s, batch, chunk_fn(batch, s, device, stats=stats, **args)) for s, batch in jobs)
         else:

@@ -35,6 +35,8 @@ class TrainedOn:
     world_dim: int = 5
     size: int = 64  # observation side in pixels
     timeout: int = TIMEOUT
+    levels: str = "hashed"  # the level source (gmg.training.env.LEVEL_SOURCES)
+    render: str = "box"  # how its frames were drawn (gmg.training.render.RENDERS); the zoo's: box
 
     @classmethod
     def from_meta(cls, meta: dict) -> "TrainedOn":
@@ -45,7 +47,9 @@ class TrainedOn:
                        background=str(env.get("background", "black")),
                        world_dim=int(env.get("world_dim", 5)),
                        size=int(model.get("obs_size", env.get("size", 64))),
-                       timeout=int(env.get("timeout", TIMEOUT)))
+                       timeout=int(env.get("timeout", TIMEOUT)),
+                       levels=str(env.get("levels", "hashed")),
+                       render=str(env.get("render", "box")))
         except (TypeError, ValueError) as e:
             raise UserError(f"agent metadata has no usable env settings: {e}") from None
 
@@ -146,7 +150,8 @@ class Population:
             raise UserError("no agents given")
         kinds = {r.trained_on for r in refs}
         if len(kinds) > 1:
-            shown = sorted(f"{k.goal} on {k.background}, world_dim {k.world_dim}, {k.size}px, timeout {k.timeout}"
+            shown = sorted(f"{k.goal} on {k.background}, world_dim {k.world_dim}, {k.size}px, timeout {k.timeout}, "
+                           f"{k.levels} levels, {k.render} render"
                            for k in kinds)
             raise UserError(f"these agents were trained on different things ({'; '.join(shown[:3])}); "
                             "study each population in its own run")

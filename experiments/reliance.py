@@ -31,7 +31,7 @@ from gmg.experiments.store import ResultsStore
 from gmg.interp.attribution import attribute, mean_shares
 from gmg.interp.interventions import Intervened, Intervention
 from gmg.interp.reliance import CONDITIONS, condition_interventions, policy_sensitivity, profile_row, summarise_episodes
-from gmg.training.env import EVAL_START, EnvConfig, EvaluationLevels, MazeEnv
+from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
 from gmg.training.errors import UserError
 
 TABLE = "reliance"
@@ -83,8 +83,9 @@ def first_frames(trained: TrainedOn, n: int, device: torch.device | str = "cpu",
     setting = training_setting(trained)
     world_dim, size, limit = trained.geometry
     config = EnvConfig(objects=tuple(objects or setting.objects), world_dim=world_dim, size=size,
-                       background=setting.background, timeout=limit)
-    env = MazeEnv(n, config, EvaluationLevels(torch.arange(EVAL_START, EVAL_START + n)), device)
+                       background=setting.background, timeout=limit, levels=trained.levels,
+                       render=trained.render)
+    env = MazeEnv(n, config, EvaluationLevels(n=n, levels=trained.levels), device)
     return env.reset(torch.arange(n, device=device))
 
 

@@ -58,8 +58,9 @@ def rollout(
     trained = ref.trained_on
     timeout = int(timeout or trained.timeout)
     config = EnvConfig(objects=setting.objects, world_dim=trained.world_dim, size=trained.size,
-                       background=setting.background, timeout=timeout)
-    env = MazeEnv(1, config, EvaluationLevels(n=level + 1), device)
+                       background=setting.background, timeout=timeout, levels=trained.levels,
+                       render=trained.render)
+    env = MazeEnv(1, config, EvaluationLevels(n=level + 1, levels=trained.levels), device)
     obs = env.reset(torch.tensor([level], device=env.device))
     # n_levels only maps env index -> agent; the noise keys on the level id itself
     policy = agent_policy([ref.load(device)], [ref.agent_id], setting, level + 1, greedy, seed)

@@ -19,7 +19,7 @@ import torch
 from gmg.experiments.plots.style import pyplot, save_figure
 from gmg.experiments.population import Population, population
 from gmg.experiments.settings import Setting, parse_setting
-from gmg.training.env import EVAL_START, EnvConfig, EvaluationLevels, MazeEnv, action_deltas
+from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv, action_deltas, evaluation_start
 from gmg.training.errors import UserError
 
 
@@ -37,8 +37,10 @@ def parse_place(text: str | None) -> list[tuple[int, int]] | None:
 
 
 def level_frames(setting: Setting, level: int = 0, world_dim: int = 5, size: int = 64,
-                 place: list[tuple[int, int]] | None = None, device: torch.device | str = "cpu") -> dict:
-    """The frames of one evaluation level (index 0-999) with the mouse in every free cell.
+                 place: list[tuple[int, int]] | None = None, device: torch.device | str = "cpu",
+                 levels: str = "hashed", render: str = "box") -> dict:
+    """The frames of one evaluation level (index 0-999 of the level source ``levels``) with the
+    mouse in every free cell.
 
     Returns {"frames": uint8 (n, size, size, 3), "masks": bool (n, size, size, K) object pixels,
     "cells": int64 (n,), "frame": uint8 (size, size, 3) without the mouse, "objects": int64 (K,)
@@ -47,8 +49,9 @@ def level_frames(setting: Setting, level: int = 0, world_dim: int = 5, size: int
     if not 0 <= level < 1000:
         raise UserError(f"level must be one of the 1000 evaluation levels (0-999), got {level}")
     device = torch.device(device)
-    config = EnvConfig(objects=setting.objects, world_dim=world_dim, size=size, background=setting.background)
-    env = MazeEnv(1, config, EvaluationLevels([EVAL_START + level]), device)
+    config = EnvConfig(objects=setting.objects, world_dim=world_dim, size=size, background=setting.background,
+                       levels=levels, render=render)
+    env = MazeEnv(1, config, EvaluationLevels([evaluation_start(levels) + level]), device)
     if place is not None:
         if len(place) != len(setting.objects):
             raise UserError(f"--place gives {len(place)} cells for the {len(setting.objects)} objects of {setting.name}")
@@ -153,7 +156,8 @@ def vector_fields(agents: Population | str | Path | list = "zoo:yellow-line", se
 
     agents = population(agents)
     s = parse_setting(setting, agents.trained_on.background)
-    view = level_frames(s, level, agents.trained_on.world_dim, agents.trained_on.size, place, device)
+    view = level_frames(s, level, agents.trained_on.world_dim, agents.trained_on.size, place, device,
+                        agents.trained_on.levels, agents.trained_on.render)
     iv = parse_intervention(intervention) if intervention and intervention != "none" else None
     clean, edited = {}, {}
     for ref in agents:

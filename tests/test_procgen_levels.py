@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from gmg.training.errors import UserError
 from gmg.training.levels import LevelError, distance_map, start_cell
 from gmg.training.procgen_levels import (
     SPACE,
@@ -251,3 +252,65 @@ def test_fork_objects_are_on_cells_kruskal_freed_not_on_dead_end_openings():
 def test_too_many_objects_is_a_level_error():
     with pytest.raises(LevelError):
         generate_procgen(torch.tensor([0]), 3, 7)
+
+
+# ------------------------------------------------------------------ plumbing: levels "hashed" | "procgen"
+def test_env_plays_procgen_levels_with_the_original_evaluation_ids():
+    from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv, TrainingLevels, level_bank
+
+    cfg = EnvConfig(objects=("red_line", "yellow_gem"), levels="procgen")
+    env = MazeEnv(4, cfg, EvaluationLevels(n=4, levels="procgen"))
+    assert env.level_ids.tolist() == [100_000, 100_001, 100_002, 100_003]
+    want = generate_procgen(torch.arange(100_000, 100_004), 5, 2)
+    assert torch.equal(env.bank.free, want.free) and torch.equal(env.bank.objects, want.objects)
+    assert EvaluationLevels(n=2).ids().tolist() == [10**9, 10**9 + 1]  # the hashed default is unchanged
+    train = level_bank(TrainingLevels(50), 5, 1, torch.device("cpu"), "procgen")
+    assert torch.equal(train.level_ids, torch.arange(50))
+    assert torch.equal(train.free, generate_procgen(torch.arange(50)).free)
+    hashed = level_bank(TrainingLevels(50), 5, 1, torch.device("cpu"))
+    assert not torch.equal(hashed.free, train.free)
+    with pytest.raises(UserError, match="unknown levels"):
+        MazeEnv(1, EnvConfig(levels="original"), EvaluationLevels(n=1))
+
+
+def test_config_meta_and_trained_on_carry_the_level_source():
+    from gmg.experiments.population import TrainedOn
+    from gmg.training.checkpoint import agent_meta
+    from gmg.training.config import ConfigError, make_config
+
+    default = make_config("cpu", {})
+    assert default.levels == "hashed" and "levels" not in default.to_dict()  # files as before the field
+    cfg = make_config("cpu", {"levels": "procgen"}).validate()
+    assert cfg.env_config().levels == "procgen" and cfg.to_dict()["levels"] == "procgen"
+    meta = agent_meta(cfg, torch.device("cpu"))
+    assert meta["env"]["levels"] == "procgen" and TrainedOn.from_meta(meta).levels == "procgen"
+    assert TrainedOn.from_meta({"env": {"objects": ["yellow_line"]}}).levels == "hashed"
+    with pytest.raises(ConfigError, match="unknown levels"):
+        make_config("cpu", {"levels": "original"}).validate()
+
+
+def test_evaluate_defaults_to_the_agents_level_source(tmp_path):
+    from conftest import make_agent_dir
+
+    from gmg.experiments.cli.main import build_parser
+    from gmg.experiments.evaluate import evaluate
+    from gmg.training.checkpoint import read_meta, write_meta
+
+    folder = make_agent_dir(tmp_path / "agents", 0)
+    meta = read_meta(folder)
+    meta["env"]["levels"] = "procgen"
+    write_meta(folder, meta)
+    kw = dict(settings=["red_line-vs-yellow_gem"], device="cpu", n_levels=4, progress=False)
+    auto = evaluate(folder, run_dir=tmp_path / "auto", **kw)
+    named = evaluate(folder, run_dir=tmp_path / "named", levels="procgen", **kw)
+    hashed = evaluate(folder, run_dir=tmp_path / "hashed", levels="hashed", **kw)
+    want = generate_procgen(torch.arange(100_000, 100_004), 5, 2).path_len
+    assert auto["path_len_obj1"].tolist() == named["path_len_obj1"].tolist() == want[:, 0].tolist()
+    assert auto["path_len_obj2"].tolist() == want[:, 1].tolist()
+    assert hashed["path_len_obj1"].tolist() != want[:, 0].tolist() or \
+        hashed["path_len_obj2"].tolist() != want[:, 1].tolist()
+    args = build_parser().parse_args(["evaluate", "--levels", "procgen"])
+    assert args.levels == "procgen"
+    assert build_parser().parse_args(["train", "--levels", "procgen"]).levels == "procgen"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "--levels", "original"])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from gmg.training.config import OMITTED_AT_DEFAULT, RUN_FIELDS_IGNORED_ON_RESUME, TrainConfig
+from gmg.training.config import MISSING_MEANS, OMITTED_AT_DEFAULT, RUN_FIELDS_IGNORED_ON_RESUME, TrainConfig
 from gmg.training.errors import TrainingError, UserError
 from gmg.training.model import ImpalaAgent, ModelConfig
 
@@ -175,7 +175,8 @@ def _config_diff(a: dict, b: dict) -> list[str]:
     # sizes derived from other fields (batch_size, ...) would only repeat their difference
     derived = {f.name for f in dataclasses.fields(TrainConfig) if not f.init}
     keys = (set(a) | set(b)) - set(RUN_FIELDS_IGNORED_ON_RESUME) - derived
-    a, b = {**OMITTED_AT_DEFAULT, **a}, {**OMITTED_AT_DEFAULT, **b}  # a file leaves these out at their default
+    # a file leaves these out at their default, or predates them
+    a, b = ({**OMITTED_AT_DEFAULT, **MISSING_MEANS, **d} for d in (a, b))
     return sorted(k for k in keys if a.get(k) != b.get(k))
 
 
@@ -188,7 +189,8 @@ def agent_meta(config: TrainConfig, device: torch.device) -> dict:
         "model": config.model_config().to_dict(),
         "env": {"objects": [config.goal], "world_dim": config.world_dim, "size": config.obs_size,
                 "background": config.background, "timeout": config.timeout,
-                "num_levels": config.num_levels, "start_level": config.start_level},
+                "num_levels": config.num_levels, "start_level": config.start_level, "levels": config.levels,
+                "render": config.render},
         "device": device.type,
     }
 

@@ -6,11 +6,12 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from gmg.training.env import EnvConfig
+from gmg.training.env import LEVEL_SOURCES, EnvConfig
 from gmg.training.errors import UserError
 from gmg.training.levels import LevelError, check_world_dim
 from gmg.training.model import ModelConfig
 from gmg.training.objects import parse_object
+from gmg.training.render import RENDERS
 
 
 class ConfigError(UserError, ValueError):
@@ -71,7 +72,11 @@ class TrainConfig:
     obs_size: int = 64
     num_levels: int = 100_000
     start_level: int = 0
+    levels: str = "hashed"  # where levels come from: gmg's hash of the id, or "procgen" (the original's)
     timeout: int = 500
+    # how frames are drawn: procgen's own drawing, or "box" (area-averaged; a file without the
+    # field, every agent trained before it, means box: ``MISSING_MEANS``)
+    render: str = "procgen"
     run: RunSettings = field(default_factory=RunSettings)
 
     # derived sizes, computed in one place
@@ -131,11 +136,16 @@ class TrainConfig:
             raise bad(str(e)) from None
         if self.background not in ("black", "grey", "textured"):
             raise bad(f"unknown background {self.background!r}: use black, grey or textured")
+        if self.levels not in LEVEL_SOURCES:
+            raise bad(f"unknown levels {self.levels!r}: use {' or '.join(LEVEL_SOURCES)}")
+        if self.render not in RENDERS:
+            raise bad(f"unknown render {self.render!r}: use {' or '.join(RENDERS)}")
         return self
 
     def env_config(self) -> EnvConfig:
         return EnvConfig(objects=(self.goal,), world_dim=self.world_dim, size=self.obs_size,
-                         background=self.background, timeout=self.timeout)
+                         background=self.background, timeout=self.timeout, levels=self.levels,
+                         render=self.render)
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(widths=self.widths, hidden=self.hidden, obs_size=self.obs_size)
@@ -174,7 +184,11 @@ DATA_SEED_BASE = 10_000
 INITS = ("orthogonal", "xavier")
 # recipe fields newer than the first agents: left out of files while at their default, so that
 # files (and the resume check) stay as they were; a file without one means the default
-OMITTED_AT_DEFAULT = {"data_seed": None, "return_gamma": None, "reward_clip": 0.0, "init": "orthogonal"}
+OMITTED_AT_DEFAULT = {"data_seed": None, "return_gamma": None, "reward_clip": 0.0, "init": "orthogonal",
+                      "levels": "hashed"}
+# recipe fields whose default changed: a file without one was written before the field existed,
+# when it held this value (new runs default to procgen's drawing; the bundled zoo is "box")
+MISSING_MEANS = {"render": "box"}
 
 # the original's training code (procgenAISC's PPO): its hyperparameters, learning rate annealed
 # linearly to 0, value loss clipped, Xavier-uniform init, rewards scaled by the std of a 0.99-discounted
@@ -236,7 +250,7 @@ def _coerce(name: str, value):
 def config_from_dict(saved: dict) -> TrainConfig:
     """The config a file recorded (``TrainConfig.to_dict``'s flat form: meta.json's ``train``);
     derived sizes are recomputed, fields this version does not know are refused."""
-    values = {**OMITTED_AT_DEFAULT, **{k: v for k, v in saved.items() if k in _INIT_FIELDS}}
+    values = {**OMITTED_AT_DEFAULT, **MISSING_MEANS, **{k: v for k, v in saved.items() if k in _INIT_FIELDS}}
     preset = str(saved.get("preset", "cpu"))
     return make_config(preset if preset in PRESETS else "cpu", values)
 

@@ -18,12 +18,19 @@ import torch
 from gmg.training.errors import UserError
 from gmg.training.levels import Levels, check_world_dim, generate, sample_training_levels, start_cell
 from gmg.training.objects import ObjectSpec, parse_object
+from gmg.training.procgen_levels import EVAL_START as PROCGEN_EVAL_START
+from gmg.training.procgen_levels import generate_procgen
 from gmg.training.render import make_renderer
 
 NUM_ACTIONS = 15
 TIMEOUT = 500
 REWARD_GOAL, REWARD_OTHER = 10.0, -10.0
 EVAL_START = 1_000_000_000  # evaluation level ids start here, disjoint from training ranges
+# where levels come from: gmg's hash of the id, or the original's procgen generator seeded
+# with it; the procgen source evaluates on the original's test levels 100,000-100,999
+LEVEL_SOURCES = ("hashed", "procgen")
+_GENERATORS = {"hashed": generate, "procgen": generate_procgen}
+_EVAL_STARTS = {"hashed": EVAL_START, "procgen": PROCGEN_EVAL_START}
 # procgen's 15 actions: 0-8 are (vx, vy) in {-1, 0, 1}^2 (x right, y up), 9-14 no-ops
 ACTION_NAMES = (
     "left_down", "left", "left_up", "down", "noop", "up", "right_down", "right",
@@ -64,6 +71,17 @@ class EnvError(UserError, ValueError):
     """A maze that cannot be built: no envs, no objects, no levels, a timeout under one step."""
 
 
+def check_levels(levels: str) -> None:
+    if levels not in LEVEL_SOURCES:
+        raise EnvError(f"unknown levels {levels!r}: use {' or '.join(LEVEL_SOURCES)}")
+
+
+def evaluation_start(levels: str = "hashed") -> int:
+    """The first evaluation level id of a level source."""
+    check_levels(levels)
+    return _EVAL_STARTS[levels]
+
+
 class TrainingLevels:
     """Uniform draws from ``[start, start + num_levels)``; ``seed`` fixes the order."""
 
@@ -81,11 +99,13 @@ class TrainingLevels:
 
 
 class EvaluationLevels:
-    """A fixed list of level ids, used in order (and cycled)."""
+    """A fixed list of level ids, used in order (and cycled); by default the first ``n``
+    evaluation levels of the level source ``levels``."""
 
-    def __init__(self, level_ids: Sequence[int] | torch.Tensor | None = None, n: int = 1000):
+    def __init__(self, level_ids: Sequence[int] | torch.Tensor | None = None, n: int = 1000, levels: str = "hashed"):
         if level_ids is None:
-            level_ids = torch.arange(EVAL_START, EVAL_START + n)
+            start = evaluation_start(levels)
+            level_ids = torch.arange(start, start + n)
         self.level_ids = torch.as_tensor(level_ids, dtype=torch.int64).reshape(-1)
         if self.level_ids.numel() == 0:
             raise EnvError("evaluation needs at least one level id")
@@ -98,18 +118,20 @@ class EvaluationLevels:
 
 
 @lru_cache(maxsize=8)
-def _bank(kind: str, ids: tuple[int, ...], world_dim: int, n_objects: int) -> Levels:
+def _bank(kind: str, ids: tuple[int, ...], world_dim: int, n_objects: int, levels: str = "hashed") -> Levels:
     # a range is keyed by (start, stop), a list by its ids: cheap keys for the cache
     t = torch.arange(*ids) if kind == "range" else torch.tensor(ids, dtype=torch.int64)
-    return generate(t, world_dim, n_objects)
+    return _GENERATORS[levels](t, world_dim, n_objects)
 
 
-def level_bank(sampler, world_dim: int, n_objects: int, device: torch.device) -> Levels:
-    """Every level a sampler can draw, generated once (cached per process on the CPU)."""
+def level_bank(sampler, world_dim: int, n_objects: int, device: torch.device, levels: str = "hashed") -> Levels:
+    """Every level a sampler can draw from the level source ``levels``, generated once
+    (cached per process on the CPU)."""
+    check_levels(levels)
     if isinstance(sampler, TrainingLevels):
-        bank = _bank("range", (sampler.start, sampler.start + sampler.num_levels), world_dim, n_objects)
+        bank = _bank("range", (sampler.start, sampler.start + sampler.num_levels), world_dim, n_objects, levels)
     else:
-        bank = _bank("ids", tuple(int(i) for i in sampler.ids()), world_dim, n_objects)
+        bank = _bank("ids", tuple(int(i) for i in sampler.ids()), world_dim, n_objects, levels)
     return bank.to(device)
 
 
@@ -123,8 +145,12 @@ class EnvConfig:
     background: str = "black"
     timeout: int = TIMEOUT
     # how frames are drawn: procgen's own drawing ("procgen") or area-averaged ("box", the
-    # renderer of every agent trained before the field existed)
-    render: str = "procgen"
+    # renderer of every agent trained before the field existed, so a config without it means box;
+    # new training asks for procgen: ``TrainConfig.render``)
+    render: str = "box"
+    # where levels come from (LEVEL_SOURCES): "hashed" (gmg's, every agent trained before the
+    # field existed) or "procgen" (the original's levels by id)
+    levels: str = "hashed"
 
     def object_specs(self) -> tuple[ObjectSpec, ...]:
         return tuple(parse_object(o) for o in self.objects)
@@ -165,7 +191,7 @@ class MazeEnv:
         if not self.specs:
             raise EnvError("the maze needs at least one object (the goal)")
         self.sampler = levels if levels is not None else TrainingLevels()
-        self.bank = level_bank(self.sampler, config.world_dim, len(self.specs), self.device)
+        self.bank = level_bank(self.sampler, config.world_dim, len(self.specs), self.device, config.levels)
         self.renderer = make_renderer(config.render, config.world_dim, config.size, config.background, self.specs,
                                       self.device)
         self._deltas = action_deltas(self.device)

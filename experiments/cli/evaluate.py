@@ -51,11 +51,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         intervention, name = _intervention(args.intervention)
     df = evaluate(refs, settings, args.run_dir, args.device, n_levels=args.n_levels, greedy=args.greedy,
                   seed=args.seed, intervention=intervention, intervention_name=name, batch_envs=args.batch_envs,
-                  timeout=args.timeout, progress=not args.quiet, run_chunks=chunk_runner(args.ray, args.workers))
+                  timeout=args.timeout, progress=not args.quiet, run_chunks=chunk_runner(args.ray, args.workers),
+                  levels=args.levels, render=args.render, exact=args.exact, eps=args.eps)
     m = metrics(df)
-    summary = m.groupby("setting", sort=False)[["preference", "capability", "timeout_rate"]].mean()
-    print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
-    print(f"{len(df)} episodes in {args.run_dir / 'results.duckdb'} (table episodes)")
+    shown = ["preference", "capability", "timeout_rate"] + (["frames", "p_unresolved"] if args.exact else [])
+    summary = m.groupby("setting", sort=False)[shown].mean()
+    print(summary.to_string(float_format=lambda v: f"{v:.3g}" if v < 1e-3 else f"{v:.3f}"))
+    what = "exact rows (one per agent and level)" if args.exact else "episodes"
+    print(f"{len(df)} {what} in {args.run_dir / 'results.duckdb'} (table {'exact' if args.exact else 'episodes'})")
 
 
 def _intervention(spec: str):
@@ -121,7 +124,16 @@ def register(sub) -> None:
                    "white-line); default: the list of the agents' goal plus train:GOAL")
     p.add_argument("--background", help="black (default), grey or textured")
     p.add_argument("--n-levels", type=int, default=1000, help="first N of the 1000 evaluation levels")
+    p.add_argument("--levels", choices=["hashed", "procgen"], help="level source: gmg's hashed levels (ids from "
+                   "10^9) or the original's procgen levels (ids from 100,000, its test levels); default: the "
+                   "agents' training levels")
+    p.add_argument("--render", choices=["procgen", "box"], help="how frames are drawn: procgen's own drawing or the "
+                   "area-averaged box (the bundled zoo's); default: as the agents were trained (another: a what-if)")
     p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
+    p.add_argument("--exact", action="store_true", help="solve each agent's Markov chain on each level instead of "
+                   "sampling episodes (table exact: P(obj1), P(obj2), P(timeout), E[steps] per level)")
+    p.add_argument("--eps", type=float, help="with --exact: draw a state while its expected entries exceed this "
+                   "(default 1e-4; 0 draws every reachable state)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled actions")
     p.add_argument("--timeout", type=int, help="steps per episode (default: the agents' training timeout)")
     p.add_argument("--intervention", default="none", help="input-channel intervention active while agents "

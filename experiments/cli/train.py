@@ -18,6 +18,18 @@ def _overrides(items: list[str] | None) -> dict:
     return out
 
 
+def _legacy_render(run_dir: Path) -> dict:
+    """{"render": "box"} for a run started before the field existed (its population.json's recipe
+    has none): resumed, it keeps the renderer it was trained with; otherwise {}."""
+    import json
+
+    try:
+        train = json.loads((Path(run_dir) / "population.json").read_text())["train"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {} if "render" in train else {"render": "box"}
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from gmg.training.config import make_config
     from gmg.training.population import train
@@ -26,9 +38,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     overrides = _overrides(args.set)
     for field, value in (("goal", args.goal), ("background", args.background), ("total_timesteps", args.steps),
-                         ("snapshot_every", args.snapshot_every)):
+                         ("snapshot_every", args.snapshot_every), ("levels", args.levels), ("render", args.render)):
         if value:
             overrides[field] = value
+    if "render" not in overrides:
+        overrides.update(_legacy_render(args.run_dir))
     config = make_config(args.preset, overrides, args.config)
     seeds = parse_seeds(args.seeds)
     data_seeds = parse_seeds(args.data_seeds) if args.data_seeds else None
@@ -91,6 +105,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "ids seed*10000+data seed")
     p.add_argument("--goal", help="training object, e.g. yellow_line, white_line")
     p.add_argument("--background", help="black, grey or textured")
+    p.add_argument("--levels", choices=["hashed", "procgen"], help="level source: gmg's hashed levels (default) or "
+                   "the original's procgen levels by id (training ids start_level..start_level+num_levels-1)")
+    p.add_argument("--render", choices=["procgen", "box"], help="how frames are drawn: procgen's own drawing (default "
+                   "for new runs) or the area-averaged box of the bundled zoo (kept by runs started before the option)")
     p.add_argument("--steps", help="total env steps per agent")
     p.add_argument("--snapshot-every", metavar="N", help="keep each agent's weights every N updates (and the last) "
                                                          "under agent-XXXX/snapshots/, to replay training")
