@@ -79,10 +79,11 @@ class ProbeRunConfig:
             raise ProbeError(f"--scenes must be at least 8 to hold some out, got {self.n_scenes}")
 
 
-def make_datasets(cfg: ProbeRunConfig, device: torch.device | str = "cpu") -> dict[str, ProbeDataset]:
-    """One dataset of one-object scenes per object (seed fixed, the same for every agent)."""
+def make_datasets(cfg: ProbeRunConfig, device: torch.device | str = "cpu", render: str = "box") -> dict[str, ProbeDataset]:
+    """One dataset of one-object scenes per object (seed fixed, the same for every agent), drawn
+    by the agents' renderer."""
     return {
-        obj: probe_scenes(obj, cfg.n_scenes, background=cfg.background, seed=cfg.seed, device=device)
+        obj: probe_scenes(obj, cfg.n_scenes, background=cfg.background, seed=cfg.seed, device=device, render=render)
         for obj in cfg.objects
     }
 
@@ -195,7 +196,7 @@ def probe_population(
         say(f"{len(refs) - len(todo)} of {len(refs)} agents already probed")
         if todo:
             layer_names(todo[0].load("cpu"), cfg.layers if isinstance(cfg.layers, str) else list(cfg.layers))  # fail early
-            datasets = make_datasets(cfg)
+            datasets = make_datasets(cfg, render=refs.trained_on.render)
             # one pool of worker processes for the whole run (started once)
             with Parallel(n_jobs=cfg.n_jobs) as parallel:
                 baselines = _pixel_rows(datasets, cfg, parallel)

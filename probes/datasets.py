@@ -4,7 +4,7 @@ A probe scene is a maze level from a range disjoint from training and evaluation
 (``PROBE_START + i``), its walls as generated, and objects placed by *us* on distinct
 free cells drawn uniformly (never the start cell, never under the agent), so every free
 cell is equally likely to hold the target. Scenes are rendered exactly as the agent sees
-them (``gmg.training.render.Renderer``).
+them (``gmg.training.render.make_renderer``).
 
 Labels (one row per scene, ``ProbeDataset.labels``):
 
@@ -31,7 +31,7 @@ import torch
 from gmg.training.errors import UserError
 from gmg.training.levels import generate, start_cell
 from gmg.training.objects import ObjectSpec, parse_object
-from gmg.training.render import Renderer
+from gmg.training.render import make_renderer
 
 PROBE_START = 2_000_000_000  # probe level ids start here: disjoint from training and evaluation
 AGENT_PLACEMENT = ("start", "random")
@@ -86,6 +86,7 @@ def probe_scenes(
     background: str = "black",
     seed: int = 0,
     device: torch.device | str = "cpu",
+    render: str = "box",
 ) -> ProbeDataset:
     """Render ``n`` scenes holding ``target`` (and ``distractors``) at known random cells.
 
@@ -97,6 +98,7 @@ def probe_scenes(
     p_absent : fraction of scenes whose target is not drawn (for the ``present`` label).
     agent : ``"random"`` (any free cell left over, random facing) or ``"start"``.
     background : ``"black"``, ``"grey"`` or ``"textured"`` (texture chosen per level).
+    render : how scenes are drawn, as the probed agents' frames were (``gmg.training.render.RENDERS``).
     seed : fixes the levels (``PROBE_START + seed * 10_000_000 + i``) and all placements.
 
     Returns
@@ -138,7 +140,7 @@ def probe_scenes(
         if rows.numel() == 0:
             continue
         shown = spec if is_present else ObjectSpec(spec.shape, None)
-        renderer = Renderer(w, size, background, (shown, *others), device)
+        renderer = make_renderer(render, w, size, background, (shown, *others), device)
         bg = renderer.background_frames(levels.background[rows].to(device), levels.bg_offset[rows].to(device))
         static = renderer.static(wall[rows].to(device), cells[rows].to(device), bg)
         obs[rows] = renderer.with_agent(static, agent_cell[rows].to(device), mirrored[rows].to(device)).cpu()

@@ -138,3 +138,29 @@ def test_env_renders_with_the_configured_renderer():
     assert not torch.equal(frames["procgen"], frames["box"])
     with pytest.raises(RenderError, match="unknown render"):
         make_renderer("bilinear", 5, 64, "black", (), CPU)
+
+
+def test_render_is_recorded_and_a_missing_field_means_box(tmp_path):
+    import json
+
+    from gmg.experiments.cli.train import _legacy_render
+    from gmg.experiments.population import TrainedOn
+    from gmg.training.checkpoint import _config_diff, agent_meta
+    from gmg.training.config import ConfigError, config_from_dict, make_config
+
+    config = make_config("cpu")  # new training draws like procgen
+    assert config.render == "procgen" and config.env_config().render == "procgen"
+    meta = agent_meta(config, CPU)
+    assert meta["train"]["render"] == meta["env"]["render"] == "procgen"
+    assert TrainedOn.from_meta(meta).render == "procgen"
+    # files written before the field (the bundled zoo): box, in the recipe, the env and on resume
+    old = {k: v for k, v in meta["train"].items() if k != "render"}
+    assert config_from_dict(old).render == "box" and TrainedOn.from_meta({"env": {}}).render == "box"
+    assert _config_diff(old, make_config("cpu", {"render": "box"}).to_dict()) == []
+    assert _config_diff(old, config.to_dict()) == ["render"]
+    (tmp_path / "population.json").write_text(json.dumps({"train": old}))
+    assert _legacy_render(tmp_path) == {"render": "box"}
+    (tmp_path / "population.json").write_text(json.dumps({"train": meta["train"]}))
+    assert _legacy_render(tmp_path) == {} and _legacy_render(tmp_path / "nothing") == {}
+    with pytest.raises(ConfigError, match="unknown render"):
+        make_config("cpu", {"render": "bilinear"})

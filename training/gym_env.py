@@ -22,7 +22,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from gmg.training.env import NUM_ACTIONS, EnvConfig, EvaluationLevels, MazeEnv, TrainingLevels
-from gmg.training.render import Renderer
+from gmg.training.render import ProcgenRenderer, Renderer, make_renderer
 
 ENV_ID = "gmg/ColourShapeMaze-v0"
 TEST_ENV_ID = "gmg/ColourShapeMazeTest-v0"
@@ -181,7 +181,7 @@ class MazeGymEnv(gym.Env):
         self._counter = 0
         self._frame: torch.Tensor | None = None  # (1, size, size, 3) current frame
         self._state: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # row, agent, mirrored
-        self._renderers: dict[int, Renderer] = {}
+        self._renderers: dict[int, Renderer | ProcgenRenderer] = {}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Load the sampler's next level (its first one after a ``seed``)."""
@@ -235,7 +235,8 @@ class MazeGymEnv(gym.Env):
             return self._frame[0].cpu().numpy()
         if size not in self._renderers:
             c = self.config
-            self._renderers[size] = Renderer(c.world_dim, size, c.background, self.env.specs, self.env.device)
+            self._renderers[size] = make_renderer(c.render, c.world_dim, size, c.background, self.env.specs,
+                                                  self.env.device)
         r, b = self._renderers[size], self.env.bank
         row, agent, mirrored = self._state
         bg = r.background_frames(b.background[row], b.bg_offset[row])

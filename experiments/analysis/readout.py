@@ -29,13 +29,14 @@ from gmg.training.env import action_deltas
 from gmg.training.levels import distance_map
 
 
-def probe_views(goal: str, background: str, n_levels: int, world_dim: int = 5, size: int = 64) -> dict[str, list[dict]]:
+def probe_views(goal: str, background: str, n_levels: int, world_dim: int = 5, size: int = 64,
+                render: str = "box") -> dict[str, list[dict]]:
     """Profile column -> the rendered views (``level_frames``) of its single-object setting."""
     from gmg.experiments.settings import resolve_settings
     from gmg.experiments.vfield import level_frames
 
     settings = resolve_settings(profile_settings(goal), background)
-    return {col: [level_frames(s, level, world_dim, size) for level in range(n_levels)]
+    return {col: [level_frames(s, level, world_dim, size, render=render) for level in range(n_levels)]
             for col, s in zip(PROFILE_COLUMNS, settings)}
 
 
@@ -149,7 +150,8 @@ def goal_attribution(agents, n_levels: int = 50, device: str = "cpu", max_frames
     agents = population(agents)
     t = agents.trained_on
     setting = resolve_settings([f"train:{t.goal}"], t.background)[0]
-    probe = goal_probe([level_frames(setting, level, t.world_dim, t.size) for level in range(n_levels)], max_frames)
+    probe = goal_probe([level_frames(setting, level, t.world_dim, t.size, render=t.render) for level in range(n_levels)],
+                       max_frames)
     rows = []
     for ref in agents:
         r, g, b = goal_pixel_shares(ref.load(device).eval(), probe)
@@ -165,7 +167,8 @@ def readout_profile(agents, n_levels: int = 50, device: str = "cpu") -> pd.DataF
 
     agents = population(agents)
     t = agents.trained_on
-    probes = {col: stacked(v) for col, v in probe_views(t.goal, t.background, n_levels, t.world_dim, t.size).items()}
+    probes = {col: stacked(v) for col, v in probe_views(t.goal, t.background, n_levels, t.world_dim, t.size,
+                                                                 t.render).items()}
     rows = []
     for ref in agents:
         model = ref.load(device).eval()

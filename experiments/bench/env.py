@@ -17,7 +17,8 @@ def _sync(device: torch.device) -> None:
 
 
 def bench_ours(
-    num_envs: int, steps: int, device: torch.device, warmup: int = 20, seed: int = 0, num_levels: int = 100_000
+    num_envs: int, steps: int, device: torch.device, warmup: int = 20, seed: int = 0, num_levels: int = 100_000,
+    render: str = "procgen",
 ) -> dict:
     """Steps/s of ``MazeEnv`` under uniformly random actions, rendering included.
 
@@ -28,7 +29,7 @@ def bench_ours(
     gen = torch.Generator(device=device).manual_seed(seed)
     actions = torch.randint(0, NUM_ACTIONS, (warmup + steps, num_envs), generator=gen, device=device)
     t0 = time.perf_counter()
-    env = MazeEnv(num_envs, EnvConfig(), TrainingLevels(num_levels, seed), device=device)
+    env = MazeEnv(num_envs, EnvConfig(render=render), TrainingLevels(num_levels, seed), device=device)
     _sync(device)
     setup_s = time.perf_counter() - t0
     if device.type == "cuda":
@@ -44,7 +45,7 @@ def bench_ours(
     _sync(device)
     elapsed = time.perf_counter() - t0
     row = {
-        "env": "gmg MazeEnv",
+        "env": f"gmg MazeEnv ({render} render)",
         "device": str(device),
         "num_envs": num_envs,
         "steps": steps,
@@ -98,22 +99,24 @@ def bench_env(
     """Our env and procgen's maze side by side: same env count, random actions, rendering on.
 
     ``threads`` (default: all cores) is torch's CPU thread count and procgen's ``num_threads``;
-    ours samples training levels from ``[0, num_levels)`` (the bank is built before timing).
-    Returns ``{"bench": "env", "machine": ..., "rows": [ours, procgen], "ratio": ours/procgen}``.
+    ours samples training levels from ``[0, num_levels)`` (the bank is built before timing), drawn
+    by procgen's renderer and by the box one. Returns ``{"bench": "env", "machine": ...,
+    "rows": [ours (procgen render), ours (box render), procgen], "ratio": ours (procgen render)/procgen}``.
     """
     device = torch.device(device)
     threads = threads or os.cpu_count() or 1
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        rows = [bench_ours(num_envs, steps, device, num_levels=num_levels)]
+        rows = [bench_ours(num_envs, steps, device, num_levels=num_levels, render=r) for r in ("procgen", "box")]
     finally:
         torch.set_num_threads(previous)
-    rows[0]["num_threads"] = threads
+    for row in rows:
+        row["num_threads"] = threads
     if procgen:
         rows.append(bench_procgen(num_envs, steps, threads))
     result = {"bench": "env", "machine": machine(), "rows": rows}
-    if procgen and "steps_per_s" in rows[1]:
-        result["ratio"] = rows[0]["steps_per_s"] / rows[1]["steps_per_s"]
+    if procgen and "steps_per_s" in rows[-1]:
+        result["ratio"] = rows[0]["steps_per_s"] / rows[-1]["steps_per_s"]
     return result
 

@@ -250,7 +250,7 @@ def explain(agent_id: int, run_dir: str | Path, agents=None,
         isolate_g = parse_intervention("isolate:g")
         for i, (label, objects, background) in enumerate(maps):
             setting = parse_setting("-vs-".join(objects) if len(objects) > 1 else f"train:{objects[0]}", background)
-            view = level_frames(setting, level, world, size, device=device)
+            view = level_frames(setting, level, world, size, device=device, render=trained.render)
             clean = {agent_id: moves(model, view)}
             figures.append((plot_fields(view, clean, out / f"policy-{i}.png", f"{label}:\n{' vs '.join(objects)}").name,
                             f"most probable move from every cell ({label})"))
