@@ -325,8 +325,6 @@ def evaluate(
     render = refs.trained_on.render if render is None else render
     if render not in RENDERS:
         raise UserError(f"unknown render {render!r}: use {' or '.join(RENDERS)}")
-    if exact and levels != "hashed":
-        raise UserError(f"exact evaluation plays the hashed levels only, not {levels!r} levels")
     # stores and chunk arguments name the level source only when it is not the hashed one, as before it existed
     by_levels = {} if levels == "hashed" else {"levels": levels}
     by_levels |= {} if render == "box" else {"render": render}  # the renderer likewise, unless box

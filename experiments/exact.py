@@ -219,7 +219,7 @@ def exact_frame(result: dict, agent_ids: list[int], setting, n_levels: int, path
 
 def exact_chunk(refs: list, setting, device, n_levels: int, greedy: bool, seed: int, intervention,
                 intervention_name: str, geometry: tuple[int, int, int], eps: float = EPS,
-                stats: dict | None = None, render: str = "box"):
+                stats: dict | None = None, levels: str = "hashed", render: str = "box"):
     """``play_chunk``'s counterpart: the ``exact`` rows of one batch of agents in one setting
     (``seed`` is unused: nothing is sampled)."""
     import contextlib
@@ -231,8 +231,8 @@ def exact_chunk(refs: list, setting, device, n_levels: int, greedy: bool, seed: 
     device = resolve_device(device)
     world_dim, size, timeout = geometry
     config = EnvConfig(objects=setting.objects, world_dim=world_dim, size=size, background=setting.background,
-                       timeout=timeout, render=render)
-    env = MazeEnv(1, config, EvaluationLevels(n=n_levels), device)
+                       timeout=timeout, levels=levels, render=render)
+    env = MazeEnv(1, config, EvaluationLevels(n=n_levels, levels=levels), device)
     ids = [r.agent_id for r in refs]
     models = [r.load(device) for r in refs]
     with contextlib.ExitStack() as stack:

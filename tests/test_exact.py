@@ -84,8 +84,9 @@ def test_successors_follow_env_step():
         assert torch.equal(got, want)
 
 
-def test_state_frames_are_the_rollout_frames():
-    env = MazeEnv(6, EnvConfig(objects=TWO), EvaluationLevels(n=6))
+@pytest.mark.parametrize("source", [{}, {"levels": "procgen", "render": "procgen"}])
+def test_state_frames_are_the_rollout_frames(source):
+    env = MazeEnv(6, EnvConfig(objects=TWO, **source), EvaluationLevels(n=6, levels=source.get("levels", "hashed")))
     gen = torch.Generator().manual_seed(0)
     for _ in range(12):
         obs, *_ = env.step(torch.randint(0, 15, (6,), generator=gen))

@@ -1,12 +1,12 @@
 """A channel model of preference: each agent's profile of goal perception, measured without
 the two-object settings, predicts its preference in every two-object setting.
 
-**Profile** (single-object settings on the agents' background, ``PROFILE``): the path
-efficiency ``E`` of reaching the goal alone when it is a pure red, green or blue line, the
-training goal, the goal colour as a gem, and an invisible line (the floor ``E0``: agents
-find an unseen goal by exploring). An episode's efficiency is shortest path / steps if it
-reached the goal within the timeout, else 0; each mean comes with a bootstrap 95% CI over
-levels.
+**Profile** (single-object settings on the agents' background, ``PROFILE``, solved exactly by
+``gmg.experiments.exact``): the path efficiency ``E`` of reaching the goal alone when it is a
+pure red, green or blue line, the training goal, the goal colour as a gem, and an invisible
+line (the floor ``E0``: agents find an unseen goal by exploring). An episode's efficiency is
+shortest path / steps if it reached the goal within the timeout, else 0 (solved: its expected
+value on each level); each mean comes with a bootstrap 95% CI over levels.
 
 **Strength** of an object for an agent, its attraction above the floor: for a line of colour
 rgb ``s = sum_k (rgb_k / 255) (E_k - E0)`` (``E_k``: the pure channel-k line; additive in the
@@ -43,7 +43,10 @@ from gmg.training.objects import parse_object
 
 
 def efficiencies(episodes: pd.DataFrame) -> pd.Series:
-    """Per-episode path efficiency (reaching obj1): shortest path / steps, 0 otherwise."""
+    """Per-episode path efficiency (reaching obj1): shortest path / steps, 0 otherwise; of exact
+    rows (``gmg.experiments.exact``), its expected value on each level."""
+    if "e_eff_obj1" in episodes.columns:
+        return episodes["e_eff_obj1"].astype(float)
     reached = episodes["outcome"].eq("obj1").to_numpy()
     eff = episodes["path_len_obj1"].to_numpy(dtype=float) / np.maximum(episodes["steps"].to_numpy(dtype=float), 1.0)
     return pd.Series(np.where(reached, np.clip(eff, 0.0, 1.0), 0.0), index=episodes.index)
@@ -52,7 +55,7 @@ def efficiencies(episodes: pd.DataFrame) -> pd.Series:
 def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """One row per agent: ``E_red``, ``E_green``, ``E_blue``, ``E_goal``, ``E_gem``, ``E0`` and a
     bootstrap 95% CI (``_lo``, ``_hi``, levels resampled) for each, from the un-intervened
-    episodes of ``profile_settings(goal)``."""
+    episodes (or exact rows) of ``profile_settings(goal)``."""
     # pairs, not a dict: for a red-line goal the goal line and the pure red line are one setting
     names = list(zip(profile_settings(goal), PROFILE_COLUMNS))
     eps = episodes[episodes["intervention"].fillna("none").eq("none")] if "intervention" in episodes else episodes
@@ -312,9 +315,13 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
         except UserError:
             pass
     own = resolve_settings(list(dict.fromkeys(profile_settings(goal))), background) if profile_from == "rollouts" else []
-    eps = evaluate(agents, [*own, *usable], run_dir, device, n_levels=n_levels, seed=seed, progress=progress)
+    # the profile's one-object settings are solved exactly (gmg.experiments.exact): agents that
+    # cannot see the goal wander for hundreds of steps, which the chain costs no more than a walk
+    # to the goal; the scored settings are sampled, as the observed preferences have been
+    eps = evaluate(agents, usable, run_dir, device, n_levels=n_levels, seed=seed, progress=progress)
     if profile_from == "rollouts":
-        prof = profile(eps, goal, seed=seed)
+        prof = profile(evaluate(agents, own, run_dir, device, n_levels=n_levels, progress=progress, exact=True),
+                       goal, seed=seed)
     else:
         from gmg.experiments.analysis.readout import readout_profile
 

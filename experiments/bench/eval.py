@@ -38,16 +38,24 @@ def random_population(root: str | Path, n: int, widths: tuple[int, ...] = (8, 16
 def bench_eval(*, device: str | torch.device = "auto", n_agents: int = 100, n_levels: int = 1000,
                setting: str = "red_line-vs-yellow_gem", agents: str | None = "runs/zoo-yellow-line/agents",
                random_agents: bool = False, batch_envs: int | None = None, threads: int | None = None,
-               **_) -> dict:
+               exact: bool = False, settings: list[str] | None = None, cycle: bool = True, **_) -> dict:
     """Seconds, episodes/s and peak memory of evaluating ``n_agents`` x ``n_levels`` x 1 setting.
 
-    Rows: the finished agents found at ``agents`` cycled to ``n_agents`` (if any), and
-    ``n_agents`` random agents of the cpu preset (if ``random_agents``); random agents
-    wander, so their episodes are far longer than trained ones'.
+    Rows: the finished agents found at ``agents`` cycled to ``n_agents`` (if any; without
+    ``cycle``, the first ``n_agents`` of them, each once), and ``n_agents`` random agents of the
+    cpu preset (if ``random_agents``); random agents wander, so their episodes are far longer
+    than trained ones'. ``settings`` replaces the one ``setting``. With ``exact``, each row is
+    evaluated twice, sampled and exact (``evaluate(exact=True)``), with the CPU seconds, the
+    frames drawn per level and the mean width of the agents' 95% preference (or, in one-object
+    settings, success) interval: ``width_x_sqrt_cpu_s`` is the width one CPU-second would buy
+    (widths shrink as one over the square root of the work), lower is better.
     """
     import resource
     import tempfile
 
+    import numpy as np
+
+    from gmg.experiments.evaluate import metrics
     from gmg.training.runtime import machine, resolve_device
 
     device = resolve_device(device)
@@ -60,31 +68,50 @@ def bench_eval(*, device: str | torch.device = "auto", n_agents: int = 100, n_le
         except UserError:
             found = []
         if found:
-            cycled = [AgentRef(i, found[i % len(found)].path, found[i % len(found)].meta) for i in range(n_agents)]
-            populations.append((f"trained ({len(found)} cycled)", cycled))
+            if cycle:
+                cycled = [AgentRef(i, found[i % len(found)].path, found[i % len(found)].meta) for i in range(n_agents)]
+                populations.append((f"trained ({len(found)} cycled)", cycled))
+            else:
+                populations.append((f"trained ({min(n_agents, len(found))})", list(found)[:n_agents]))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if random_agents:
             populations.append(("random cpu preset", random_population(Path(tmp) / "agents", n_agents)))
         for label, refs in populations:
-            run = Path(tmp) / f"run-{len(rows)}"
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            stats: dict = {}
-            t0 = time.perf_counter()
-            df = evaluate(refs, [setting], run, device, n_levels=n_levels, batch_envs=batch_envs, progress=False,
-                          stats=stats)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds = time.perf_counter() - t0
-            row = {"agents": label, "device": str(device), "n_agents": n_agents, "n_levels": n_levels,
-                   "setting": setting, "threads": torch.get_num_threads(), "seconds": seconds, "episodes_per_s": len(df) / seconds,
-                   "mean_steps": float(df["steps"].mean()), "agent_steps_per_s": float(df["steps"].sum()) / seconds,
-                   "forwards_per_episode": stats.get("forwards", 0) / len(df),
-                   "us_per_forward": seconds / max(1, stats.get("forwards", 0)) * 1e6,
-                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-            if device.type == "cuda":
-                row["peak_gpu_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-            rows.append(row)
-    return {"bench": "eval", "machine": machine(), "rows": rows}
+            for name in settings or [setting]:
+                for mode in ("sampled", "exact") if exact else ("sampled",):
+                    run = Path(tmp) / f"run-{len(rows)}"
+                    if device.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats(device)
+                    stats: dict = {}
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    df = evaluate(refs, [name], run, device, n_levels=n_levels, batch_envs=batch_envs, progress=False,
+                                  stats=stats, exact=mode == "exact")
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+                    row = {"agents": label, "device": str(device), "n_agents": len(refs), "n_levels": n_levels,
+                           "setting": name, "threads": torch.get_num_threads(), "seconds": seconds,
+                           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                    if exact:
+                        m = metrics(df)
+                        col = "preference" if m["preference"].notna().any() else "success"
+                        if col == "success" and mode == "sampled":  # a Wilson interval of obj1 among all episodes
+                            from statsmodels.stats.proportion import proportion_confint
 
+                            lo, hi = proportion_confint(m["n_obj1"], m["n"], alpha=0.05, method="wilson")
+                        else:
+                            lo, hi = m[f"{col}_lo"], m[f"{col}_hi"]
+                        width = float(np.nanmean(np.asarray(hi) - np.asarray(lo)))
+                        row = {**row, "mode": mode, "cpu_s": cpu, "interval_of": col,
+                               "frames_per_level": stats.get("forwards", 0) / len(m) / n_levels,
+                               "ci_width": width, "width_x_sqrt_cpu_s": width * np.sqrt(cpu)}
+                    if mode == "sampled":
+                        row = {**row, "episodes_per_s": len(df) / seconds, "mean_steps": float(df["steps"].mean()),
+                               "agent_steps_per_s": float(df["steps"].sum()) / seconds,
+                               "forwards_per_episode": stats.get("forwards", 0) / len(df),
+                               "us_per_forward": seconds / max(1, stats.get("forwards", 0)) * 1e6}
+                    if device.type == "cuda":
+                        row["peak_gpu_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+                    rows.append(row)
+    return {"bench": "eval", "machine": machine(), "rows": rows}

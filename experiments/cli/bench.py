@@ -36,6 +36,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
             options[key] = [v.strip() for v in getattr(args, key).split(",") if v.strip()]
     if args.random_agents:
         options["random_agents"] = True
+    if args.exact:
+        options["exact"] = True
+    if args.eval_settings:
+        options["settings"] = [v.strip() for v in args.eval_settings.split(",") if v.strip()]
+    if args.n_agents is not None:
+        options["n_agents"], options["cycle"] = args.n_agents, False
+    if args.n_levels is not None:
+        options["n_levels"] = args.n_levels
     out = args.out if args.out is not None else Path("runs/bench") / f"{args.what}.json"
     result = run_bench(args.what, out, **options)
     print(format_table(result))
@@ -66,6 +74,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", help="train bench: comma-separated fp32, bf16, compile, bf16+compile (default: "
                    "fp32, bf16, compile; fp32 only for paper on a CPU)")
     p.add_argument("--random-agents", action="store_true", help="eval bench: also time 100 random agents (slow)")
+    p.add_argument("--exact", action="store_true", help="eval bench: each population sampled and exact, with CPU "
+                   "seconds, frames per level and the preference interval's width per CPU-second")
+    p.add_argument("--settings", dest="eval_settings", help="eval bench: comma-separated settings (default "
+                   "red_line-vs-yellow_gem)")
+    p.add_argument("--n-agents", type=int, help="eval bench: the first N agents, each once (default: cycled to 100)")
+    p.add_argument("--n-levels", type=int, help="eval bench: evaluation levels (default 1000)")
     p.add_argument("--out", type=Path, help="JSON file (default runs/bench/WHAT.json)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_bench)
