@@ -137,7 +137,8 @@ def make_results(root: Path, run_name: str, folders: list[str], setting_folders=
         for k, folder in enumerate(folders):
             d = root / "experiments" / "results-1000" / run_name / f"{s}-final-model" / folder
             d.mkdir(parents=True, exist_ok=True)
-            reward = rng.choice([10, -10, 0], size=n_levels, p=[0.6 - 0.2 * k, 0.35 + 0.2 * k, 0.05])
+            a = (0.2, 0.75, 0.3, 0.7, 0.25, 0.8, 0.35, 0.65)[k % 8]  # each agent its own preference, none even
+            reward = rng.choice([10, -10, 0], size=n_levels, p=[a, 0.95 - a, 0.05])
             steps = np.where(reward == 0, 500, rng.integers(1, 40, n_levels))
             lines = ["seed,steps,reward"] + [f"{100000 + i},{steps[i]},{reward[i]}" for i in range(n_levels)]
             (d / f"model_{STEPS_5M[-1]}.csv").write_text("\n".join(lines) + "\n")
