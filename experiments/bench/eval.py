@@ -48,7 +48,9 @@ def bench_eval(*, device: str | torch.device = "auto", n_agents: int = 100, n_le
     evaluated twice, sampled and exact (``evaluate(exact=True)``), with the CPU seconds, the
     frames drawn per level and the mean width of the agents' 95% preference (or, in one-object
     settings, success) interval: ``width_x_sqrt_cpu_s`` is the width one CPU-second would buy
-    (widths shrink as one over the square root of the work), lower is better.
+    (widths shrink as one over the square root of the work), lower is better;
+    ``sampled_inside_95``: the share of agents whose sampled preference lies inside the 95%
+    interval a sampled evaluation has around the exact one (``exact.sampled_interval``).
     """
     import resource
     import tempfile
@@ -106,6 +108,14 @@ def bench_eval(*, device: str | torch.device = "auto", n_agents: int = 100, n_le
                         row = {**row, "mode": mode, "cpu_s": cpu, "interval_of": col,
                                "frames_per_level": stats.get("forwards", 0) / len(m) / n_levels,
                                "ci_width": width, "width_x_sqrt_cpu_s": width * np.sqrt(cpu)}
+                        if mode == "sampled":
+                            sampled = m.set_index("agent")["preference"]
+                        elif col == "preference":  # the sampled preference inside its 95% interval around the exact
+                            from gmg.experiments.exact import sampled_interval
+
+                            inside = [lo <= sampled.get(a, np.nan) <= hi for a, g in df.groupby("agent")
+                                      for lo, hi in [sampled_interval(g)]]
+                            row["sampled_inside_95"] = float(np.mean(inside))
                     if mode == "sampled":
                         row = {**row, "episodes_per_s": len(df) / seconds, "mean_steps": float(df["steps"].mean()),
                                "agent_steps_per_s": float(df["steps"].sum()) / seconds,
