@@ -1,6 +1,6 @@
-"""Read and write the state bytes of procgen's standard ``maze`` (``env.get_state()`` /
-``env.set_state()``), written from the C++ ``serialize`` methods (Game, BasicAbstractGame,
-Entity, MazeGame; see shared/procgen-facts.md section 1).
+"""Read and write the state bytes of procgen's standard ``maze`` and ``chaser`` (``env.get_state()``
+/ ``env.set_state()``), written from the C++ ``serialize`` methods (Game, BasicAbstractGame,
+Entity, MazeGame, Chaser; see shared/procgen-facts.md section 1).
 
 ``decode(buf)`` gives a dict of every field in order; ``encode(fields)`` gives the bytes back
 (byte-identical for an unedited state). Ints and bools are 4-byte little-endian, floats
@@ -34,7 +34,17 @@ LAYOUT = tuple(f.split(":") for f in (
     "last_move_action:i move_action:i special_action:i mixrate:f maxspeed:f max_jump:f action_vx:f "
     "action_vy:f action_vrot:f center_x:f center_y:f random_agent_start:i has_useful_vel_info:i "
     "step_rand_int:i asset_rand_gen:r main_width:i main_height:i out_of_bounds_object:i unit:f view_dim:f "
-    "x_off:f y_off:f visibility:f min_visibility:f grid:G maze_dim:i world_dim:i end:i").split())
+    "x_off:f y_off:f visibility:f min_visibility:f grid:G").split())
+# each game's own fields, then procgen's end-of-buffer word (V: a vector of ints or bools)
+TAILS = {
+    "maze": "maze_dim:i world_dim:i end:i",
+    "chaser": "free_cells:V is_space:V eat_timeout:i egg_timeout:i eat_time:i total_enemies:i "
+              "total_orbs:i orbs_collected:i maze_dim:i end:i",
+}
+
+
+def _layout(game: str) -> tuple:
+    return LAYOUT + tuple(f.split(":") for f in TAILS[game].split())
 
 
 class _Reader:
@@ -52,11 +62,11 @@ class _Reader:
         return self.buf[self.pos - n : self.pos]
 
 
-def decode(buf: bytes) -> dict:
-    """Every field of a maze state; ``entities`` a list of dicts, ``grid`` int32 (h, w) with
-    row = world y (row 0 is the bottom of the picture)."""
+def decode(buf: bytes, game: str = "maze") -> dict:
+    """Every field of a ``game`` state (maze or chaser); ``entities`` a list of dicts, ``grid``
+    int32 (h, w) with row = world y (row 0 is the bottom of the picture)."""
     r, out = _Reader(buf), {}
-    for name, kind in LAYOUT:
+    for name, kind in _layout(game):
         if kind in "if":
             (out[name],) = r.take(kind)
         elif kind == "s":
@@ -66,18 +76,21 @@ def decode(buf: bytes) -> dict:
         elif kind == "E":
             (count,) = r.take("i")
             out[name] = [{k: r.take(t)[0] for k, t in ENTITY} for _ in range(count)]
+        elif kind == "V":
+            (n,) = r.take("i")
+            out[name] = r.take(f"{n}i")
         else:
             w, h, n = r.take("3i")
             out[name] = np.array(r.take(f"{n}i"), dtype=np.int32).reshape(h, w)
-    if r.pos != len(buf) or out["end"] & 0xFFFFFFFF != END_OF_BUFFER:
-        raise ValueError(f"not a maze state: read {r.pos} of {len(buf)} bytes")
+    if r.pos != len(buf) or out["end"] & 0xFFFFFFFF != END_OF_BUFFER or out["game_name"] != game.encode():
+        raise ValueError(f"not a {game} state: read {r.pos} of {len(buf)} bytes")
     return out
 
 
-def encode(fields: dict) -> bytes:
+def encode(fields: dict, game: str = "maze") -> bytes:
     """The state bytes of ``decode``'s dict (edited or not)."""
     parts = []
-    for name, kind in LAYOUT:
+    for name, kind in _layout(game):
         v = fields[name]
         if kind in "if":
             parts.append(struct.pack("<" + kind, v))
@@ -88,6 +101,8 @@ def encode(fields: dict) -> bytes:
         elif kind == "E":
             parts.append(struct.pack("<i", len(v)))
             parts += [struct.pack("<" + "".join(t for _, t in ENTITY), *(e[k] for k, _ in ENTITY)) for e in v]
+        elif kind == "V":
+            parts.append(struct.pack(f"<i{len(v)}i", len(v), *v))
         else:
             g = np.ascontiguousarray(v, dtype="<i4")
             parts.append(struct.pack("<3i", g.shape[1], g.shape[0], g.size) + g.tobytes())

@@ -2,18 +2,18 @@
 
 The parts procgen's standard ``maze`` shares with the original's fork (RandGen, the draw
 order, Kruskal, placement) are checked grid for grid against procgen's own runtime, read
-through ``get_state()`` with the parser below (written from the C++ ``serialize`` methods).
+through ``get_state()`` with ``tests/procgen_state.py`` (written from the C++ ``serialize`` methods).
 The fork-only parts (5x5 world, no dead ends, two objects) are checked for their invariants.
 """
 
 from __future__ import annotations
 
-import struct
 import time
 
 import numpy as np
 import pytest
 import torch
+from procgen_state import decode
 
 from gmg.training.errors import UserError
 from gmg.training.levels import LevelError, distance_map, start_cell
@@ -28,62 +28,7 @@ from gmg.training.procgen_levels import (
 )
 
 N_SEEDS = 1000
-END_OF_BUFFER = 0xCAFECAFE
 CHASER_WALL = 5  # chaser's MAZE_WALL
-ENTITY_BYTES = 31 * 4
-# procgen's state fields in order (Game, BasicAbstractGame, MazeGame): i int, f float32,
-# s string, E entities, G grid; names only where the test reads them
-_FIELDS = (
-    "version:i name:s " + "opt:i " * 12 + "grid_step:i seed_low:i seed_high:i game_type:i game_n:i "
-    "level_rng_seeded:i level_rng:s rng_seeded:i rng:s reward:f done:i level_complete:i action:i timeout:i "
-    "level_seed:i prev_seed:i episodes_remaining:i episode_done:i last_reward_timer:i last_reward:f "
-    "default_action:i fixed_asset_seed:i cur_time:i waiting:i grid_size:i entities:E "
-    "use_procgen_background:i background_index:i bg_tile_ratio:f bg_pct_x:f char_dim:f "
-    "last_move_action:i move_action:i special_action:i mixrate:f maxspeed:f max_jump:f "
-    "vx:f vy:f vrot:f center_x:f center_y:f random_agent_start:i useful_vel:i step_rand_int:i "
-    "asset_rng_seeded:i asset_rng:s main_width:i main_height:i out_of_bounds:i unit:f view_dim:f "
-    "x_off:f y_off:f visibility:f min_visibility:f grid:G"
-).split()
-# each game's own fields, then procgen's end-of-buffer word (V: a vector of ints or bools)
-_TAILS = {
-    "maze": "maze_dim:i world_dim:i trailer:i",
-    "chaser": "free_cells:V is_space:V eat_timeout:i egg_timeout:i eat_time:i total_enemies:i "
-              "total_orbs:i orbs_collected:i maze_dim:i trailer:i",
-}
-
-
-def parse_state(buf: bytes, game: str = "maze") -> dict:
-    """procgen state bytes of ``game`` -> fields; the grid as int (h, w) with row = y."""
-    out, pos = {}, 0
-
-    def ints(n: int) -> tuple:
-        nonlocal pos
-        pos += 4 * n
-        return struct.unpack_from(f"<{n}i", buf, pos - 4 * n)
-
-    for field in _FIELDS + _TAILS[game].split():
-        name, kind = field.split(":")
-        if kind == "i":
-            out[name] = ints(1)[0]
-        elif kind == "f":
-            out[name] = struct.unpack_from("<f", buf, pos)[0]
-            pos += 4
-        elif kind == "s":
-            (n,) = ints(1)
-            out[name] = buf[pos:pos + n].decode()
-            pos += n
-        elif kind == "V":
-            (n,) = ints(1)
-            out[name] = ints(n)
-        elif kind == "E":
-            (count,) = ints(1)
-            out[name] = [struct.unpack_from("<2f", buf, pos + k * ENTITY_BYTES) for k in range(count)]
-            pos += count * ENTITY_BYTES
-        else:
-            w, h, n = ints(3)
-            out[name] = np.array(ints(n), dtype=np.int32).reshape(h, w)
-    assert pos == len(buf) and out["trailer"] & 0xFFFFFFFF == END_OF_BUFFER and out["name"] == game
-    return out
 
 
 def mt_state(text: str) -> tuple[list[int], int]:
@@ -101,7 +46,7 @@ def procgen_states():
     for seed in range(N_SEEDS):
         env = procgen.ProcgenGym3Env(num=1, env_name="maze", distribution_mode="easy",
                                      start_level=seed, num_levels=1)
-        states.append(parse_state(env.get_state()[0]))
+        states.append(decode(env.get_state()[0]))
     print(f"{N_SEEDS} procgen maze states in {time.perf_counter() - t0:.1f} s")
     return states
 
@@ -121,12 +66,13 @@ def test_maze_levels_match_procgen_grid_for_grid(procgen_states):
     sizes = set()
     for seed, st in enumerate(procgen_states):
         ours = maze_level(seed, st["world_dim"])
-        assert st["level_seed"] == seed and st["main_width"] == st["main_height"] == 15
+        assert st["current_level_seed"] == seed and st["main_width"] == st["main_height"] == 15
         np.testing.assert_array_equal(ours.grid, st["grid"], err_msg=f"seed {seed}")
         assert ours.maze_dim == st["maze_dim"], seed
         assert ours.background_index == st["background_index"], seed
         assert ours.bg_pct_x == st["bg_pct_x"], seed  # both float32
-        (x, y), = st["entities"]
+        (mouse,) = st["entities"]
+        x, y = mouse["x"], mouse["y"]
         assert ours.agent == (int(x), int(y)), seed
         assert st["grid"][ours.objects[0][1], ours.objects[0][0]] == 2
         sizes.add(ours.maze_dim)
@@ -138,7 +84,7 @@ def test_maze_levels_use_as_many_draws_as_procgen(procgen_states):
     # procgen's generator after the reset is where ours is after the same number of draws:
     # no draw is missing or extra (checked on every 10th seed)
     for seed in range(0, N_SEEDS, 10):
-        words, pos = mt_state(procgen_states[seed]["rng"])
+        words, pos = mt_state(procgen_states[seed]["rand_gen"][1].decode())
         bits = np.random.MT19937()
         bits._legacy_seeding(seed)
         bits.random_raw(maze_level(seed).draws)
@@ -151,7 +97,7 @@ def test_hard_mode_levels_match_procgen():
     for seed in (0, 1, 2, 100_000, 2**31 - 1):
         env = procgen.ProcgenGym3Env(num=1, env_name="maze", distribution_mode="hard",
                                      start_level=seed, num_levels=1)
-        st = parse_state(env.get_state()[0])
+        st = decode(env.get_state()[0])
         assert st["world_dim"] == 25
         np.testing.assert_array_equal(maze_level(seed, 25).grid, st["grid"], err_msg=f"seed {seed}")
 
@@ -164,7 +110,7 @@ def test_no_dead_ends_pass_matches_procgen_chaser():
     for seed in range(200):
         env = procgen.ProcgenGym3Env(num=1, env_name="chaser", distribution_mode="easy",
                                      start_level=seed, num_levels=1)
-        st = parse_state(env.get_state()[0], "chaser")
+        st = decode(env.get_state()[0], "chaser")
         rng = RandGen(seed)
         for _ in range(2 + 2 * st["random_agent_start"]):
             rng.next32()
