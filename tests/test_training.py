@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -65,6 +66,10 @@ def test_killed_run_resumes_to_the_same_agent_with_no_duplicate_log_rows(tmp_pat
     train_agent(tiny(seed=1), part, device="cpu", progress=False, max_iterations=1)
     assert (part / "resume.pt").exists()
     assert json.loads((part / "meta.json").read_text())["finished"] is False
+    # resume.pt's keys are its format: runs checkpointed by earlier code must still resume
+    assert set(torch.load(part / "resume.pt", weights_only=True)) == {
+        "model", "optimizer", "reward_rms", "env", "next_done", "disc_return", "global_step", "iteration",
+        "wall_time", "rng_cpu", "train"}
     train_agent(tiny(seed=1), part, device="cpu", progress=False)
     wa, wb = load_agent(whole)[0].state_dict(), load_agent(part)[0].state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -101,6 +106,55 @@ def test_a_kill_between_resume_and_meta_loses_nothing(tmp_path):
     train_agent(tiny(seed=1), part, device="cpu", progress=False)
     wa, wb = load_agent(whole)[0].state_dict(), load_agent(part)[0].state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+# the long recipe (issue 37: the cpu preset, procgen levels and drawing, snapshots) shrunk to
+# 4 updates of 8 envs x 16 steps; its 16 minibatches, 1 epoch, lr annealing and reward scaling kept
+KILL_ARGS = ["train", "--preset", "cpu", "--goal", "white_line", "--levels", "procgen", "--render", "procgen",
+             "--seeds", "3", "--steps", str(4 * 8 * 16), "--snapshot-every", "2", "--device", "cpu", "--quiet",
+             "--set", "widths=2,4,4", "--set", "hidden=16", "--set", "num_envs=8", "--set", "num_steps=16",
+             "--set", "num_levels=50", "--set", "checkpoint_every=2"]
+# the child kills itself in the 9th minibatch of the last update (1-3 ran, the checkpoint stands at 2)
+KILLED_INSIDE_AN_UPDATE = """
+import os, signal, sys
+from gmg.experiments.cli.main import main
+from gmg.training import ppo
+
+real, calls = ppo.ppo_loss, [0]
+
+def loss(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == 3 * 16 + 9:  # past 8 optimizer steps of update 4
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+
+ppo.ppo_loss = loss
+main(sys.argv[1:])
+"""
+
+
+def test_a_run_of_the_long_recipe_sigkilled_inside_an_update_resumes_to_the_same_weights(tmp_path):
+    from gmg.training.checkpoint import snapshot_dirs
+
+    run = tmp_path / "killed"
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", KILLED_INSIDE_AN_UPDATE, *KILL_ARGS, "--run-dir", str(run)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    agent = run / "agents" / "agent-0003"
+    meta = json.loads((agent / "meta.json").read_text())
+    assert meta["finished"] is False and meta["steps"] == 2 * 128 and meta["env"]["levels"] == "procgen"
+    assert len((agent / "train.csv").read_text().strip().splitlines()) == 1 + 3  # update 3 was logged, not saved
+    assert main([*KILL_ARGS, "--run-dir", str(run)]) == 0  # resumed in this process
+    assert main([*KILL_ARGS, "--run-dir", str(tmp_path / "whole")]) == 0
+    whole = tmp_path / "whole" / "agents" / "agent-0003"
+    assert [int(r.split(",")[0]) for r in (agent / "train.csv").read_text().strip().splitlines()[1:]] == [1, 2, 3, 4]
+    pairs = [(whole, agent), *zip(snapshot_dirs(whole), snapshot_dirs(agent), strict=True)]
+    assert [p.name for p in snapshot_dirs(agent)] == ["update-0002", "update-0004"]
+    for a, b in pairs:
+        wa, wb = load_agent(a)[0].state_dict(), load_agent(b)[0].state_dict()
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), (a.name, b.name)
 
 
 def test_resume_refuses_fewer_steps_a_new_schedule_and_a_corrupt_file(tmp_path):

@@ -252,6 +252,19 @@ def resume_iteration(agent_dir: Path) -> int:
     return int(_read_resume(path, "cpu", mmap=True)["iteration"]) if path.exists() else 0
 
 
+def resume_state(config: TrainConfig, *, model: dict, optimizer: dict, reward_rms: dict, env: dict,
+                 next_done: torch.Tensor, disc_return: torch.Tensor, global_step: int, iteration: int,
+                 wall_time: float, rng_cpu: torch.Tensor, rng_cuda: torch.Tensor | None) -> dict:
+    """resume.pt's dict, one seed's state (a stacked run writes each seed's as its lone run
+    would). Its keys are the format: runs written before must still resume."""
+    state = {"model": model, "optimizer": optimizer, "reward_rms": reward_rms, "env": env, "next_done": next_done,
+             "disc_return": disc_return, "global_step": global_step, "iteration": iteration, "wall_time": wall_time,
+             "rng_cpu": rng_cpu, "train": config.to_dict()}
+    if rng_cuda is not None:
+        state["rng_cuda"] = rng_cuda
+    return state
+
+
 def save_checkpoint(agent_dir: Path, meta: dict, weights: dict, resume: dict | None, stats: dict,
                     steps: int, wall_time: float) -> None:
     """Weights and meta.json; ``resume`` (None once finished) is the state a killed run goes on

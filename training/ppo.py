@@ -2,8 +2,11 @@
 
 ``train_agent(config, agent_dir)`` trains (or resumes) one seed: set-up, then per update a
 rollout, GAE, the clipped PPO loss over minibatches and a log row. Environment, rollout
-buffers and network live on one device. A population of seeds is ``gmg.training.population``;
-checkpoints and resume are ``gmg.training.checkpoint``.
+buffers and network live on one device. The update (buffers, GAE, ``ppo_update``, the log
+rows) is written once for K seeds and serves both this lone run (K = 1) and seeds stacked in
+one process (``gmg.training.stacked``); only the rollout and the network call differ. A
+population of seeds is ``gmg.training.population``; checkpoints and resume are
+``gmg.training.checkpoint``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ import torch
 from torch import nn, optim
 from torch.distributions import Categorical
 
-from gmg.training.checkpoint import agent_meta, append_log, is_finished, load_resume, save_checkpoint, save_snapshot
+from gmg.training.checkpoint import (
+    agent_meta,
+    append_log,
+    is_finished,
+    load_resume,
+    resume_state,
+    save_checkpoint,
+    save_snapshot,
+)
 from gmg.training.config import TrainConfig
 from gmg.training.cuda_graph import GraphedStep
 from gmg.training.env import MazeEnv, TrainingLevels
@@ -48,16 +59,22 @@ class RunningMeanStd:
         self.var = m2 / total
         self.count = total
 
-    def state(self) -> dict:
-        return {"mean": self.mean, "var": self.var, "count": self.count}
+    def state(self, k: int | None = None) -> dict:
+        """The statistics (a copy of stacked agent ``k``'s, if given)."""
+        s = {"mean": self.mean, "var": self.var, "count": self.count}
+        return s if k is None else {key: v[k].clone() for key, v in s.items()}
 
-    def load(self, s: dict) -> None:
-        self.mean, self.var, self.count = s["mean"], s["var"], s["count"]
+    def load(self, s: dict, k: int | None = None) -> None:
+        if k is None:
+            self.mean, self.var, self.count = s["mean"], s["var"], s["count"]
+        else:
+            for key in ("mean", "var", "count"):
+                getattr(self, key)[k] = s[key]
 
 
 # ---------------------------------------------------------------- the PPO arithmetic
-# Shared by one agent (tensors (n,)) and stacked agents (tensors (K, n)): every reduction is
-# over the last dim, so each stacked agent computes exactly what it would alone.
+# Shared by one agent (K = 1) and stacked agents (tensors (K, n)): every reduction is over the
+# last dim, so each stacked agent computes exactly what it would alone.
 
 def scaled_reward(config: TrainConfig, reward, done, disc_return, reward_rms: RunningMeanStd):
     """(reward for the update, next discounted return): rewards divided by a running std of
@@ -93,6 +110,64 @@ def gae(config: TrainConfig, rewards, values, dones, next_value, next_done) -> t
         lastgaelam = delta + config.gamma * config.gae_lambda * nextnonterminal * lastgaelam
         advantages[t] = lastgaelam
     return advantages
+
+
+def rollout_buffers(config: TrainConfig, k_n: int, device: torch.device) -> SimpleNamespace:
+    """A rollout's obs, actions, logprobs, rewards, dones and values: (steps, seeds, envs, ...),
+    one seed for a lone run."""
+    shape = (config.num_steps, k_n, config.num_envs)
+    return SimpleNamespace(
+        obs=torch.zeros(shape + (config.obs_size, config.obs_size, 3), dtype=torch.uint8, device=device),
+        actions=torch.zeros(shape, dtype=torch.int64, device=device),
+        **{name: torch.zeros(shape, device=device) for name in ("logprobs", "rewards", "dones", "values")})
+
+
+def seed_batches(buf: SimpleNamespace, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
+    """Each seed's batch (seeds, steps * envs, ...) from a rollout's buffers, in a lone run's order."""
+    parts = {"obs": buf.obs, "actions": buf.actions, "logprobs": buf.logprobs, "values": buf.values,
+             "advantages": advantages, "returns": returns}
+    return {name: x.transpose(0, 1).reshape((x.shape[1], -1) + x.shape[3:]) for name, x in parts.items()}
+
+
+def ppo_update(config: TrainConfig, batch: dict, evaluate, clip_grad, optimizer: optim.Optimizer,
+               generators: list) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """PPO's optimisation of K seeds' ``batch`` (``seed_batches``): ``update_epochs`` passes over
+    minibatches, each seed's order drawn from its CPU generator (None: torch's global one),
+    whose state the resume checkpoint carries.
+
+    ``evaluate(obs (K, M, ...), actions (K, M))`` -> (logprob, entropy, value), each (K, M);
+    ``clip_grad()`` clips each seed's gradient and returns its norm. Returns the last
+    minibatch's ``ppo_loss``, the mean clip fraction and whether a loss or gradient norm was
+    not finite, each (K,): checked once per update by the caller (a check per minibatch
+    would stall a GPU).
+    """
+    k_n, device = len(generators), batch["actions"].device
+    seed_ids = torch.arange(k_n, device=device)[:, None]
+    clipfracs = []
+    nonfinite = torch.zeros(k_n, dtype=torch.bool, device=device)
+    for _ in range(config.update_epochs):
+        b_inds = torch.stack([torch.randperm(config.batch_size, generator=g) for g in generators]).to(device)
+        for start in range(0, config.batch_size, config.minibatch_size):
+            mb = b_inds[:, start : start + config.minibatch_size]
+            newlogprob, entropy, newvalue = evaluate(batch["obs"][seed_ids, mb], batch["actions"].gather(1, mb))
+            out = ppo_loss(config, newlogprob, entropy, newvalue,
+                           *(batch[key].gather(1, mb) for key in ("logprobs", "advantages", "values", "returns")))
+            clipfracs.append(out["clipfrac"])
+            nonfinite |= ~torch.isfinite(out["loss"].detach())
+            optimizer.zero_grad()
+            # the seeds share no parameter, so each gets exactly the gradient of its own loss
+            out["loss"].sum().backward()
+            nonfinite |= ~torch.isfinite(clip_grad())  # a finite loss can still overflow backward
+            optimizer.step()
+    return out, torch.stack(clipfracs).mean(0), nonfinite
+
+
+def check_finite(nonfinite: torch.Tensor, seeds: list[int], global_step: int, kept: str) -> None:
+    """One line naming the seeds whose update was not finite; a model hit by a NaN is never
+    saved, so ``kept`` says which last good checkpoints stay."""
+    if nonfinite.any().item():
+        bad = ", ".join(str(s) for s, f in zip(seeds, nonfinite.tolist()) if f)
+        raise TrainingError(f"seed {bad}: the loss or its gradient became NaN or infinite at step {global_step}; {kept}")
 
 
 def ppo_loss(config: TrainConfig, newlogprob, entropy, newvalue, logprobs, advantages, values, returns) -> dict:
@@ -134,6 +209,32 @@ def iteration_stats(*, iteration: int, global_step: int, wall_time: float, sps: 
         "entropy": last["entropy"], "approx_kl": last["approx_kl"], "clipfrac": clipfrac,
         "explained_variance": float("nan") if var_y == 0 else float(1 - np.var(y_true - y_pred) / var_y),
     }
+
+
+def log_update(config: TrainConfig, agent_dirs: list[Path], on_update, *, iteration: int, global_step: int,
+               wall_time: float, sps: float, ep: torch.Tensor, lr: float, out: dict, clipfrac: torch.Tensor,
+               batch: dict) -> list[dict]:
+    """Each seed's row of train.csv (``iteration_stats``) appended to its log and passed to
+    ``on_update``; ``ep`` is (5, K), ``out`` and ``clipfrac`` ``ppo_update``'s, ``sps`` per seed."""
+    ep_rows, clipfracs = ep.T.tolist(), clipfrac.tolist()
+    last = {key: v.tolist() for key, v in out.items() if key != "loss"}
+    rows = []
+    for k, agent_dir in enumerate(agent_dirs):
+        row = iteration_stats(iteration=iteration, global_step=global_step, wall_time=wall_time, sps=sps, ep=ep_rows[k],
+                              lr=lr, last={key: v[k] for key, v in last.items()}, clipfrac=clipfracs[k],
+                              values=batch["values"][k], returns=batch["returns"][k])
+        append_log(agent_dir, row)
+        if on_update is not None:
+            on_update(row)
+        rows.append(row)
+    return rows
+
+
+def updates_to_run(config: TrainConfig, done: int, max_iterations: int | None) -> range:
+    """The updates a call runs after the ``done`` ones: to the run's end, or ``max_iterations``
+    of them (it then stops with a resumable checkpoint)."""
+    end = config.num_iterations if max_iterations is None else min(config.num_iterations, done + max_iterations)
+    return range(done + 1, end + 1)
 
 
 def progress_bar(show: bool, total: int, initial: int, desc: str):
@@ -202,14 +303,8 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
     forward = torch.compile(model) if config.run.compile else model
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if config.run.bf16 else contextlib.nullcontext
     reward_rms = RunningMeanStd(device)
-
     n, t_len = config.num_envs, config.num_steps
-    obs = torch.zeros((t_len, n, config.obs_size, config.obs_size, 3), dtype=torch.uint8, device=device)
-    actions = torch.zeros((t_len, n), dtype=torch.int64, device=device)
-    logprobs = torch.zeros((t_len, n), device=device)
-    rewards = torch.zeros((t_len, n), device=device)
-    dones = torch.zeros((t_len, n), device=device)
-    values = torch.zeros((t_len, n), device=device)
+    buf = rollout_buffers(config, 1, device)
 
     global_step, iteration, wall_before = 0, 0, 0.0
     next_obs = env.reset()
@@ -239,36 +334,29 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         if not stepper.captured:
             warnings.warn(f"the rollout step could not be captured as a CUDA graph, running it eagerly ({stepper.error})")
 
+    def evaluate(obs, actions):  # the update's forward pass of the one seed's minibatch (1, M, ...)
+        with autocast():
+            _, newlogprob, entropy, newvalue = _act(forward, obs[0], actions[0])
+        return newlogprob[None], entropy[None], newvalue.view(1, -1)
+
     def checkpoint(finished: bool, stats: dict) -> None:
         resume, wall_time = None, wall_before + time.time() - t0
         if not finished:
-            resume = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "reward_rms": reward_rms.state(), "env": env.state(),
-                "next_done": next_done, "disc_return": cur.disc_return,
-                "global_step": global_step, "iteration": iteration,
-                "wall_time": wall_time, "rng_cpu": torch.get_rng_state(), "train": config.to_dict(),
-            }
-            if device.type == "cuda":
-                resume["rng_cuda"] = torch.cuda.get_rng_state(device)
+            resume = resume_state(
+                config, model=model.state_dict(), optimizer=optimizer.state_dict(), reward_rms=reward_rms.state(),
+                env=env.state(), next_done=next_done, disc_return=cur.disc_return, global_step=global_step,
+                iteration=iteration, wall_time=wall_time, rng_cpu=torch.get_rng_state(),
+                rng_cuda=torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
         save_checkpoint(agent_dir, meta, model.state_dict(), resume, stats, global_step, wall_time)
 
     bar = progress_bar(progress, config.num_iterations * config.batch_size, global_step, f"seed {config.seed}")
     t0 = time.time()
     stats: dict = {}
-    iterations_this_call = 0
-    while iteration < config.num_iterations:
-        if max_iterations is not None and iterations_this_call >= max_iterations:
-            checkpoint(False, stats)
-            if bar:
-                bar.close()
-            return agent_dir
-        iteration += 1
-        iterations_this_call += 1
+    for iteration in updates_to_run(config, iteration, max_iterations):
         t_iter = time.time()
         anneal_learning_rate(config, optimizer, iteration)
         # episode statistics as on-device sums: no host sync inside the rollout
-        ep = torch.zeros(5, dtype=torch.float64, device=device)
+        ep = torch.zeros((5, 1), dtype=torch.float64, device=device)
 
         # ---- rollout
         model.eval()
@@ -276,69 +364,35 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
             noise = torch.rand((t_len, n), device=device)
         for step in range(t_len):
             global_step += n
-            obs[step] = cur.obs
-            dones[step] = next_done
+            buf.obs[step] = cur.obs
+            buf.dones[step] = next_done
             if uniform:
                 cur.noise.copy_(noise[step])
-            action, logprob, value, reward, rewards[step], done, info = stepper()
-            values[step] = value.flatten()
-            actions[step] = action
-            logprobs[step] = logprob
+            action, logprob, value, reward, buf.rewards[step], done, info = stepper()
+            buf.values[step] = value.flatten()
+            buf.actions[step] = action
+            buf.logprobs[step] = logprob
             next_done = done.float()
-            ep += episode_sums(done, reward, info)
+            ep += episode_sums(done, reward, info)[:, None]
 
-        # ---- advantages (GAE)
+        # ---- advantages (GAE), then the optimisation of policy and value
         with torch.no_grad(), autocast():
             next_value = unwrap(forward).get_value(cur.obs).float()
-        advantages = gae(config, rewards, values, dones, next_value, next_done)
-        returns = advantages + values
-
-        # ---- flatten the batch
-        b_obs = obs.reshape((-1,) + obs.shape[2:])
-        b_logprobs, b_actions = logprobs.reshape(-1), actions.reshape(-1)
-        b_advantages, b_returns, b_values = advantages.reshape(-1), returns.reshape(-1), values.reshape(-1)
-
-        # ---- optimise policy and value
+        advantages = gae(config, buf.rewards, buf.values, buf.dones, next_value, next_done)
+        batch = seed_batches(buf, advantages, advantages + buf.values)
         model.train()
-        clipfracs = []
-        nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-        fast_pool = scatter_max_pool_backward(model) if not config.run.compile else contextlib.nullcontext()
-        with fast_pool:
-            for _ in range(config.update_epochs):
-                # drawn from torch's CPU generator, whose state the resume checkpoint carries
-                b_inds = torch.randperm(config.batch_size).to(device)
-                for start in range(0, config.batch_size, config.minibatch_size):
-                    mb_inds = b_inds[start : start + config.minibatch_size]
-                    with autocast():
-                        _, newlogprob, entropy, newvalue = _act(forward, b_obs[mb_inds], b_actions[mb_inds])
-                    out = ppo_loss(config, newlogprob, entropy, newvalue.view(-1), b_logprobs[mb_inds],
-                                   b_advantages[mb_inds], b_values[mb_inds], b_returns[mb_inds])
-                    clipfracs.append(out["clipfrac"])
-                    nonfinite |= ~torch.isfinite(out["loss"].detach())
-                    optimizer.zero_grad()
-                    out["loss"].backward()
-                    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                    nonfinite |= ~torch.isfinite(grad_norm)  # a finite loss can still overflow backward
-                    optimizer.step()
-
-        # checked once per update (a check per minibatch would stall a GPU); a model hit by a
-        # NaN is never saved, so the last good checkpoint on disk stays
-        if nonfinite.item():
-            raise TrainingError(
-                f"seed {config.seed}: the loss or its gradient became NaN or infinite at step {global_step}; "
-                f"the last good checkpoint in {agent_dir} is kept (try a lower learning_rate)"
-            )
+        with scatter_max_pool_backward(model) if not config.run.compile else contextlib.nullcontext():
+            out, clipfrac, nonfinite = ppo_update(
+                config, batch, evaluate, lambda: nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm),
+                optimizer, [None])
+        check_finite(nonfinite, [config.seed], global_step,
+                     f"the last good checkpoint in {agent_dir} is kept (try a lower learning_rate)")
 
         # ---- log
         sps = config.batch_size / max(time.time() - t_iter, 1e-9)
-        stats = iteration_stats(
-            iteration=iteration, global_step=global_step, wall_time=wall_before + time.time() - t0, sps=sps,
-            ep=ep.tolist(), lr=optimizer.param_groups[0]["lr"],
-            last={k: v.item() for k, v in out.items() if k != "loss"},
-            clipfrac=torch.stack(clipfracs).mean().item(), values=b_values, returns=b_returns)
-        append_log(agent_dir, stats)
-        if on_update is not None:
-            on_update(stats)
+        stats, = log_update(config, [agent_dir], on_update, iteration=iteration, global_step=global_step,
+                            wall_time=wall_before + time.time() - t0, sps=sps, ep=ep,
+                            lr=optimizer.param_groups[0]["lr"], out=out, clipfrac=clipfrac, batch=batch)
         if bar:
             bar.update(config.batch_size)
             bar.set_postfix_str(progress_text(sps, stats))
@@ -347,7 +401,7 @@ def train_agent(config: TrainConfig, agent_dir: str | Path, device: str | torch.
         if config.run.snapshot_every and (iteration % config.run.snapshot_every == 0 or iteration == config.num_iterations):
             save_snapshot(agent_dir, meta, model.state_dict(), iteration, global_step)
 
-    checkpoint(True, stats)
+    checkpoint(iteration == config.num_iterations, stats)
     if bar:
         bar.close()
     return agent_dir

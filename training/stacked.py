@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import optim
 
-from gmg.training.checkpoint import agent_dir_name, agent_meta, append_log, is_finished, load_resume, save_checkpoint
+from gmg.training.checkpoint import agent_dir_name, agent_meta, is_finished, load_resume, resume_state, save_checkpoint
 from gmg.training.config import TrainConfig
 from gmg.training.env import StackedMazeEnv
 from gmg.training.errors import TrainingError
@@ -29,16 +29,20 @@ from gmg.training.model import ImpalaAgent
 from gmg.training.ppo import (
     RunningMeanStd,
     anneal_learning_rate,
+    check_finite,
     episode_sums,
     gae,
     initial_model,
-    iteration_stats,
-    ppo_loss,
+    log_update,
+    ppo_update,
     progress_bar,
     progress_text,
+    rollout_buffers,
     sample_from_uniform,
     samples_from_uniforms,
     scaled_reward,
+    seed_batches,
+    updates_to_run,
 )
 from gmg.training.runtime import apply_run_settings, resolve_device
 from gmg.training.seeds import format_seeds
@@ -144,14 +148,7 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
     env = StackedMazeEnv(n, config.env_config(), config.num_levels, seeds, config.start_level, device)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if config.run.bf16 else contextlib.nullcontext
     reward_rms = RunningMeanStd(device, (k_n,))
-    seed_ids = torch.arange(k_n, device=device)[:, None]
-
-    obs = torch.zeros((t_len, k_n, n, config.obs_size, config.obs_size, 3), dtype=torch.uint8, device=device)
-    actions = torch.zeros((t_len, k_n, n), dtype=torch.int64, device=device)
-    logprobs = torch.zeros((t_len, k_n, n), device=device)
-    rewards = torch.zeros((t_len, k_n, n), device=device)
-    dones = torch.zeros((t_len, k_n, n), device=device)
-    values = torch.zeros((t_len, k_n, n), device=device)
+    buf = rollout_buffers(config, k_n, device)
 
     global_step, iteration, wall_before = 0, 0, 0.0
     next_done = torch.zeros((k_n, n), device=device)
@@ -166,31 +163,33 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
             continue
         agents.load_state_dict(k, st["model"])
         _load_adam_state_of_seed(optimizer, params, k, st["optimizer"])
-        for key in ("mean", "var", "count"):
-            getattr(reward_rms, key)[k] = st["reward_rms"][key]
+        reward_rms.load(st["reward_rms"], k)
         env.load_seed_state(k, st["env"])
         next_done[k], disc_return[k] = st["next_done"], st["disc_return"]
         gens[k].set_state(st["rng_cpu"])
         if device.type == "cuda" and "rng_cuda" in st:
             dev_gens[k].set_state(st["rng_cuda"])
         global_step, iteration, wall_before = st["global_step"], st["iteration"], st["wall_time"]
-    next_obs = env.observe().view(k_n, n, *obs.shape[3:])
+    next_obs = env.observe().view(k_n, n, *buf.obs.shape[3:])
     metas = [agent_meta(c, device) for c in configs]
+
+    def evaluate(obs, actions):  # the update's forward pass of every seed's minibatch (K, M, ...)
+        with autocast():
+            logits, newvalue = agents(obs)
+        dist = torch.distributions.Categorical(logits=logits.float(), validate_args=False)
+        return dist.log_prob(actions), dist.entropy(), newvalue.float()
 
     def checkpoint(finished: bool, stats: list[dict]) -> None:
         wall_time = wall_before + time.time() - t0
         for k, s in enumerate(seeds):
             resume = None
             if not finished:
-                resume = {
-                    "model": agents.state_dict(k), "optimizer": _adam_state_of_seed(optimizer, k),
-                    "reward_rms": {key: v[k].clone() for key, v in reward_rms.state().items()},
-                    "env": env.seed_state(k), "next_done": next_done[k].clone(),
-                    "disc_return": disc_return[k].clone(), "global_step": global_step, "iteration": iteration,
-                    "wall_time": wall_time, "rng_cpu": gens[k].get_state(), "train": configs[k].to_dict(),
-                }
-                if device.type == "cuda":
-                    resume["rng_cuda"] = dev_gens[k].get_state()
+                resume = resume_state(
+                    configs[k], model=agents.state_dict(k), optimizer=_adam_state_of_seed(optimizer, k),
+                    reward_rms=reward_rms.state(k), env=env.seed_state(k), next_done=next_done[k].clone(),
+                    disc_return=disc_return[k].clone(), global_step=global_step, iteration=iteration,
+                    wall_time=wall_time, rng_cpu=gens[k].get_state(),
+                    rng_cuda=dev_gens[k].get_state() if device.type == "cuda" else None)
             save_checkpoint(dirs[s], metas[k], agents.state_dict(k), resume, stats[k] if stats else {},
                             global_step, wall_time)
 
@@ -198,15 +197,7 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
                        f"seeds {format_seeds(seeds)} stacked")
     t0 = time.time()
     stats: list[dict] = []
-    iterations_this_call = 0
-    while iteration < config.num_iterations:
-        if max_iterations is not None and iterations_this_call >= max_iterations:
-            checkpoint(False, stats)
-            if bar:
-                bar.close()
-            return list(dirs.values())
-        iteration += 1
-        iterations_this_call += 1
+    for iteration in updates_to_run(config, iteration, max_iterations):
         t_iter = time.time()
         anneal_learning_rate(config, optimizer, iteration)
         ep = torch.zeros((5, k_n), dtype=torch.float64, device=device)
@@ -216,8 +207,8 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
             noise = torch.stack([torch.rand((t_len, n), generator=g, device=device) for g in dev_gens], 1)
         for step in range(t_len):
             global_step += n
-            obs[step] = next_obs
-            dones[step] = next_done
+            buf.obs[step] = next_obs
+            buf.dones[step] = next_done
             with torch.no_grad(), autocast():
                 logits, value = agents(next_obs)
             dist = torch.distributions.Categorical(logits=logits.float(), validate_args=False)
@@ -226,83 +217,40 @@ def train_stacked(config: TrainConfig, run_dir: str | Path, seeds: list[int], de
             else:
                 action = torch.stack([torch.multinomial(dist.probs[k], 1, True, generator=dev_gens[k]).T.reshape(-1)
                                       for k in range(k_n)])
-            values[step] = value.float()
-            actions[step] = action
-            logprobs[step] = dist.log_prob(action)
+            buf.values[step] = value.float()
+            buf.actions[step] = action
+            buf.logprobs[step] = dist.log_prob(action)
             flat_obs, reward, terminated, truncated, info = env.step(action.reshape(-1))
             next_obs = flat_obs.view(next_obs.shape)
             done = (terminated | truncated).view(k_n, n)
             reward = reward.view(k_n, n)
             info = {key: info[key].view(k_n, n, *info[key].shape[1:]) for key in ("length", "path_len", "reached")}
-            rewards[step], disc_return = scaled_reward(config, reward, done, disc_return, reward_rms)
+            buf.rewards[step], disc_return = scaled_reward(config, reward, done, disc_return, reward_rms)
             next_done = done.float()
             ep += episode_sums(done, reward, info)
 
-        # ---- advantages (GAE), then the batch of each seed in its lone run's order
+        # ---- advantages (GAE), then the optimisation of policy and value, as a lone run's
         with torch.no_grad(), autocast():
             next_value = agents(next_obs)[1].float()
-        advantages = gae(config, rewards, values, dones, next_value, next_done)
-        returns = advantages + values
-
-        def per_seed(x):
-            return x.transpose(0, 1).reshape((k_n, -1) + x.shape[3:])
-
-        b_obs, b_logprobs, b_actions = per_seed(obs), per_seed(logprobs), per_seed(actions)
-        b_advantages, b_returns, b_values = per_seed(advantages), per_seed(returns), per_seed(values)
-
-        # ---- optimise policy and value
-        clipfracs = []
-        nonfinite = torch.zeros(k_n, dtype=torch.bool, device=device)
-        for _ in range(config.update_epochs):
-            b_inds = torch.stack([torch.randperm(config.batch_size, generator=g) for g in gens]).to(device)
-            for start in range(0, config.batch_size, config.minibatch_size):
-                mb = b_inds[:, start : start + config.minibatch_size]
-                with autocast():
-                    logits, newvalue = agents(b_obs[seed_ids, mb])
-                dist = torch.distributions.Categorical(logits=logits.float(), validate_args=False)
-                mb_actions = b_actions.gather(1, mb)
-                out = ppo_loss(config, dist.log_prob(mb_actions), dist.entropy(), newvalue.float(),
-                               b_logprobs.gather(1, mb), b_advantages.gather(1, mb), b_values.gather(1, mb),
-                               b_returns.gather(1, mb))
-                clipfracs.append(out["clipfrac"])
-                nonfinite |= ~torch.isfinite(out["loss"].detach())
-                optimizer.zero_grad()
-                # the seeds share no parameter, so each gets exactly the gradient of its own loss
-                out["loss"].sum().backward()
-                norms = clip_grad_norm_per_seed(params, config.max_grad_norm)
-                nonfinite |= ~torch.isfinite(norms)  # a finite loss can still overflow backward
-                optimizer.step()
-
-        if nonfinite.any().item():
-            bad = [s for s, f in zip(seeds, nonfinite.tolist()) if f]
-            raise TrainingError(
-                f"seed {', '.join(map(str, bad))}: the loss or its gradient became NaN or infinite at step {global_step}; the last good "
-                f"checkpoints in {run_dir / 'agents'} are kept (try a lower learning_rate, or train that seed alone)"
-            )
+        advantages = gae(config, buf.rewards, buf.values, buf.dones, next_value, next_done)
+        batch = seed_batches(buf, advantages, advantages + buf.values)
+        out, clipfrac, nonfinite = ppo_update(
+            config, batch, evaluate, lambda: clip_grad_norm_per_seed(params, config.max_grad_norm), optimizer, gens)
+        check_finite(nonfinite, seeds, global_step, f"the last good checkpoints in {run_dir / 'agents'} are kept "
+                     "(try a lower learning_rate, or train that seed alone)")
 
         # ---- log, one row per seed
         sps = config.batch_size * k_n / max(time.time() - t_iter, 1e-9)
-        ep_rows = ep.T.tolist()
-        last = {key: v.tolist() for key, v in out.items() if key != "loss"}
-        clipfrac = torch.stack(clipfracs).mean(0).tolist()
-        stats = []
-        for k, s in enumerate(seeds):
-            row = iteration_stats(
-                iteration=iteration, global_step=global_step, wall_time=wall_before + time.time() - t0,
-                sps=sps / k_n, ep=ep_rows[k], lr=optimizer.param_groups[0]["lr"],
-                last={key: v[k] for key, v in last.items()}, clipfrac=clipfrac[k],
-                values=b_values[k], returns=b_returns[k])
-            append_log(dirs[s], row)
-            stats.append(row)
-            if on_update is not None:
-                on_update(row)
+        stats = log_update(config, [dirs[s] for s in seeds], on_update, iteration=iteration, global_step=global_step,
+                           wall_time=wall_before + time.time() - t0, sps=sps / k_n, ep=ep,
+                           lr=optimizer.param_groups[0]["lr"], out=out, clipfrac=clipfrac, batch=batch)
         if bar:
             bar.update(config.batch_size * k_n)
             bar.set_postfix_str(progress_text(sps, stats[0]) + " (first seed)")
         if iteration % config.run.checkpoint_every == 0 and iteration < config.num_iterations:
             checkpoint(False, stats)
 
-    checkpoint(True, stats)
+    checkpoint(iteration == config.num_iterations, stats)
     if bar:
         bar.close()
     return list(dirs.values())
