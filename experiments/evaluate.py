@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from gmg.experiments.forward import enter_intervention, forward_groups
 from gmg.experiments.population import AgentRef, Population, population
 from gmg.experiments.settings import Setting, resolve_settings
 from gmg.experiments.store import ResultsStore
-from gmg.training.env import NUM_ACTIONS, TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv, check_levels
+from gmg.training.env import TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv, check_levels
 from gmg.training.errors import UserError
 from gmg.training.levels import S_ACTIONS, uniform
 from gmg.training.render import RENDERS
@@ -108,36 +109,6 @@ def setting_key(setting: Setting | str) -> int:
     return zlib.crc32(name.encode())
 
 
-# frames per forward pass on a CPU: a small batch's activations stay in cache (the cpu preset's
-# network, 2-core EPYC: 200 us per frame in batches of 64 against 490 in batches of 1024)
-CPU_FORWARD_FRAMES = 64
-
-
-def forward_groups(models: list[torch.nn.Module], obs: torch.Tensor, group: torch.Tensor, masks: torch.Tensor | None,
-                   local: list | None = None, stats: dict | None = None) -> torch.Tensor:
-    """float32 (n, 15) logits: model k on the frames of group k (``group`` int64 (n,), sorted, so
-    each group's frames form one contiguous slice), in passes of at most ``CPU_FORWARD_FRAMES``
-    on a CPU; ``local[k]`` (an ``ObjectLocal`` or None) gets the object ``masks`` of its frames.
-    ``stats["forwards"]`` (if given) counts the frames.
-
-    Model k's passes hold only group k's frames, so an agent's logits are the same alone or beside
-    other agents, on any CPU. Another chunk size or set of frames changes the passes, and oneDNN
-    picks kernels by batch size: logits may then differ in the last bits (and, rarely, a sampled
-    action with them)."""
-    if stats is not None:
-        stats["forwards"] = stats.get("forwards", 0) + obs.shape[0]
-    counts = torch.bincount(group, minlength=len(models)).tolist()
-    step = CPU_FORWARD_FRAMES if obs.device.type == "cpu" else max(counts + [1])
-    parts, start = [], 0
-    for k, (model, c) in enumerate(zip(models, counts)):
-        for lo in range(start, start + c, step):
-            part = slice(lo, min(lo + step, start + c))
-            with local[k].masked(masks[part]) if local and local[k] is not None else contextlib.nullcontext():
-                parts.append(model(obs[part])[0].float())
-        start += c
-    return torch.cat(parts) if parts else torch.zeros(0, NUM_ACTIONS, device=obs.device)
-
-
 def agent_policy(
     models: list[torch.nn.Module],
     agent_ids: list[int],
@@ -215,13 +186,6 @@ def episodes_frame(result: dict[str, np.ndarray], agent_ids: list[int], setting:
     })
 
 
-def _enter(intervention, model: torch.nn.Module, stack: contextlib.ExitStack) -> None:
-    if intervention is None:
-        return
-    ctx = intervention.apply(model) if hasattr(intervention, "apply") else intervention(model)
-    stack.enter_context(ctx)
-
-
 def default_batch_envs(device: torch.device) -> int:
     # CPU: ~37 KB of frames per env, keep a batch near 300 MB; GPUs hold far more
     return 8192 if device.type == "cpu" else 131072
@@ -243,7 +207,7 @@ def play_chunk(refs: list[AgentRef], setting: Setting, device: str | torch.devic
     models = [r.load(device) for r in refs]
     with contextlib.ExitStack() as stack:
         for m in models:
-            _enter(intervention, m, stack)
+            enter_intervention(intervention, m, stack)
         local = intervention if getattr(intervention, "needs_masks", False) else None
         policy = agent_policy(models, ids, setting, n_levels, greedy, seed, stats=stats, masked=[local] * len(models))
         result = play(setting, policy, len(refs), n_levels, device, world_dim, size, timeout, levels, render)

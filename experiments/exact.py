@@ -77,8 +77,10 @@ def solve(env: MazeEnv, n_groups: int, probs_fn, eps: float = EPS, horizon: int 
     ``next_states`` (int64 (L, S, 5)) replaces the env's move rule (tests build wrong chains with
     it). Returns (n_groups * L,) float64 tensors ``p_obj1``, ``p_obj2``, ``p_timeout``,
     ``p_unresolved``, ``e_steps``, ``e_eff_obj1``, ``e_eff_obj2``, int64 ``frames`` (states
-    drawn), ``rounds`` (int) and, with ``occupancy``, ``visits`` (n, W*W): expected steps begun
-    in each cell plus the arrival on the object cell.
+    drawn), ``rounds`` (int) and, with ``occupancy``, ``visits`` (n, W*W): the expected number of
+    times t = 0..T (T the episode's length: the start and the cell where it ends included) at which
+    the mouse is in each cell (an unresolved state's entry is not counted), so a row sums to
+    E[steps] + 1 - p_unresolved, and an object's cell holds the probability of reaching it first.
     """
     dev = env.device
     horizon = int(horizon or env.config.timeout)
@@ -171,7 +173,7 @@ def network_probs(env: MazeEnv, models: list[torch.nn.Module], greedy: bool = Fa
     rollout draws it (``MazeEnv.state_frames``), object-local interventions given the frame's
     object masks, softmax of the logits in float64 (the sampler's distribution), or the argmax's
     one-hot if ``greedy``."""
-    from gmg.experiments.evaluate import forward_groups
+    from gmg.experiments.forward import forward_groups
 
     n_l = env.bank.free.shape[0]
 
@@ -224,7 +226,7 @@ def exact_chunk(refs: list, setting, device, n_levels: int, greedy: bool, seed: 
     (``seed`` is unused: nothing is sampled)."""
     import contextlib
 
-    from gmg.experiments.evaluate import _enter
+    from gmg.experiments.forward import enter_intervention
     from gmg.training.env import EnvConfig, EvaluationLevels
     from gmg.training.runtime import resolve_device
 
@@ -237,7 +239,7 @@ def exact_chunk(refs: list, setting, device, n_levels: int, greedy: bool, seed: 
     models = [r.load(device) for r in refs]
     with contextlib.ExitStack() as stack:
         for m in models:
-            _enter(intervention, m, stack)
+            enter_intervention(intervention, m, stack)
         local = [intervention] * len(models) if getattr(intervention, "needs_masks", False) else None
         result = solve(env, len(models), network_probs(env, models, greedy, local, stats), eps, timeout, stats=stats)
     return exact_frame(result, ids, setting, n_levels, env.bank.path_len, intervention_name)

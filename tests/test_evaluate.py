@@ -209,6 +209,7 @@ def test_memoised_logits_change_nothing(tiny_population: Path):
 def test_forward_passes_in_small_batches_change_nothing_even_under_an_object_local_intervention(
         tiny_population: Path, monkeypatch):
     import gmg.experiments.evaluate as ev
+    import gmg.experiments.forward as forward
     from gmg.experiments.population import resolve_agents
     from gmg.interp.interventions import parse_intervention
 
@@ -218,10 +219,10 @@ def test_forward_passes_in_small_batches_change_nothing_even_under_an_object_loc
     local = parse_intervention("isolate:g@obj1")
     out = {}
     for frames in (10**9, 3):  # one pass per agent's envs, then passes of 3 frames (masks sliced alike)
-        monkeypatch.setattr(ev, "CPU_FORWARD_FRAMES", frames)
+        monkeypatch.setattr(forward, "CPU_FORWARD_FRAMES", frames)
         with contextlib.ExitStack() as stack:
             for m in models:
-                ev._enter(local, m, stack)
+                forward.enter_intervention(local, m, stack)
             policy = ev.agent_policy(models, ids, setting, 15, memo=False, masked=[local] * len(models))
             out[frames] = episodes_frame(play(setting, policy, 3, 15, timeout=60), ids, setting)
     pd.testing.assert_frame_equal(out[10**9], out[3])

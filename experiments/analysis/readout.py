@@ -101,7 +101,7 @@ def pull_of_moves(shares: torch.Tensor, toward: torch.Tensor) -> float:
 @torch.inference_mode()
 def pull_reading(model: torch.nn.Module, probe: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, float]:
     """(heading, pull) of ``model`` on the frames of ``probe`` (``stacked``), one forward pass."""
-    from gmg.experiments.evaluate import CPU_FORWARD_FRAMES
+    from gmg.experiments.forward import CPU_FORWARD_FRAMES
 
     frames, toward = probe
     device = next(model.parameters()).device
