@@ -22,10 +22,10 @@ from gmg.experiments.analysis.regression import (
     fit_ols,
     mechanistic_regression,
     plot_regression,
-    population_metrics,
     tidy,
 )
 from gmg.experiments.cli.main import main
+from gmg.experiments.rundir import population_metrics
 from gmg.experiments.store import ResultsStore
 from gmg.training.errors import UserError
 

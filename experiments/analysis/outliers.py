@@ -256,9 +256,9 @@ def run_outliers(run_dir: str | Path, top: int = 5, seed: int = 0, preference_z_
     Reads the ``episodes`` table; writes ``outliers.csv``, ``outlier_features.csv``,
     ``capable_but_unusual.csv`` under ``run_dir/analysis/`` and ``outliers.png`` under
     ``run_dir/plots/``. Returns {"ranking", "features", "capable", "matrix", "notes", "files"}.
-    ``metrics``: the output of ``regression.population_metrics`` if already computed.
+    ``metrics``: the output of ``rundir.population_metrics`` if already computed.
     """
-    from gmg.experiments.analysis.regression import population_metrics, read_stage
+    from gmg.experiments.rundir import population_metrics, read_stage
 
     run_dir = Path(run_dir)
     if metrics is None:

@@ -37,6 +37,7 @@ import pandas as pd
 
 from gmg.experiments.analysis.profile_objects import PROFILE_COLUMNS, PULL_COLUMNS, profile_settings
 from gmg.experiments.analysis.walk import PULL_GRID, Mazes, efficiency_curve, first_hit, mazes, pull_from_efficiency
+from gmg.experiments.rundir import no_intervention
 from gmg.experiments.settings import parse_setting
 from gmg.training.errors import UserError
 from gmg.training.objects import parse_object
@@ -58,7 +59,7 @@ def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0
     episodes (or exact rows) of ``profile_settings(goal)``."""
     # pairs, not a dict: for a red-line goal the goal line and the pure red line are one setting
     names = list(zip(profile_settings(goal), PROFILE_COLUMNS))
-    eps = episodes[episodes["intervention"].fillna("none").eq("none")] if "intervention" in episodes else episodes
+    eps = no_intervention(episodes)
     eps = eps.assign(base=eps["setting"].str.split("@").str[0])
     eps = eps[eps["base"].isin([s for s, _ in names])]
     missing = {s for s, _ in names} - set(eps["base"])

@@ -19,62 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gmg.experiments.evaluate import metrics
 from gmg.experiments.plots.style import pyplot
+from gmg.experiments.rundir import MissingStage, has_stage, missing, population_metrics, read_stage
 from gmg.training.errors import UserError
-
-# which ``gmg`` verb writes each store table (the one-line "run X first" messages)
-STAGE_OF_TABLE = {"episodes": "gmg evaluate", "reliance": "gmg reliance", "probes": "gmg probe"}
 
 # the original behavioural regression: preference(yellow gem vs red line) on
 # preference(green line vs red line); the names are resolved against the settings catalogue
 BEHAVIOURAL_Y = ("yellow_gem", "red_line")
 BEHAVIOURAL_X = ("green_line", "red_line")
-NO_INTERVENTION = ("none", "", "baseline", "clean")
-
-
-class MissingStage(UserError):
-    """The results store lacks a table; the message names the ``gmg`` verb that writes it."""
-
-
-# ------------------------------------------------------------------ the store
-def read_stage(run_dir: str | Path, table: str) -> pd.DataFrame:
-    """The whole ``table`` of the run's results store, or :class:`MissingStage` naming the verb to run."""
-    from gmg.experiments.store import STORE_FILE, ResultsStore
-
-    run_dir = Path(run_dir)
-    stage = STAGE_OF_TABLE.get(table, "the stage that writes it")
-    if not (run_dir / STORE_FILE).is_file():
-        raise MissingStage(f"{run_dir} has no results store ({table} missing): run `{stage} --run-dir {run_dir}` first")
-    with ResultsStore(run_dir, read_only=True) as store:
-        if table not in store.tables():
-            raise MissingStage(f"{run_dir} has no `{table}` results yet: run `{stage} --run-dir {run_dir}` first")
-        return store.table(table)
-
-
-def has_stage(run_dir: str | Path, table: str) -> bool:
-    """Whether the run's results store holds ``table`` (without reading it)."""
-    from gmg.experiments.store import STORE_FILE, ResultsStore
-
-    if not (Path(run_dir) / STORE_FILE).is_file():
-        return False
-    try:
-        with ResultsStore(run_dir, read_only=True) as store:
-            return table in store.tables()
-    except UserError:
-        return False
-
-
-def population_metrics(episodes: pd.DataFrame) -> pd.DataFrame:
-    """``gmg.experiments.evaluate.metrics`` of the un-intervened ``episodes`` rows (with their
-    confidence intervals): one row per (agent, setting). ``MissingStage`` if there are none."""
-    df = episodes
-    if "intervention" in df.columns:
-        iv = df["intervention"].fillna("none").astype(str).str.lower()
-        df = df[iv.isin(NO_INTERVENTION)]
-    if df.empty:
-        raise MissingStage(f"no un-intervened episodes found: run `{STAGE_OF_TABLE['episodes']}` first")
-    return metrics(df)
 
 
 def wide(df: pd.DataFrame, value: str, agent_col: str = "agent", setting_col: str = "setting") -> pd.DataFrame:
@@ -472,7 +424,7 @@ def run_regressions(
         except (UserError, KeyError) as e:
             notes.append(f"mechanistic regression skipped: {e}")
     else:
-        notes.append(f"mechanistic regression skipped: no reliance results; run `gmg reliance --run-dir {run_dir}`")
+        notes.append(f"mechanistic regression skipped: {missing(run_dir, 'reliance')}")
     goal, prof = _profile_of_run(run_dir, prefs)
     if prof is not None:
         extra = []

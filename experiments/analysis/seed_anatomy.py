@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gmg.experiments.rundir import no_intervention
 from gmg.training.errors import UserError
 
 SETTINGS = ("red_line-vs-yellow_gem", "green_line-vs-red_line")
@@ -68,7 +69,7 @@ def agent_outcomes(episodes: pd.DataFrame) -> pd.DataFrame:
     from gmg.experiments.analysis.predict import efficiencies
     from gmg.experiments.evaluate import metrics
 
-    eps = episodes[episodes["intervention"].eq("none")] if "intervention" in episodes else episodes
+    eps = no_intervention(episodes)
     eps = eps.assign(setting=eps["setting"].str.split("@").str[0])
     missing = {*SETTINGS, *CHANNEL_SETTINGS} - set(eps["setting"])
     if missing:

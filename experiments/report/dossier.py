@@ -175,10 +175,10 @@ def explain(agent_id: int, run_dir: str | Path, agents=None,
 
     ``agents``: the population (or its spec; default: the run's, ``population_of_run``). Raises UserError when the run has no evaluation or the agent is not
     in it; missing reliance/probes/agent weights only leave notes on the page. ``metrics``:
-    the output of ``regression.population_metrics`` if already computed.
+    the output of ``rundir.population_metrics`` if already computed.
     """
     from gmg.experiments.analysis.outliers import explain_outliers, feature_matrix
-    from gmg.experiments.analysis.regression import has_stage, population_metrics, read_stage
+    from gmg.experiments.rundir import has_stage, population_metrics, read_stage
 
     run_dir = Path(run_dir)
     agent_id = int(agent_id)
@@ -274,7 +274,7 @@ def _channel_model_table(run_dir: Path, agent_id: int) -> tuple[str, str] | None
     """(sentence, HTML table) of what the channel model predicts for this agent in each setting
     against what it did, with its pulls; None if the model has no row for it."""
     from gmg.experiments.analysis.predict import shown_model
-    from gmg.experiments.analysis.regression import read_stage
+    from gmg.experiments.rundir import read_stage
 
     pred = read_stage(run_dir, "predictions")
     model = shown_model(pred)

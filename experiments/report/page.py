@@ -156,14 +156,9 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
     outliers. Never fails for a missing stage: that section names the verb to run.
     """
     from gmg.experiments.analysis.outliers import run_outliers
-    from gmg.experiments.analysis.regression import (
-        MissingStage,
-        has_stage,
-        population_metrics,
-        read_stage,
-        run_regressions,
-    )
+    from gmg.experiments.analysis.regression import run_regressions
     from gmg.experiments.report.dossier import dossier_files, explain
+    from gmg.experiments.rundir import MissingStage, has_stage, population_metrics, read_stage
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
