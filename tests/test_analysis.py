@@ -350,7 +350,9 @@ def test_dossier_and_report_in_headless_chromium(tmp_path, capsys):
     assert main(["explain", "3", "--run-dir", str(run), "--device", "cpu"]) == 0
     dossier = Path(capsys.readouterr().out.strip())
     names = {p.name for p in dossier.parent.iterdir()}
-    assert {"index.html", "percentiles.png", "reliance.png", "probes.png", "policy-0.png", "policy-1.png"} <= names
+    assert {"index.html", "percentiles.png", "reliance.png", "probes.png", "policy-0.png", "policy-1.png",
+            "occupancy.png"} <= names
+    assert 'src="occupancy.png"' in dossier.read_text() and "expected visits per cell" in dossier.read_text()
     assert "yellow_line-vs-black_gem" in dossier.read_text()  # the setting that makes agent 3 unusual
 
     assert main(["report", "--run-dir", str(run), "--device", "cpu", "--top", "1"]) == 0

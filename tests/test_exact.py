@@ -10,7 +10,7 @@ import torch
 from gmg.experiments.analysis.walk import first_hit, mazes
 from gmg.experiments.exact import move_classes, network_probs, sampled_interval, solve, successors
 from gmg.training.env import EVAL_START, EnvConfig, EvaluationLevels, MazeEnv, action_deltas
-from gmg.training.levels import distance_map
+from gmg.training.levels import distance_map, start_cell
 
 TWO = ("yellow_line", "red_line")
 
@@ -35,11 +35,19 @@ def test_four_move_walker_matches_walk_model_pull_zero():
     assert torch.allclose(res["p_obj2"], hit[:, 1], atol=tol)
     assert float(res["p_unresolved"].max()) == 0.0
     # at 500 steps the timeouts take their share, and the three outcomes still sum to one
-    short = solve(env, 1, _four_moves, eps=0.0)
+    short = solve(env, 1, _four_moves, eps=0.0, occupancy=True)
     total = short["p_obj1"] + short["p_obj2"] + short["p_timeout"]
     assert torch.allclose(total, torch.ones_like(total), atol=tol)
     assert float(short["p_timeout"].max()) > 0.0
     assert bool((short["e_steps"] <= 500).all())
+    # expected visits: the times 0..T in each cell, so they sum to E[steps] + 1 (timeouts too), and an
+    # object's cell holds the probability of reaching it first
+    visits = short["visits"]
+    assert torch.allclose(visits.sum(1), short["e_steps"] + 1, rtol=1e3 * torch.finfo(torch.float64).eps)
+    objs = env.bank.objects
+    assert torch.allclose(visits.gather(1, objs[:, :1])[:, 0], short["p_obj1"], atol=tol)
+    assert torch.allclose(visits.gather(1, objs[:, 1:])[:, 0], short["p_obj2"], atol=tol)
+    assert bool((visits[env.bank.free.view(40, -1) == 0] == 0).all())  # never inside a wall
 
 
 def test_oracle_reaches_obj1_on_a_shortest_path():
@@ -62,12 +70,20 @@ def test_oracle_reaches_obj1_on_a_shortest_path():
                     break
         return p
 
-    res = solve(env, 1, oracle, eps=0.0)
+    res = solve(env, 1, oracle, eps=0.0, occupancy=True)
     assert torch.equal(res["p_obj1"], torch.ones(30, dtype=torch.float64))
     assert torch.equal(res["e_steps"], env.bank.path_len[:, 0].to(torch.float64))
     assert torch.allclose(res["e_eff_obj1"], torch.ones(30, dtype=torch.float64))
     # a deterministic walker draws only the states on its path (lazy expansion)
     assert torch.equal(res["frames"], env.bank.path_len[:, 0])
+    # it visits each cell of one shortest path once (start and obj1 included) and no other cell
+    visits = res["visits"]
+    assert bool(((visits == 0) | (visits == 1)).all())
+    assert torch.equal(visits.sum(1), res["e_steps"] + 1)
+    for lv in range(30):
+        on_path = sorted(dist[lv, visits[lv] == 1].tolist())
+        assert on_path == list(range(int(env.bank.path_len[lv, 0]) + 1)), (lv, on_path)
+    assert bool((visits[:, start_cell(w)] == 1).all()) and bool((visits.gather(1, objs[:, :1]) == 1).all())
 
 
 def test_successors_follow_env_step():

@@ -504,10 +504,42 @@ def test_vector_fields_with_a_custom_placement_and_bad_cells(tmp_path):
         parse_place("0;4")
     for seed in range(3):
         make_agent_dir(tmp_path / "agents", seed)
-    out = vector_fields(tmp_path, "red_line-vs-yellow_gem", level=0, out_dir=tmp_path / "vf", place=[a, b])
+    out = vector_fields(tmp_path, "red_line-vs-yellow_gem", level=0, out_dir=tmp_path / "vf", place=[a, b],
+                        occupancy=True)
     assert out["clean"].is_file() and out["intervened"].is_file() and set(out["changed"]) == {0, 1, 2}
     # the shared level bank is not edited by a custom placement
     assert torch.equal(level_frames(s, level=0)["frame"], view["frame"])
+    # expected visits, clean and under isolate:g, solved on the placed objects: each object's cell holds
+    # the probability of reaching it first, the walls none, the cells E[steps] + 1
+    assert len(out["occupancy"]) == 2 and all(path.is_file() for path in out["occupancy"])
+    assert set(out["visits"]) == {"clean", "isolate:g"}
+    for occ in [*out["visits"]["clean"].values(), *out["visits"]["isolate:g"].values()]:
+        visits = occ["visits"]
+        assert np.isclose(visits[a], occ["p_obj1"]) and np.isclose(visits[b], occ["p_obj2"])
+        assert (visits[~view["free"].numpy()] == 0).all()
+        assert np.isclose(visits.sum(), occ["e_steps"] + 1, rtol=1e-3)  # up to the unresolved mass (eps)
+
+
+def test_vfield_occupancy_command_draws_the_expected_visits(tmp_path, capsys):
+    from PIL import Image
+
+    from gmg.experiments.cli.main import main
+
+    make_agent_dir(tmp_path / "agents", 0)
+    assert main(["vfield", "--agents", str(tmp_path), "--setting", "train:red_line", "--intervention", "none",
+                 "--occupancy", "--out", str(tmp_path / "vf"), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed[-1].endswith("occupancy-train-red_line-level0.png")  # only the clean map: no intervention
+    pixels = np.asarray(Image.open(printed[-1]).convert("RGB"))
+    # the heat colours are drawn: the start cell is always visited, a panel cell is ~40 px square
+    from matplotlib.colors import LinearSegmentedColormap
+
+    from gmg.experiments.vfield import OCCUPANCY_COLOURS
+
+    ramp = LinearSegmentedColormap.from_list("o", OCCUPANCY_COLOURS)(np.linspace(0, 1, 256))[:, :3] * 255
+    panel = pixels[: int(pixels.shape[0] * 0.9), : int(pixels.shape[1] * 0.75)]  # the colour bar left out
+    near = np.abs(panel[:, :, None, :].astype(float) - ramp[None, None]).max(-1).min(-1) < 3
+    assert near.sum() > 600, near.sum()
 
 
 def test_goal_pixel_attribution_shares_count_only_the_objects_pixels():

@@ -14,12 +14,14 @@ def cmd_vfield(args: argparse.Namespace) -> None:
 
     agents = population(args.agents, parse_seeds(args.ids) if args.ids else None)
     out = vector_fields(agents, args.setting, args.level, args.out, args.intervention, parse_place(args.place),
-                        resolve_device(args.device))
+                        resolve_device(args.device), args.occupancy)
     print(out["clean"])
     if out["intervened"]:
         print(out["intervened"])
         changed = sorted(out["changed"].items(), key=lambda kv: -kv[1])[:5]
         print("most changed under the intervention: " + ", ".join(f"agent {a} ({n} moves)" for a, n in changed))
+    for path in out["occupancy"]:
+        print(path)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--place", help="custom object cells ROW,COL;ROW,COL (obj1 then obj2), e.g. 0,4;4,4")
     p.add_argument("--intervention", default="isolate:g",
                    help="also draw the fields under this intervention, changed moves in red ('none': skip)")
+    p.add_argument("--occupancy", action="store_true",
+                   help="also draw each agent's expected visits per cell (its exact Markov chain), clean and under "
+                        "--intervention")
     p.add_argument("--out", default=Path("runs/vfield"), type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_vfield)

@@ -5,7 +5,8 @@ its preference and capability in every setting against the population's percenti
 its channel-reliance profile and probe profile (when those stages ran); the action it
 takes from every free cell of a maze, drawn as arrows over the frame it sees (training
 objects, the same seeing only green, and the setting where it is most unusual;
-``gmg.experiments.vfield``); rollout GIFs when
+``gmg.experiments.vfield``); its expected visits per cell on one level, clean and seeing only
+green, from its exact Markov chain (``vfield.expected_visits``); rollout GIFs when
 ``gmg.experiments.rollout`` provides them. Only ``episodes`` is required: everything else is
 skipped with a note saying which ``gmg`` verb would add it.
 """
@@ -242,15 +243,16 @@ def explain(agent_id: int, run_dir: str | Path, agents=None,
                 maps.append((f"most unusual setting {s.name}", s.objects, s.background))
             except UserError:
                 pass
-        from gmg.experiments.vfield import level_frames, moves, plot_fields
+        from gmg.experiments.vfield import expected_visits, level_frames, moves, plot_fields, plot_occupancy
         from gmg.interp.interventions import parse_intervention
         from gmg.training.env import EVAL_START
 
         level = 0 if level_id is None else int(level_id) - EVAL_START
         isolate_g = parse_intervention("isolate:g")
+        heat = []
         for i, (label, objects, background) in enumerate(maps):
             setting = parse_setting("-vs-".join(objects) if len(objects) > 1 else f"train:{objects[0]}", background)
-            view = level_frames(setting, level, world, size, device=device, render=trained.render)
+            view = level_frames(setting, level, world, size, device=device, levels=trained.levels, render=trained.render)
             clean = {agent_id: moves(model, view)}
             figures.append((plot_fields(view, clean, out / f"policy-{i}.png", f"{label}:\n{' vs '.join(objects)}").name,
                             f"most probable move from every cell ({label})"))
@@ -259,6 +261,12 @@ def explain(agent_id: int, run_dir: str | Path, agents=None,
                 figures.append((plot_fields(view, edited, out / "policy-isolate_g.png",
                                             f"{label} under isolate:g", base=clean).name,
                                 f"most probable move seeing only the green channel ({label}); changed moves in red"))
+            heat += [(view, expected_visits(model, view), f"{' vs '.join(objects)}"),
+                     (view, expected_visits(model, view, isolate_g), f"{' vs '.join(objects)}, isolate:g")]
+        figures.append((plot_occupancy(heat, out / "occupancy.png", f"agent {agent_id}, level {level}: expected "
+                                       "visits per cell (exact; start cell dashed)", panel_inches=2.2).name,
+                        "where the agent goes: its expected visits per cell on one level, clean and seeing only "
+                        "the green channel (its exact Markov chain, not a sample)"))
         gifs, note = _rollout_gifs(ref, [unusual] if unusual else [], out, device)
         figures += [(p.name, f"rollout {p.stem}") for p in gifs]
         if note:
