@@ -81,7 +81,7 @@ def _die_once(key: str) -> bool:
 
 
 def _train_task(config, run_dir: str, seeds: list[int], device: str) -> list[int]:
-    from gmg.training.population import train_group
+    from gmg.training.seed_groups import train_group
 
     if _die_once(f"train-{seeds[0]}"):
         train_group(config, run_dir, seeds, device=device, max_iterations=1)
@@ -127,7 +127,7 @@ def train_seeds(address: str, config, run_dir: Path, groups: list[list[int]], de
     """Train each group of seeds (one seed, or several stacked) as a Ray task into
     ``run_dir/agents``, as ``gmg.training.ppo.train`` does in-process."""
 
-    from gmg.training.population import failed_seeds_message
+    from gmg.training.seed_groups import failed_seeds_message
 
     ray = connect(address)
     task = ray.remote(**_resources(ray, device, workers))(_train_task)

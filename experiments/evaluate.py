@@ -28,9 +28,18 @@ from gmg.experiments.forward import enter_intervention, forward_groups
 from gmg.experiments.population import AgentRef, Population, population
 from gmg.experiments.settings import Setting, resolve_settings
 from gmg.experiments.store import ResultsStore
-from gmg.training.env import TIMEOUT, EnvConfig, EvaluationLevels, MazeEnv, check_levels
+from gmg.training.env import (
+    OBS_SIZE,
+    TIMEOUT,
+    WORLD_DIM,
+    EnvConfig,
+    EvaluationLevels,
+    MazeEnv,
+    check_levels,
+    check_n_levels,
+)
 from gmg.training.errors import UserError
-from gmg.training.levels import S_ACTIONS, uniform
+from gmg.training.levels import S_ACTIONS, path_efficiency, uniform
 from gmg.training.render import RENDERS
 
 EPISODES = "episodes"
@@ -42,21 +51,14 @@ LOG_FILE = "evaluate.log"
 Policy = Callable[[torch.Tensor, MazeEnv, torch.Tensor], torch.Tensor]
 
 
-def _select(env: MazeEnv, keep: torch.Tensor) -> None:
-    """Keep only the envs where ``keep`` (bool (N,)) holds; the rest are dropped for good."""
-    for name in ("row", "agent", "mirrored", "steps", "static"):
-        setattr(env, name, getattr(env, name)[keep])
-    env.num_envs = int(env.row.shape[0])
-
-
 def play(
     setting: Setting,
     policy: Policy,
     n_groups: int = 1,
     n_levels: int = 1000,
     device: torch.device | str = "cpu",
-    world_dim: int = 5,
-    size: int = 64,
+    world_dim: int = WORLD_DIM,
+    size: int = OBS_SIZE,
     timeout: int = TIMEOUT,
     levels: str = "hashed",
     render: str = "box",
@@ -89,7 +91,7 @@ def play(
             steps[ended] = info["length"][done]
             keep = ~done
             envs, obs = envs[keep], obs[keep]
-            _select(env, keep)
+            env.keep(keep)
             if envs.numel() == 0:
                 break
     assert bool((reached >= 0).all()), "an env did not finish within the timeout"
@@ -262,8 +264,7 @@ def evaluate(
 
     refs = population(agents)
     settings = resolve_settings(list(settings) if not isinstance(settings, str) else settings)
-    if not 1 <= n_levels <= 1000:
-        raise UserError(f"n_levels must be from 1 to 1000 (the fixed evaluation levels), got {n_levels}")
+    check_n_levels(n_levels)
     # checked before the store records them: a bad value there would block the run directory
     if timeout is not None and timeout < 1:
         raise UserError(f"timeout must be at least 1 step, got {timeout}")
@@ -378,7 +379,7 @@ def metrics(df: pd.DataFrame) -> pd.DataFrame:
         _single=df["path_len_obj2"].isna(),
     )
     reached_len = np.where(d["_obj1"], d["path_len_obj1"], d["path_len_obj2"].astype("float64"))
-    d["_eff"] = np.where(d["_timeout"], np.nan, reached_len / d["steps"].to_numpy())
+    d["_eff"] = np.where(d["_timeout"], np.nan, path_efficiency(reached_len, d["steps"].to_numpy()))
     g = d.groupby(keys, sort=False)
     out = g.agg(n=("steps", "size"), n_obj1=("_obj1", "sum"), n_obj2=("_obj2", "sum"),
                 n_timeout=("_timeout", "sum"), single=("_single", "all"), capability=("steps", "mean"),

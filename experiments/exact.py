@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from gmg.training.env import NUM_ACTIONS, MazeEnv, action_deltas, move
-from gmg.training.levels import start_cell
+from gmg.training.levels import path_efficiency, start_cell
 
 MOVE_ACTIONS = (4, 1, 7, 5, 3)  # one action of each distinct move: stay, left, right, up, down
 EXACT = "exact"  # the store table of exact rows, one per (agent, setting, intervention, level)
@@ -143,8 +143,8 @@ def solve(env: MazeEnv, n_groups: int, probs_fn, eps: float = EPS, horizon: int 
             acc["p_obj2"] += a2
             acc["p_unresolved"] += au
             acc["e_steps"] += t * (a1 + a2 + au)
-            acc["e_eff_obj1"] += a1 * len1 / t
-            acc["e_eff_obj2"] += a2 * len2 / t
+            acc["e_eff_obj1"] += a1 * path_efficiency(len1, t)
+            acc["e_eff_obj2"] += a2 * path_efficiency(len2, t)
             if occ is not None:
                 occ += new * (1.0 - mu)
             dist = new * live

@@ -17,7 +17,7 @@ from typing import Iterator
 import torch
 
 from gmg.training.checkpoint import load_agent, read_meta, weights_fingerprint
-from gmg.training.env import TIMEOUT
+from gmg.training.env import OBS_SIZE, TIMEOUT, WORLD_DIM
 from gmg.training.errors import UserError
 from gmg.training.model import ImpalaAgent
 from gmg.training.objects import parse_object
@@ -32,8 +32,8 @@ class TrainedOn:
 
     goal: str = "yellow_line"
     background: str = "black"
-    world_dim: int = 5
-    size: int = 64  # observation side in pixels
+    world_dim: int = WORLD_DIM
+    size: int = OBS_SIZE  # observation side in pixels
     timeout: int = TIMEOUT
     levels: str = "hashed"  # the level source (gmg.training.env.LEVEL_SOURCES)
     render: str = "box"  # how its frames were drawn (gmg.training.render.RENDERS); the zoo's: box
@@ -45,8 +45,8 @@ class TrainedOn:
         try:
             return cls(goal=parse_object((env.get("objects") or ["yellow_line"])[0]).name,
                        background=str(env.get("background", "black")),
-                       world_dim=int(env.get("world_dim", 5)),
-                       size=int(model.get("obs_size", env.get("size", 64))),
+                       world_dim=int(env.get("world_dim", WORLD_DIM)),
+                       size=int(model.get("obs_size", env.get("size", OBS_SIZE))),
                        timeout=int(env.get("timeout", TIMEOUT)),
                        levels=str(env.get("levels", "hashed")),
                        render=str(env.get("render", "box")))

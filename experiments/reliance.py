@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -31,7 +30,7 @@ from gmg.experiments.store import ResultsStore
 from gmg.interp.attribution import attribute, mean_shares
 from gmg.interp.interventions import Intervened, Intervention
 from gmg.interp.reliance import CONDITIONS, condition_interventions, policy_sensitivity, profile_row, summarise_episodes
-from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
+from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv, check_n_levels
 from gmg.training.errors import UserError
 
 TABLE = "reliance"
@@ -58,8 +57,7 @@ def play_conditions(
     Returns condition -> DataFrame with columns ``level`` (0-based evaluation index),
     ``reached`` (0 timeout / 1 goal), ``steps`` and ``path_len`` (shortest path to the goal).
     """
-    if not 1 <= n_levels <= 1000:
-        raise UserError(f"n_levels must be from 1 to 1000 (the fixed evaluation levels), got {n_levels}")
+    check_n_levels(n_levels)
     setting = training_setting(trained)
     world_dim, size, limit = trained.world_dim, trained.size, int(timeout if timeout is not None else trained.timeout)
     names = list(interventions)
@@ -160,24 +158,19 @@ def run_reliance(
 def preferences(run_dir: str | Path, setting: str, intervention: str = "none") -> pd.DataFrame:
     """Per-agent preference for obj1 in ``setting`` from the ``episodes`` table (``gmg evaluate``).
 
-    preference = n(obj1 first) / (n(obj1 first) + n(obj2 first)), timeouts excluded (NaN
-    if every episode timed out). Returns columns ``agent``, ``preference``, ``n_decided``.
+    preference as ``gmg.experiments.evaluate.metrics`` defines it (timeouts excluded; NaN if
+    every episode timed out). Returns columns ``agent``, ``preference``, ``n_decided``.
     """
+    from gmg.experiments.evaluate import episodes, metrics
+
     with ResultsStore(run_dir, read_only=True) as store:
-        if "episodes" not in store.tables():
-            raise UserError(f"{run_dir} has no episodes table; run `gmg evaluate` first")
-        df = store.query(
-            "SELECT agent, SUM(CASE WHEN outcome = 'obj1' THEN 1 ELSE 0 END) AS n1, "
-            "SUM(CASE WHEN outcome = 'obj2' THEN 1 ELSE 0 END) AS n2 "
-            "FROM episodes WHERE setting = ? AND intervention = ? GROUP BY agent ORDER BY agent",
-            [setting, intervention],
-        )
-    if df.empty:
+        rows = episodes(store, settings=[setting], interventions=[intervention])
+    if rows.empty:
         raise UserError(f"no episodes for setting {setting!r} (intervention {intervention!r}) in {run_dir}; "
                        "evaluate it first")
-    n = (df["n1"] + df["n2"]).to_numpy(dtype=float)
-    pref = np.divide(df["n1"].to_numpy(dtype=float), n, out=np.full(len(n), np.nan), where=n > 0)
-    return pd.DataFrame({"agent": df["agent"].astype(int), "preference": pref, "n_decided": n.astype(int)})
+    m = metrics(rows)
+    return pd.DataFrame({"agent": m["agent"].astype(int), "preference": m["preference"],
+                         "n_decided": (m["n_obj1"] + m["n_obj2"]).astype(int)})
 
 
 __all__ = ["CONDITIONS", "TABLE", "agent_profile", "first_frames", "play_conditions", "preferences", "run_reliance", "training_setting"]

@@ -14,7 +14,7 @@ import torch
 from gmg.experiments.evaluate import OUTCOMES, agent_policy
 from gmg.experiments.population import AgentRef
 from gmg.experiments.settings import Setting, file_stem, parse_setting
-from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
+from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv, check_level_index
 
 
 def split_frame(obs: np.ndarray, scale: int = 4, gap: int = 4) -> np.ndarray:
@@ -50,11 +50,9 @@ def rollout(
     """
     import imageio.v2 as imageio
 
-    from gmg.training.errors import UserError
 
     setting = parse_setting(setting)
-    if not 0 <= level < 1000:
-        raise UserError(f"level must be one of the 1000 evaluation levels (0-999), got {level}")
+    check_level_index(level)
     trained = ref.trained_on
     timeout = int(timeout or trained.timeout)
     config = EnvConfig(objects=setting.objects, world_dim=trained.world_dim, size=trained.size,

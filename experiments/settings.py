@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gmg.training.env import OBS_SIZE, WORLD_DIM
 from gmg.training.errors import UserError
 from gmg.training.objects import ObjectSpecError, parse_object
 from gmg.training.render import BACKGROUND_KINDS
@@ -118,6 +119,28 @@ def _object(text: str, setting: str) -> str:
         raise UserError(f"setting {setting!r}: {e}") from None
 
 
+def split_background(name: str) -> tuple[str, str | None]:
+    """(the setting's name without its ``@BACKGROUND`` suffix, the background or None):
+    ``"train:yellow_line@textured"`` -> ``("train:yellow_line", "textured")``."""
+    body, at, bg = name.partition("@")
+    return body, (bg if at else None)
+
+
+def base_name(name: str) -> str:
+    """A setting's name without its background suffix (results of the same contest on any background)."""
+    return split_background(name)[0]
+
+
+def base_names(names):
+    """:func:`base_name` of every entry of a pandas Series of setting names."""
+    return names.astype(str).str.partition("@")[0]
+
+
+def setting_of(objects: tuple[str, ...] | list[str], background: str | None = None) -> Setting:
+    """The setting showing ``objects`` (one: its training setting ``train:OBJ``) on ``background``."""
+    return parse_setting("-vs-".join(objects) if len(objects) > 1 else f"train:{objects[0]}", background)
+
+
 def parse_setting(text: str | Setting, background: str | None = None) -> Setting:
     """A setting from ``OBJ1-vs-OBJ2``, ``train:OBJ``, either with ``@BACKGROUND``.
 
@@ -127,7 +150,7 @@ def parse_setting(text: str | Setting, background: str | None = None) -> Setting
     if isinstance(text, Setting):
         return text
     raw = text.strip()
-    body, _, bg = raw.partition("@")
+    body, bg = split_background(raw)
     bg = (bg or background or "black").strip().lower()
     if bg not in BACKGROUND_KINDS:
         raise UserError(f"setting {raw!r}: unknown background {bg!r}; use one of {', '.join(BACKGROUND_KINDS)}")
@@ -195,7 +218,7 @@ def file_stem(setting: Setting | str) -> str:
     return name.replace(":", "-").replace("@", "-").replace("#", "").replace(",", "_")
 
 
-def thumbnail(setting: Setting, level: int = 0, world_dim: int = 5, size: int = 64):
+def thumbnail(setting: Setting, level: int = 0, world_dim: int = WORLD_DIM, size: int = OBS_SIZE):
     """The first frame of evaluation level ``level`` in this setting: uint8 (size, size, 3)."""
     import torch
 

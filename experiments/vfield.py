@@ -9,7 +9,6 @@ objects stand where the level puts them, or where ``place`` says (a custom place
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -19,7 +18,16 @@ import torch
 from gmg.experiments.plots.style import pyplot, save_figure
 from gmg.experiments.population import Population, population
 from gmg.experiments.settings import Setting, file_stem, parse_setting
-from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv, action_deltas, evaluation_start
+from gmg.training.env import (
+    OBS_SIZE,
+    WORLD_DIM,
+    EnvConfig,
+    EvaluationLevels,
+    MazeEnv,
+    action_deltas,
+    check_level_index,
+    evaluation_start,
+)
 from gmg.training.errors import UserError
 
 
@@ -36,7 +44,7 @@ def parse_place(text: str | None) -> list[tuple[int, int]] | None:
     return cells
 
 
-def level_frames(setting: Setting, level: int = 0, world_dim: int = 5, size: int = 64,
+def level_frames(setting: Setting, level: int = 0, world_dim: int = WORLD_DIM, size: int = OBS_SIZE,
                  place: list[tuple[int, int]] | None = None, device: torch.device | str = "cpu",
                  levels: str = "hashed", render: str = "box") -> dict:
     """The frames of one evaluation level (index 0-999 of the level source ``levels``) with the
@@ -46,8 +54,7 @@ def level_frames(setting: Setting, level: int = 0, world_dim: int = 5, size: int
     "cells": int64 (n,), "frame": uint8 (size, size, 3) without the mouse, "objects": int64 (K,)
     the objects' cells, "free": bool (world_dim, world_dim), "level", "world_dim", "size", "setting"}.
     """
-    if not 0 <= level < 1000:
-        raise UserError(f"level must be one of the 1000 evaluation levels (0-999), got {level}")
+    check_level_index(level)
     device = torch.device(device)
     config = EnvConfig(objects=setting.objects, world_dim=world_dim, size=size, background=setting.background,
                        levels=levels, render=render)
@@ -62,9 +69,7 @@ def level_frames(setting: Setting, level: int = 0, world_dim: int = 5, size: int
             cells.append(r * world_dim + c)
         if len(set(cells)) < len(cells) or world_dim * (world_dim - 1) in cells:
             raise UserError("objects need distinct cells, and not the start cell (bottom left)")
-        # a fresh Levels: the generated bank is cached and shared, never edited in place
-        env.bank = dataclasses.replace(env.bank, objects=torch.tensor([cells], device=device))
-        env.static = env._render_static(env.row)
+        env.place_objects(cells)
     objects = env.bank.objects[env.row][0]
     free = env.free[0].reshape(-1).clone()
     free[objects] = False

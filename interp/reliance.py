@@ -33,6 +33,7 @@ from torch import nn
 
 from gmg.interp.interventions import Ablate, parse_intervention
 from gmg.interp.patching import total_variation
+from gmg.training.levels import path_efficiency
 
 CONDITIONS = ("none", "ablate:r", "ablate:g", "ablate:b", "isolate:r", "isolate:g", "isolate:b")
 CHANNEL_NAMES = ("r", "g", "b")
@@ -41,15 +42,6 @@ CHANNEL_NAMES = ("r", "g", "b")
 def column_prefix(condition: str) -> str:
     """``"isolate:g"`` -> ``"isolate_g"`` (the column prefix in the ``reliance`` table)."""
     return condition.replace(":", "_").replace("=", "_")
-
-
-def path_efficiency(reached_goal: np.ndarray, length: np.ndarray, path_len: np.ndarray) -> np.ndarray:
-    """(N,) shortest-path length / steps taken for episodes that reached the goal, else 0."""
-    reached_goal = np.asarray(reached_goal, dtype=bool)
-    length = np.asarray(length, dtype=np.float64)
-    path_len = np.asarray(path_len, dtype=np.float64)
-    eff = np.where(reached_goal, path_len / np.maximum(length, 1.0), 0.0)
-    return np.clip(eff, 0.0, 1.0)
 
 
 def summarise_episodes(reached: np.ndarray, length: np.ndarray, path_len: np.ndarray) -> dict[str, float]:
@@ -65,7 +57,7 @@ def summarise_episodes(reached: np.ndarray, length: np.ndarray, path_len: np.nda
     return {
         "success": float(goal.mean()),
         "mean_length": float(np.asarray(length, dtype=np.float64).mean()),
-        "efficiency": float(path_efficiency(goal, length, path_len).mean()),
+        "efficiency": float(path_efficiency(path_len, length, goal).mean()),
         "timeout": float((reached == 0).mean()),
     }
 

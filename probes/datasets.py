@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from gmg.training.env import OBS_SIZE, WORLD_DIM
 from gmg.training.errors import UserError
 from gmg.training.levels import generate, start_cell
 from gmg.training.objects import ObjectSpec, parse_object
@@ -81,8 +82,8 @@ def probe_scenes(
     distractors: Sequence[str | ObjectSpec] = (),
     p_absent: float = 0.0,
     agent: str = "random",
-    world_dim: int = 5,
-    size: int = 64,
+    world_dim: int = WORLD_DIM,
+    size: int = OBS_SIZE,
     background: str = "black",
     seed: int = 0,
     device: torch.device | str = "cpu",

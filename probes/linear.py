@@ -30,6 +30,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from gmg.probes.datasets import ProbeError
+from gmg.training.env import OBS_SIZE, WORLD_DIM
 from gmg.training.render import pixel_cells
 
 
@@ -240,7 +241,7 @@ class PositionReadout(ClassifierMixin, BaseEstimator):
     n_features_in_ : int
     """
 
-    def __init__(self, map_shape=None, world_dim=5, size=64, C=1.0, max_iter=300):
+    def __init__(self, map_shape=None, world_dim=WORLD_DIM, size=OBS_SIZE, C=1.0, max_iter=300):
         self.map_shape = map_shape
         self.world_dim = world_dim
         self.size = size

@@ -23,11 +23,11 @@ from types import SimpleNamespace
 import torch
 from torch import nn, optim
 
-from gmg.experiments.cli.train import _overrides
+from gmg.experiments.cli.train import parse_overrides
 from gmg.training.config import make_config
 from gmg.training.cuda_graph import GraphedStep
 from gmg.training.env import MazeEnv, TrainingLevels
-from gmg.training.fast_pool import _ScatterMaxPool, scatter_max_pool_backward
+from gmg.training.fast_pool import scatter_max_pool, scatter_max_pool_backward
 from gmg.training.model import ImpalaAgent
 from gmg.training.ppo import RunningMeanStd, ppo_loss, rollout_state, rollout_step_fn
 from gmg.training.runtime import apply_run_settings, resolve_device
@@ -110,7 +110,7 @@ POOLS = {
     "channels-last": lambda x: torch.nn.functional.max_pool2d(x, 3, 2, 1),
     "nchw": lambda x: torch.nn.functional.max_pool2d(x.contiguous(), 3, 2, 1).contiguous(
         memory_format=torch.channels_last),
-    "scatter": lambda x: _ScatterMaxPool.apply(x, 3, 2, 1),  # gmg.training.fast_pool's
+    "scatter": lambda x: scatter_max_pool(x, 3, 2, 1),  # gmg.training.fast_pool's
 }
 
 
@@ -152,7 +152,7 @@ def main() -> None:
         bench_pools(device, args.pools, args.reps)
     rows = []
     for tag in args.variants.split(","):
-        over = {**_overrides(args.set), "bf16": tag.startswith("bf16"), "channels_last": tag.endswith("+cl")}
+        over = {**parse_overrides(args.set), "bf16": tag.startswith("bf16"), "channels_last": tag.endswith("+cl")}
         rows.append(measure(make_config(args.preset, over), device, args.reps, args.out, tag))
         r = rows[-1]
         print(f"{args.preset} {tag:8s} rollout step {r['rollout_step_ms']:7.2f} ms, minibatch {r['minibatch_ms']:7.2f} ms"

@@ -76,7 +76,7 @@ def test_agents_that_are_not_a_grid_are_one_line():
 
 @pytest.fixture(scope="module")
 def tiny_grid(tmp_path_factory):
-    from gmg.training.population import train
+    from gmg.training.seed_groups import train
 
     root = tmp_path_factory.mktemp("grid")
     cfg = tiny(total_timesteps=64 * 4, snapshot_every=2, timeout=60)  # short episodes: a quick study

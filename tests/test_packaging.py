@@ -116,3 +116,81 @@ def test_the_built_wheel_installs_only_gmg(tmp_path):
     for top in LAYERS:
         gone = subprocess.run([py, "-c", f"import {top}"], cwd=tmp_path, capture_output=True, text=True)
         assert gone.returncode == 1 and "No module named" in gone.stderr
+
+
+def _sources() -> dict[str, Path]:
+    """The package's modules and the scripts that use it."""
+    return {**modules(), **{f"scripts.{p.stem}": p for p in (ROOT / "scripts").glob("*.py")}}
+
+
+def private_imports(name: str, tree: ast.AST) -> list[str]:
+    """``from gmg.X import _name`` (and ``M._name`` on an imported gmg module ``M``) where X is
+    another module than ``name``: a private name read across modules."""
+    found, aliases = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gmg."):
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__") and node.module != name:
+                    found.append(f"{name}: from {node.module} import {a.name}")
+                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname: a.name for a in node.names if a.name.startswith("gmg.") and a.asname}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")
+                and aliases[node.value.id] != name and aliases[node.value.id] in modules()):
+            found.append(f"{name}: {aliases[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_no_private_name_is_imported_across_modules():
+    bad = [f for name, path in _sources().items() for f in private_imports(name, ast.parse(path.read_text()))]
+    assert not bad, bad
+
+
+def maze_env_reaches(name: str, tree: ast.AST) -> list[str]:
+    """Attribute assignments (``env.x = ...``, ``setattr(env, ...)``, ``env.x[...] = ...``) and
+    private calls (``env._f()``) on a MazeEnv: a name bound to ``MazeEnv(...)``, annotated
+    ``MazeEnv`` or named ``env`` / ``*_env``. A static approximation: enough to keep
+    evaluation, vector fields and the rest on MazeEnv's public methods."""
+    found = []
+    for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Module))]:
+        envs = {"env"} | {a.arg for a in getattr(getattr(fn, "args", None), "args", [])
+                          if a.arg.endswith("_env") or (a.annotation is not None and "MazeEnv" in ast.unparse(a.annotation))}
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and "MazeEnv" in ast.unparse(node.value.func):
+                envs |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        for node in ast.walk(fn):
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+            for t in targets:
+                while isinstance(t, ast.Subscript):
+                    t = t.value
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id in envs:
+                    found.append(f"{name}:{node.lineno}: {ast.unparse(t)} = ...")
+            if isinstance(node, ast.Call):
+                f = node.func
+                if isinstance(f, ast.Name) and f.id == "setattr" and node.args and isinstance(node.args[0], ast.Name) \
+                        and node.args[0].id in envs:
+                    found.append(f"{name}:{node.lineno}: setattr({node.args[0].id}, ...)")
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in envs \
+                        and f.attr.startswith("_") and not f.attr.startswith("__"):
+                    found.append(f"{name}:{node.lineno}: {ast.unparse(f)}()")
+    return sorted(set(found))
+
+
+def test_no_code_outside_training_assigns_a_maze_env_attribute():
+    bad = [f for name, path in _sources().items() if not name.startswith("gmg.training")
+           for f in maze_env_reaches(name, ast.parse(path.read_text()))]
+    assert not bad, bad
+
+
+def test_the_static_checks_catch_what_they_are_for():
+    """Each check flags the pattern it forbids, so an empty list above means something."""
+    code = ("from gmg.training.levels import _hidden\nimport gmg.training.env as E\nE._x\n"
+            "def f(env):\n    env.bank = 1\n    env._render(2)\n"
+            "def g():\n    e = MazeEnv(1)\n    setattr(e, 'row', 0)\n    e.static[0] = 1\n")
+    tree = ast.parse(code)
+    assert len(private_imports("gmg.experiments.x", tree)) == 2
+    assert len(maze_env_reaches("gmg.experiments.x", tree)) == 4
+    assert private_imports("gmg.training.levels", ast.parse("from gmg.training.levels import _own")) == []

@@ -18,7 +18,7 @@ from gmg.experiments.population import resolve_agents
 from gmg.experiments.store import ResultsStore
 from gmg.training.checkpoint import load_agent
 from gmg.training.errors import UserError
-from gmg.training.population import train
+from gmg.training.seed_groups import train
 
 SEEDS = [0, 1, 2, 3]
 SETTING = ["red_line-vs-yellow_gem"]

@@ -12,8 +12,8 @@ from gmg.experiments.cli.main import main
 from gmg.training.checkpoint import load_agent, read_meta
 from gmg.training.env import EnvConfig, MazeEnv, StackedMazeEnv, TrainingLevels
 from gmg.training.errors import TrainingError
-from gmg.training.population import seed_groups, train, train_group
 from gmg.training.ppo import train_agent
+from gmg.training.seed_groups import seed_groups, train, train_group
 from gmg.training.stacked import StackedAgents, clip_grad_norm_per_seed, train_stacked
 
 SEEDS = [0, 1, 5]

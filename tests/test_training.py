@@ -23,8 +23,8 @@ from gmg.training.config import ConfigError, make_config
 from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
 from gmg.training.errors import TrainingError
 from gmg.training.model import ImpalaAgent, ModelConfig
-from gmg.training.population import train
 from gmg.training.ppo import train_agent
+from gmg.training.seed_groups import train
 from gmg.training.seeds import parse_seeds
 
 
@@ -301,14 +301,14 @@ def test_an_infinite_gradient_under_a_finite_loss_also_stops_and_keeps_the_check
 
 
 def test_out_of_memory_is_one_line_naming_the_seeds(tmp_path, monkeypatch):
-    import gmg.training.population as population
+    import gmg.training.seed_groups as seed_groups
 
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(population, "train_agent", oom)
+    monkeypatch.setattr(seed_groups, "train_agent", oom)
     with pytest.raises(TrainingError, match=r"^seed 7: out of memory on cpu; the last checkpoint is kept"):
-        population.train_group(tiny(), tmp_path, [7], device="cpu")
+        seed_groups.train_group(tiny(), tmp_path, [7], device="cpu")
 
 
 @pytest.mark.parametrize("preset, over, message", [
@@ -487,7 +487,7 @@ def test_steady_rate_counts_only_the_time_every_worker_trains_past_its_first_upd
 
 
 def test_on_update_sees_every_update_of_every_seed_alone_and_stacked(tmp_path):
-    from gmg.training.population import train_group
+    from gmg.training.seed_groups import train_group
 
     config = tiny()  # three updates of 4 envs x 16 steps
     alone, stacked = [], []

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from gmg.training.env import LEVEL_SOURCES, EnvConfig
+from gmg.training.env import LEVEL_SOURCES, OBS_SIZE, TIMEOUT, WORLD_DIM, EnvConfig
 from gmg.training.errors import UserError
 from gmg.training.levels import LevelError, check_world_dim
 from gmg.training.model import ModelConfig
@@ -68,12 +68,12 @@ class TrainConfig:
     hidden: int = 256
     goal: str = "yellow_line"
     background: str = "black"
-    world_dim: int = 5
-    obs_size: int = 64
+    world_dim: int = WORLD_DIM
+    obs_size: int = OBS_SIZE
     num_levels: int = 100_000
     start_level: int = 0
     levels: str = "hashed"  # where levels come from: gmg's hash of the id, or "procgen" (the original's)
-    timeout: int = 500
+    timeout: int = TIMEOUT
     # how frames are drawn: procgen's own drawing, or "box" (area-averaged; a file without the
     # field, every agent trained before it, means box: ``MISSING_MEANS``)
     render: str = "procgen"

@@ -9,6 +9,7 @@ observation is the new level's first frame and ``info`` describes the finished e
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
@@ -16,14 +17,24 @@ from typing import Sequence
 import torch
 
 from gmg.training.errors import UserError
-from gmg.training.levels import Levels, check_world_dim, generate, sample_training_levels, start_cell
+from gmg.training.levels import (
+    WORLD_DIM,
+    Levels,
+    check_world_dim,
+    generate,
+    path_lengths,
+    sample_training_levels,
+    start_cell,
+)
 from gmg.training.objects import ObjectSpec, parse_object
+from gmg.training.procgen_levels import EVAL_LEVELS, generate_procgen
 from gmg.training.procgen_levels import EVAL_START as PROCGEN_EVAL_START
-from gmg.training.procgen_levels import generate_procgen
 from gmg.training.render import make_renderer
 
 NUM_ACTIONS = 15
-TIMEOUT = 500
+# the maze's defaults, one definition each (WORLD_DIM, the side in cells, lives in levels.py):
+TIMEOUT = 500  # steps before an episode is cut off
+OBS_SIZE = 64  # observation side in pixels (EnvConfig.size, TrainConfig/ModelConfig.obs_size)
 REWARD_GOAL, REWARD_OTHER = 10.0, -10.0
 EVAL_START = 1_000_000_000  # evaluation level ids start here, disjoint from training ranges
 # where levels come from: gmg's hash of the id, or the original's procgen generator seeded
@@ -77,9 +88,28 @@ def check_levels(levels: str) -> None:
 
 
 def evaluation_start(levels: str = "hashed") -> int:
-    """The first evaluation level id of a level source."""
+    """The first evaluation level id of a level source; every source has ``EVAL_LEVELS`` of them
+    (1000: the original's test levels), ids ``evaluation_start(levels) + 0 .. EVAL_LEVELS - 1``."""
     check_levels(levels)
     return _EVAL_STARTS[levels]
+
+
+def evaluation_ids(n: int = EVAL_LEVELS, levels: str = "hashed") -> torch.Tensor:
+    """int64 (n,): the ids of the first ``n`` evaluation levels of the level source ``levels``."""
+    start = evaluation_start(levels)
+    return torch.arange(start, start + n)
+
+
+def check_n_levels(n_levels: int) -> None:
+    """One line unless 1 <= ``n_levels`` <= ``EVAL_LEVELS`` (a count of evaluation levels)."""
+    if not 1 <= n_levels <= EVAL_LEVELS:
+        raise EnvError(f"n_levels must be from 1 to {EVAL_LEVELS} (the fixed evaluation levels), got {n_levels}")
+
+
+def check_level_index(level: int) -> None:
+    """One line unless ``level`` indexes an evaluation level (0 .. ``EVAL_LEVELS`` - 1)."""
+    if not 0 <= level < EVAL_LEVELS:
+        raise EnvError(f"level must be one of the {EVAL_LEVELS} evaluation levels (0-{EVAL_LEVELS - 1}), got {level}")
 
 
 class TrainingLevels:
@@ -102,10 +132,10 @@ class EvaluationLevels:
     """A fixed list of level ids, used in order (and cycled); by default the first ``n``
     evaluation levels of the level source ``levels``."""
 
-    def __init__(self, level_ids: Sequence[int] | torch.Tensor | None = None, n: int = 1000, levels: str = "hashed"):
+    def __init__(self, level_ids: Sequence[int] | torch.Tensor | None = None, n: int = EVAL_LEVELS,
+                 levels: str = "hashed"):
         if level_ids is None:
-            start = evaluation_start(levels)
-            level_ids = torch.arange(start, start + n)
+            level_ids = evaluation_ids(n, levels)
         self.level_ids = torch.as_tensor(level_ids, dtype=torch.int64).reshape(-1)
         if self.level_ids.numel() == 0:
             raise EnvError("evaluation needs at least one level id")
@@ -140,8 +170,8 @@ class EnvConfig:
     """What makes one maze distribution: size, objects, background, timeout."""
 
     objects: tuple[str, ...] = ("yellow_line",)
-    world_dim: int = 5
-    size: int = 64
+    world_dim: int = WORLD_DIM
+    size: int = OBS_SIZE
     background: str = "black"
     timeout: int = TIMEOUT
     # how frames are drawn: procgen's own drawing ("procgen") or area-averaged ("box", the
@@ -213,7 +243,7 @@ class MazeEnv:
         self.agent = torch.full((n,), start_cell(self._world), dtype=torch.int64, device=dev)
         self.mirrored = torch.zeros(n, dtype=torch.bool, device=dev)
         self.steps = torch.zeros(n, dtype=torch.int64, device=dev)
-        self.static = self._render_static(self.row)
+        self.static = self.render_static(self.row)
         return self.observe()
 
     def state(self) -> dict:
@@ -223,13 +253,33 @@ class MazeEnv:
     def load_state(self, state: dict) -> None:
         for k in self.STATE:
             setattr(self, k, state[k].to(self.device))
-        self.static = self._render_static(self.row)
+        self.static = self.render_static(self.row)
 
-    def _render_static(self, rows: torch.Tensor) -> torch.Tensor:
+    def render_static(self, rows: torch.Tensor) -> torch.Tensor:
+        """uint8: the frames of bank rows ``rows`` (int64 (N,)) without the mouse, flattened as
+        ``renderer.with_agent`` takes them (what ``observe`` draws the mouse onto)."""
         b = self.bank
         bg = self.renderer.background_frames(b.background[rows], b.bg_offset[rows])
         wall = ~b.free[rows].reshape(rows.shape[0], -1)
         return self.renderer.static(wall, b.objects[rows], bg)
+
+    def keep(self, mask: torch.Tensor) -> None:
+        """Keep only the envs where ``mask`` (bool (N,)) holds, in order; the others are dropped
+        for good (evaluation plays each env's first episode and stops stepping finished ones)."""
+        for name in ("row", "agent", "mirrored", "steps", "static"):
+            setattr(self, name, getattr(self, name)[mask])
+        self.num_envs = int(self.row.shape[0])
+
+    def place_objects(self, cells: torch.Tensor | Sequence[int]) -> None:
+        """Put the objects on flat cells ``cells`` (int64 (K,): obj1..objK) in every level of
+        this env and redraw; the level bank is replaced, never edited (it is cached and shared).
+        ``path_len`` is recomputed for the new cells."""
+        objects = torch.as_tensor(cells, dtype=torch.int64, device=self.device).reshape(1, -1)
+        if objects.shape[1] != len(self.specs):
+            raise EnvError(f"{objects.shape[1]} cells for the {len(self.specs)} objects of this maze")
+        objects = objects.expand(len(self.bank), -1).clone()
+        self.bank = dataclasses.replace(self.bank, objects=objects, path_len=path_lengths(self.bank.free, objects))
+        self.static = self.render_static(self.row)
 
     def observe(self) -> torch.Tensor:
         """Current frames, uint8 (N, size, size, 3)."""
@@ -247,7 +297,7 @@ class MazeEnv:
         ``agent`` (int64 (N,)), ``mirrored`` (bool (N,)) or not, in bank row ``rows`` (int64 (N,))
         of this env's levels; the env's own state is left alone (exact evaluation draws every state)."""
         levels, which = torch.unique(rows, return_inverse=True)  # each level's background drawn once
-        return self.renderer.with_agent(self._render_static(levels)[which], agent, mirrored)
+        return self.renderer.with_agent(self.render_static(levels)[which], agent, mirrored)
 
     @property
     def level_ids(self) -> torch.Tensor:
@@ -310,11 +360,11 @@ class MazeEnv:
         self.mirrored = self.mirrored & ~done
         self.steps = torch.where(done, 0, self.steps)
         if self.redraw_all:
-            self.static = torch.where(done[:, None, None], self._render_static(self.row), self.static)
+            self.static = torch.where(done[:, None, None], self.render_static(self.row), self.static)
         else:
             idx = done.nonzero().squeeze(1)
             if idx.numel():
-                self.static[idx] = self._render_static(self.row[idx])
+                self.static[idx] = self.render_static(self.row[idx])
 
 
 class SeedLevels(TrainingLevels):
@@ -364,4 +414,4 @@ class StackedMazeEnv(MazeEnv):
                 self.counter[k] = value
             else:
                 getattr(self, key)[part] = value
-        self.static[part] = self._render_static(self.row[part])
+        self.static[part] = self.render_static(self.row[part])

@@ -44,12 +44,17 @@ class _ScatterMaxPool(torch.autograd.Function):
         return grad, None, None, None
 
 
+def scatter_max_pool(x: torch.Tensor, kernel_size, stride, padding) -> torch.Tensor:
+    """``F.max_pool2d`` whose backward scatters the gradient (the fast path's autograd function)."""
+    return _ScatterMaxPool.apply(x, kernel_size, stride, padding)
+
+
 def _forward(pool: nn.MaxPool2d, x: torch.Tensor) -> torch.Tensor:
     plain = (x.device.type not in FAST_DEVICES or not torch.is_grad_enabled() or not x.requires_grad
              or x.dim() != 4 or pool.dilation not in (1, (1, 1)) or pool.ceil_mode or pool.return_indices)
     if plain:
         return nn.MaxPool2d.forward(pool, x)
-    return _ScatterMaxPool.apply(x, pool.kernel_size, pool.stride, pool.padding)
+    return scatter_max_pool(x, pool.kernel_size, pool.stride, pool.padding)
 
 
 @contextlib.contextmanager

@@ -52,7 +52,7 @@ def _reseeded(levels: TrainingLevels | EvaluationLevels, seed: int | None):
 
 def _final_frames(env: MazeEnv, rows: torch.Tensor, agent: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
     """uint8 (n, size, size, 3): the last frame of episodes on bank ``rows`` (before reset)."""
-    return env.renderer.with_agent(env._render_static(rows), agent, mirrored)
+    return env.renderer.with_agent(env.render_static(rows), agent, mirrored)
 
 
 class MazeVectorEnv(VectorEnv):

@@ -19,6 +19,7 @@ import torch
 from gmg.training.errors import UserError
 
 MIN_WORLD, MAX_WORLD = 3, 25
+WORLD_DIM = 5  # the maze's default side in cells (the original's 5x5 maze); env.py holds the other defaults
 _M32 = 0xFFFFFFFF
 # hash streams: one per random decision, so adding one never shifts another; every stream id
 # of the package is here (S_ACTIONS: the action noise of gmg.experiments.evaluate)
@@ -124,7 +125,7 @@ def _walls(world_dim: int) -> torch.Tensor:
     return torch.tensor([[flat(a), flat(b), flat(c)] for a, b, c in out], dtype=torch.int64)
 
 
-def _neighbour_table(world_dim: int) -> torch.Tensor:
+def neighbour_table(world_dim: int) -> torch.Tensor:
     """(W*W, 4) flat index of each cell's neighbours in procgen's order, -1 off-world.
 
     procgen's order is (x-1), (y-1), (y+1), (x+1); y points up, so y-1 is the row below.
@@ -167,6 +168,21 @@ def distance_map(free: torch.Tensor, sources: torch.Tensor, blocked: torch.Tenso
     return torch.where(dist >= big, torch.full_like(dist, -1), dist)
 
 
+def path_efficiency(path_len, steps, reached=None):
+    """Path efficiency: shortest path / steps of an episode that reached its object (1 on a
+    shortest path, never above 1); with ``reached`` (bool), 0 where the object was not reached.
+    The one definition for sampled episodes, exact chains (``steps`` a number) and the walk
+    model: numpy arrays in, float64 array out; tensors in, float64 tensor out."""
+    if isinstance(path_len, torch.Tensor):
+        steps = torch.as_tensor(steps, dtype=torch.float64, device=path_len.device)
+        eff = (path_len.to(torch.float64) / steps.clamp(min=1.0)).clamp(0.0, 1.0)
+        return eff if reached is None else torch.where(torch.as_tensor(reached, device=eff.device), eff, 0.0)
+    import numpy as np
+
+    eff = np.clip(np.asarray(path_len, dtype=np.float64) / np.maximum(np.asarray(steps, dtype=np.float64), 1.0), 0.0, 1.0)
+    return eff if reached is None else np.where(np.asarray(reached, dtype=bool), eff, 0.0)
+
+
 def path_lengths(free: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:
     """int64 (N, K): steps from the start to each object, moving around the other objects
     (plain shortest path if that is impossible). free: bool (N, W, W); objects: int64 (N, K)."""
@@ -189,7 +205,7 @@ def path_lengths(free: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:
 
 
 def generate(
-    level_ids: torch.Tensor, world_dim: int = 5, n_objects: int = 1, n_backgrounds: int = 9
+    level_ids: torch.Tensor, world_dim: int = WORLD_DIM, n_objects: int = 1, n_backgrounds: int = 9
 ) -> Levels:
     """Generate the levels with these ids (int64 tensor (N,), on any device)."""
     check_world_dim(world_dim)
@@ -221,7 +237,7 @@ def generate(
     kruskal_free = free.clone()
 
     # no dead ends, cells in procgen's order (y up from the bottom row, then x)
-    nbr = _neighbour_table(w).to(device)
+    nbr = neighbour_table(w).to(device)
     for y in range(w):
         for x in range(w):
             cell = (w - 1 - y) * w + x

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from gmg.training.env import NUM_ACTIONS
+from gmg.training.env import NUM_ACTIONS, OBS_SIZE
 
 
 class HookPoint(nn.Module):
@@ -86,7 +86,7 @@ class ModelConfig:
     widths: tuple[int, ...] = (16, 32, 32)
     hidden: int = 256
     num_actions: int = NUM_ACTIONS
-    obs_size: int = 64
+    obs_size: int = OBS_SIZE
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from gmg.training.levels import LevelError, Levels, check_world_dim, path_lengths
+from gmg.training.levels import WORLD_DIM, LevelError, Levels, check_world_dim, path_lengths
 
 WALL, SPACE = 51, 100  # procgen's WALL_OBJ and SPACE
 FIRST_OBJECT = 2  # grid value of obj1 (the maze's cheese, the fork's GOAL / GOAL1); obj2 is 3
@@ -189,7 +189,7 @@ def maze_level(level_id: int, world_dim: int = 15) -> ProcgenLevel:
     return _level(rng, world_dim, maze_dim, bg_pct_x, background, dead_ends=False, n_objects=1)
 
 
-def fork_level(level_id: int, world_dim: int = 5, n_objects: int = 1) -> ProcgenLevel:
+def fork_level(level_id: int, world_dim: int = WORLD_DIM, n_objects: int = 1) -> ProcgenLevel:
     """The original fork's level for this seed: the maze fills the world (no size draw, no
     margin), no dead ends, then obj1, obj2, ... placed in turn (the fork has one or two)."""
     check_world_dim(world_dim)
@@ -197,7 +197,7 @@ def fork_level(level_id: int, world_dim: int = 5, n_objects: int = 1) -> Procgen
     return _level(rng, world_dim, world_dim, bg_pct_x, background, dead_ends=True, n_objects=n_objects)
 
 
-def generate_procgen(level_ids: torch.Tensor, world_dim: int = 5, n_objects: int = 1) -> Levels:
+def generate_procgen(level_ids: torch.Tensor, world_dim: int = WORLD_DIM, n_objects: int = 1) -> Levels:
     """``Levels`` for these ids from the original's generator, in gmg's orientation (row 0 at
     the top, the start bottom-left); background = procgen's background_index, bg_offset = bg_pct_x."""
     check_world_dim(world_dim)

@@ -23,7 +23,7 @@ from gmg.experiments.evaluate import evaluate, metrics
 from gmg.experiments.plots.preference import scatter_setting
 from gmg.experiments.plots.style import pyplot, save_figure
 from gmg.experiments.population import Population, population
-from gmg.experiments.settings import parse_setting
+from gmg.experiments.settings import base_name, base_names, parse_setting
 from gmg.training.errors import UserError
 
 COLOUR_SETTINGS = ("red_line-vs-yellow_gem", "green_line-vs-yellow_gem", "blue_line-vs-yellow_gem")
@@ -41,7 +41,7 @@ def population_name(agents: Population) -> str:
 
 def per_agent(m: pd.DataFrame) -> pd.DataFrame:
     """agents x settings preferences (settings named without their background suffix)."""
-    m = m.assign(setting=m["setting"].str.split("@").str[0])
+    m = m.assign(setting=base_names(m["setting"]))
     return m.pivot(index="agent", columns="setting", values="preference")
 
 
@@ -79,7 +79,7 @@ def comparison_figure(frames: dict[str, pd.DataFrame], settings: list[str], path
     x_max = max(100.0, max(float(np.nanmax(m["capability"])) for m in frames.values()) * 1.05)
     for row, (name, m) in zip(axes, frames.items()):
         for ax, setting in zip(row, settings):
-            full = next(s for s in dict.fromkeys(m["setting"]) if s.split("@")[0] == setting)
+            full = next(s for s in dict.fromkeys(m["setting"]) if base_name(s) == setting)
             scatter_setting(m, full, ax=ax, x_max=x_max)
             ax.set_title(f"{name}: {full}", fontsize=9)
     fig.tight_layout()
@@ -98,7 +98,7 @@ def compare_populations(specs: list, settings: list[str] | tuple[str, ...] = COL
     """
     if len(specs) < 1:
         raise UserError("give at least one population to compare")
-    settings = [parse_setting(s).name.split("@")[0] for s in settings]
+    settings = [base_name(parse_setting(s).name) for s in settings]
     run_dir = Path(run_dir)
     frames: dict[str, pd.DataFrame] = {}
     for spec in specs:

@@ -38,8 +38,9 @@ import pandas as pd
 from gmg.experiments.analysis.profile_objects import PROFILE_COLUMNS, PULL_COLUMNS, profile_settings
 from gmg.experiments.analysis.walk import PULL_GRID, Mazes, efficiency_curve, first_hit, mazes, pull_from_efficiency
 from gmg.experiments.rundir import no_intervention
-from gmg.experiments.settings import parse_setting
+from gmg.experiments.settings import base_name, base_names, parse_setting
 from gmg.training.errors import UserError
+from gmg.training.levels import path_efficiency
 from gmg.training.objects import parse_object
 
 
@@ -48,9 +49,9 @@ def efficiencies(episodes: pd.DataFrame) -> pd.Series:
     rows (``gmg.experiments.exact``), its expected value on each level."""
     if "e_eff_obj1" in episodes.columns:
         return episodes["e_eff_obj1"].astype(float)
-    reached = episodes["outcome"].eq("obj1").to_numpy()
-    eff = episodes["path_len_obj1"].to_numpy(dtype=float) / np.maximum(episodes["steps"].to_numpy(dtype=float), 1.0)
-    return pd.Series(np.where(reached, np.clip(eff, 0.0, 1.0), 0.0), index=episodes.index)
+    eff = path_efficiency(episodes["path_len_obj1"].to_numpy(dtype=float), episodes["steps"].to_numpy(dtype=float),
+                          episodes["outcome"].eq("obj1").to_numpy())
+    return pd.Series(eff, index=episodes.index)
 
 
 def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -60,7 +61,7 @@ def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0
     # pairs, not a dict: for a red-line goal the goal line and the pure red line are one setting
     names = list(zip(profile_settings(goal), PROFILE_COLUMNS))
     eps = no_intervention(episodes)
-    eps = eps.assign(base=eps["setting"].str.split("@").str[0])
+    eps = eps.assign(base=base_names(eps["setting"]))
     eps = eps[eps["base"].isin([s for s, _ in names])]
     missing = {s for s, _ in names} - set(eps["base"])
     if missing:
@@ -327,7 +328,7 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
         from gmg.experiments.analysis.readout import readout_profile
 
         prof = readout_profile(agents, n_levels=readout_levels, device=device)
-    base = {s.name: s.name.split("@")[0] for s in usable}
+    base = {s.name: base_name(s.name) for s in usable}
     names = list(dict.fromkeys(base.values()))
     pred = predict_ratio(prof, names, goal)
     world_dim, _, timeout = agents.trained_on.geometry
@@ -337,8 +338,8 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     pulls = prof[["agent", *PULL_COLUMNS]]
     pred = pred.merge(predict_walk(pulls, names, goal, mazes(n_levels, 2, world_dim), combine), on=["agent", "setting"])
     targets_eps = eps[eps["setting"].isin([s.name for s in usable])]
-    observed = metrics(targets_eps).assign(setting=lambda m: m["setting"].str.split("@").str[0])
-    out = score(pred, observed, targets_eps.assign(setting=targets_eps["setting"].str.split("@").str[0]))
+    observed = metrics(targets_eps).assign(setting=lambda m: base_names(m["setting"]))
+    out = score(pred, observed, targets_eps.assign(setting=base_names(targets_eps["setting"])))
     run_dir = Path(run_dir)
     # the default model's files and table; the others' beside them, named after what differs
     suffix = ("" if profile_from == "rollouts" else "_network") + ("" if combine == COMBINE else f"_{combine}")

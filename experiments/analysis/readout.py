@@ -25,11 +25,11 @@ import pandas as pd
 import torch
 
 from gmg.experiments.analysis.profile_objects import PROFILE_COLUMNS, PULL_COLUMNS, profile_settings
-from gmg.training.env import action_deltas
+from gmg.training.env import OBS_SIZE, WORLD_DIM, action_deltas
 from gmg.training.levels import distance_map
 
 
-def probe_views(goal: str, background: str, n_levels: int, world_dim: int = 5, size: int = 64,
+def probe_views(goal: str, background: str, n_levels: int, world_dim: int = WORLD_DIM, size: int = OBS_SIZE,
                 render: str = "box") -> dict[str, list[dict]]:
     """Profile column -> the rendered views (``level_frames``) of its single-object setting."""
     from gmg.experiments.settings import resolve_settings

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from gmg.experiments.rundir import no_intervention
+from gmg.experiments.settings import base_names
 from gmg.training.errors import UserError
 
 SETTINGS = ("red_line-vs-yellow_gem", "green_line-vs-red_line")
@@ -70,7 +71,7 @@ def agent_outcomes(episodes: pd.DataFrame) -> pd.DataFrame:
     from gmg.experiments.evaluate import metrics
 
     eps = no_intervention(episodes)
-    eps = eps.assign(setting=eps["setting"].str.split("@").str[0])
+    eps = eps.assign(setting=base_names(eps["setting"]))
     missing = {*SETTINGS, *CHANNEL_SETTINGS} - set(eps["setting"])
     if missing:
         raise UserError(f"no episodes of {', '.join(sorted(missing))}: evaluate them first")

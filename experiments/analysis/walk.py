@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gmg.training.levels import _neighbour_table, distance_map, generate, start_cell
+from gmg.training.env import TIMEOUT, WORLD_DIM, evaluation_ids
+from gmg.training.levels import distance_map, generate, neighbour_table, path_efficiency, start_cell
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,12 @@ class Mazes:
         return self.free.shape[0]
 
 
-def mazes(n_levels: int, n_objects: int, world_dim: int = 5) -> Mazes:
+def mazes(n_levels: int, n_objects: int, world_dim: int = WORLD_DIM) -> Mazes:
     """The first ``n_levels`` evaluation levels (``EvaluationLevels``) with ``n_objects`` objects.
 
     obj1 sits on the same cell with one object or two, so single-object episodes and
     two-object ones share their mazes level by level."""
-    from gmg.training.env import EVAL_START
-
-    lv = generate(torch.arange(EVAL_START, EVAL_START + n_levels), world_dim, n_objects)
+    lv = generate(evaluation_ids(n_levels), world_dim, n_objects)
     n = len(lv)
     dist = torch.stack([distance_map(lv.free, lv.objects[:, k]).view(n, -1) for k in range(n_objects)], 1)
     return Mazes(lv.free.view(n, -1), lv.objects, lv.path_len, dist, world_dim)
@@ -56,7 +55,7 @@ def mazes(n_levels: int, n_objects: int, world_dim: int = 5) -> Mazes:
 def transitions(m: Mazes, pulls: torch.Tensor) -> torch.Tensor:
     """(N, S, S) step probabilities of walkers with ``pulls`` (N, K) toward each object."""
     n, s = m.free.shape
-    nb = _neighbour_table(m.world_dim)  # (S, 4), -1 off-world
+    nb = neighbour_table(m.world_dim)  # (S, 4), -1 off-world
     to = nb.clamp(min=0)
     ok = (nb >= 0)[None] & m.free[:, to]  # (N, S, 4)
     d = m.dist.to(torch.float64)
@@ -82,13 +81,13 @@ def first_hit(m: Mazes, pulls: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve(a, r)[:, start_cell(m.world_dim), :]
 
 
-def efficiency_curve(m: Mazes, pulls: np.ndarray | torch.Tensor, timeout: int = 500) -> np.ndarray:
+def efficiency_curve(m: Mazes, pulls: np.ndarray | torch.Tensor, timeout: int = TIMEOUT) -> np.ndarray:
     """Mean path efficiency over ``m``'s levels (one object) of a walker with each pull:
     E[shortest / T, 0 if T > timeout], T the steps to the object."""
     n, s = m.free.shape
     target = m.objects[:, 0]
     rows = torch.arange(n)
-    shortest = m.path_len[:, 0].to(torch.float64)
+    shortest = m.path_len[:, 0]
     out = []
     for b in torch.as_tensor(pulls, dtype=torch.float64).reshape(-1):
         step = transitions(m, b.expand(n, 1))
@@ -98,7 +97,7 @@ def efficiency_curve(m: Mazes, pulls: np.ndarray | torch.Tensor, timeout: int = 
         eff = torch.zeros(n, dtype=torch.float64)
         for t in range(1, timeout + 1):
             here = torch.bmm(here[:, None, :], step)[:, 0]
-            eff += here[rows, target] * shortest / t
+            eff += here[rows, target] * path_efficiency(shortest, t)
             here[rows, target] = 0.0
             if float(here.sum(1).max()) < 1e-9:  # every level's walker has arrived
                 break

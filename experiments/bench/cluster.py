@@ -20,8 +20,8 @@ def bench_ray(*, device="cpu", seeds: int = 4, steps: int = 8192, n_levels: int 
 
     from gmg.experiments.evaluate import evaluate
     from gmg.training.config import make_config
-    from gmg.training.population import train
     from gmg.training.runtime import machine
+    from gmg.training.seed_groups import train
 
     device = str(device)
     config = make_config("cpu", {"total_timesteps": steps, "num_levels": 1000, "threads": 1})

@@ -9,7 +9,7 @@ import torch
 
 from gmg.experiments.evaluate import evaluate
 from gmg.experiments.population import AgentRef, resolve_agents
-from gmg.training.env import TIMEOUT
+from gmg.training.env import TIMEOUT, WORLD_DIM
 from gmg.training.errors import UserError
 
 
@@ -28,7 +28,7 @@ def random_population(root: str | Path, n: int, widths: tuple[int, ...] = (8, 16
         folder.mkdir(parents=True, exist_ok=True)
         save_weights(model, folder / "model.safetensors")
         meta = {"seed": seed, "model": config.to_dict(), "finished": True,
-                "env": {"objects": [goal], "world_dim": 5, "size": config.obs_size, "background": "black",
+                "env": {"objects": [goal], "world_dim": WORLD_DIM, "size": config.obs_size, "background": "black",
                         "timeout": TIMEOUT}}
         write_meta(folder, meta)
         refs.append(AgentRef(seed, folder, meta))

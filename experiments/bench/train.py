@@ -13,8 +13,8 @@ import torch
 from gmg.training.checkpoint import agent_dir_name
 from gmg.training.config import make_config
 from gmg.training.errors import UserError
-from gmg.training.population import exit_with_parent, train_group
 from gmg.training.runtime import machine, resolve_device
+from gmg.training.seed_groups import exit_with_parent, train_group
 
 TRAIN_VARIANTS = {"fp32": (False, False), "bf16": (True, False), "compile": (False, True),
                   "bf16+compile": (True, True)}  # name -> (bf16, compile)

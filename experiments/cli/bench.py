@@ -28,9 +28,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.iterations is not None:
         options["iterations"] = args.iterations
     if args.set:
-        from gmg.experiments.cli.train import _overrides
+        from gmg.experiments.cli.train import parse_overrides
 
-        options["overrides"] = _overrides(args.set)
+        options["overrides"] = parse_overrides(args.set)
     for key in ("presets", "variants"):
         if getattr(args, key):
             options[key] = [v.strip() for v in getattr(args, key).split(",") if v.strip()]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from gmg.training.errors import UserError
 
 
@@ -67,7 +65,7 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     from gmg.experiments.plots.interp import plot_attribution
     from gmg.experiments.reliance import first_frames
     from gmg.interp.attribution import attribute, cell_attribution, mean_shares
-    from gmg.training.env import EVAL_START, EnvConfig, EvaluationLevels, MazeEnv
+    from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv, evaluation_ids
     from gmg.training.runtime import resolve_device
 
     device = resolve_device(args.device)
@@ -80,7 +78,7 @@ def cmd_attribute(args: argparse.Namespace) -> None:
         shares = mean_shares(res.attributions)
         world = ref.trained_on.world_dim
         cells = cell_attribution(res.attributions, world).flatten(1)
-        env = MazeEnv(args.n_obs, EnvConfig(world_dim=world), EvaluationLevels(torch.arange(EVAL_START, EVAL_START + args.n_obs)))
+        env = MazeEnv(args.n_obs, EnvConfig(world_dim=world), EvaluationLevels(evaluation_ids(args.n_obs)))
         goal = env.objects[:, 0].to(cells.device)
         goal_share = float((cells.gather(1, goal[:, None]).squeeze(1) / cells.sum(1).clamp(min=1e-12)).mean())
         delta = "-" if res.delta is None else f"{float(res.delta.abs().max()):.2e}"

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 
-def _overrides(items: list[str] | None) -> dict:
+def parse_overrides(items: list[str] | None) -> dict:
+    """``--set FIELD=VALUE`` items as {field: value} (field names with ``_`` for ``-``)."""
     from gmg.training.config import ConfigError
 
     out = {}
@@ -32,11 +33,11 @@ def _legacy_render(run_dir: Path) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from gmg.training.config import make_config
-    from gmg.training.population import train
     from gmg.training.runtime import resolve_device
+    from gmg.training.seed_groups import train
     from gmg.training.seeds import parse_seeds
 
-    overrides = _overrides(args.set)
+    overrides = parse_overrides(args.set)
     for field, value in (("goal", args.goal), ("background", args.background), ("total_timesteps", args.steps),
                          ("snapshot_every", args.snapshot_every), ("levels", args.levels), ("render", args.render)):
         if value:

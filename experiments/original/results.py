@@ -37,12 +37,14 @@ from gmg.experiments.original.agents import (
 )
 from gmg.experiments.settings import Setting, parse_setting
 from gmg.experiments.store import AGENTS, ResultsStore
+from gmg.training.env import EVAL_LEVELS, WORLD_DIM
 from gmg.training.errors import UserError
+from gmg.training.procgen_levels import EVAL_START as PROCGEN_EVAL_START
 
 SETTING_FOLDER = re.compile(r"^(?P<body>[a-z0-9_]+(?:-[a-z0-9_]+){3})-final-model$")
 RESULT_FILE = re.compile(r"^model_(?P<steps>\d+)\.csv$")
-FIRST_LEVEL = 100_000  # the original's test levels: seeds 100,000-100,999
-N_LEVELS = 1_000
+# the original's test levels: seeds 100,000-100,999 (procgen's, as gmg's procgen level source plays them)
+FIRST_LEVEL, N_LEVELS = PROCGEN_EVAL_START, EVAL_LEVELS
 OUTCOME_OF_REWARD = {10: "obj1", -10: "obj2", 0: "timeout"}
 ORIGINAL_RUN = "original"  # RUN_DIR/<run name>/original: the original's episodes
 FILES = "original_files"  # which CSV each (agent, setting) chunk came from
@@ -111,7 +113,7 @@ def read_result_csv(path: Path) -> pd.DataFrame:
                          "steps": steps.astype(np.int64)})
 
 
-def original_path_lengths(n_objects: int = 2, world_dim: int = 5) -> np.ndarray:
+def original_path_lengths(n_objects: int = 2, world_dim: int = WORLD_DIM) -> np.ndarray:
     """int64 (1000, n_objects): shortest paths to each object on the original's test levels."""
     import torch
 

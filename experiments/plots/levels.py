@@ -12,6 +12,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from gmg.training.env import OBS_SIZE, WORLD_DIM
+
 CHANNELS = ("r", "g", "b")
 CHANNEL_MODES = ("grey", "tint")
 
@@ -20,8 +22,8 @@ def level_frames(
     level_ids: Sequence[int] | torch.Tensor,
     objects: Sequence[str] = ("yellow_line",),
     background: str = "black",
-    world_dim: int = 5,
-    size: int = 64,
+    world_dim: int = WORLD_DIM,
+    size: int = OBS_SIZE,
     device: torch.device | str = "cpu",
     render: str = "procgen",
 ) -> np.ndarray:
@@ -92,8 +94,8 @@ def render_pictures(
     level_ids: Sequence[int] | None = None,
     n_levels: int = 16,
     first_level: int = 0,
-    world_dim: int = 5,
-    size: int = 64,
+    world_dim: int = WORLD_DIM,
+    size: int = OBS_SIZE,
     scale: int = 4,
     channels: str = "grey",
     device: torch.device | str = "cpu",

@@ -245,9 +245,9 @@ def explain(agent_id: int, run_dir: str | Path, agents=None,
                 pass
         from gmg.experiments.vfield import expected_visits, level_frames, moves, plot_fields, plot_occupancy
         from gmg.interp.interventions import parse_intervention
-        from gmg.training.env import EVAL_START
+        from gmg.training.env import evaluation_start
 
-        level = 0 if level_id is None else int(level_id) - EVAL_START
+        level = 0 if level_id is None else int(level_id) - evaluation_start(trained.levels)
         isolate_g = parse_intervention("isolate:g")
         heat = []
         for i, (label, objects, background) in enumerate(maps):
