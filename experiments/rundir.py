@@ -55,9 +55,14 @@ _TABLES = (
     Table("predict_profile", "predict", "gmg predict", "analysis/predict_profile.csv"),
     Table("regression", "regress", "gmg regress", "analysis/regression.csv"),
     Table("regression_diagnostics", "regress", "gmg regress", "analysis/regression_diagnostics.csv"),
+    Table("regression_points", "regress", "gmg regress", "analysis/regression_points.csv"),
+    Table("regression_notes", "regress", "gmg regress", "analysis/regression_notes.csv"),
     Table("outliers", "outliers", "gmg outliers", "analysis/outliers.csv"),
     Table("outlier_features", "outliers", "gmg outliers", "analysis/outlier_features.csv"),
     Table("capable_but_unusual", "outliers", "gmg outliers", "analysis/capable_but_unusual.csv"),
+    Table("outlier_notes", "outliers", "gmg outliers", "analysis/outlier_notes.csv"),
+    # the study's outliers stage also draws the top outliers' vector fields (``gmg run`` / ``gmg demo``)
+    Table("outlier_fields", "outliers", "gmg run", "analysis/outlier_fields.csv"),
     Table("asymmetry", "compare", "gmg compare", "compare/asymmetry.csv"),
     Table("asymmetry_tests", "compare", "gmg compare", "compare/asymmetry_tests.csv"),
     *(Table(name, "anatomy", "gmg anatomy", f"anatomy/{name}.csv")
@@ -84,7 +89,7 @@ def table(name: str) -> Table:
 def missing(run_dir: str | Path, name: str) -> str:
     """The one line a reader shows for a missing table: the stage and the command that writes it."""
     t = table(name)
-    return f"no `{name}` table yet (stage {t.stage}): run `{t.to_run(run_dir)}`"
+    return f"run `{t.to_run(run_dir)}` (stage {t.stage} writes `{name}`)"
 
 
 def has_stage(run_dir: str | Path, name: str) -> bool:
@@ -110,7 +115,7 @@ def read_stage(run_dir: str | Path, name: str) -> pd.DataFrame:
 
     t = table(name)
     if not has_stage(run_dir, name):
-        raise MissingStage(f"{run_dir}: {missing(run_dir, name)} first")
+        raise MissingStage(f"{run_dir} has no `{name}` table yet: {missing(run_dir, name)}")
     if t.file is not None:
         try:
             return pd.read_csv(t.path(run_dir))
@@ -118,6 +123,26 @@ def read_stage(run_dir: str | Path, name: str) -> pd.DataFrame:
             return pd.DataFrame()
     with ResultsStore(run_dir, read_only=True) as store:
         return store.table(name)
+
+
+def write_table(run_dir: str | Path, name: str, rows: pd.DataFrame, index: bool = False) -> Path:
+    """Write the CSV table ``name`` of the run (its path from :data:`TABLES`); return the path."""
+    path = table(name).path(run_dir)
+    if table(name).file is None:
+        raise UserError(f"`{name}` lives in the results store; write it with ResultsStore.write_chunk")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(path, index=index)
+    return path
+
+
+def write_notes(run_dir: str | Path, name: str, notes: list[str]) -> Path:
+    """The one-line notes of a stage (what it skipped and why) as the table ``name``."""
+    return write_table(run_dir, name, pd.DataFrame({"note": list(notes)}, dtype=object))
+
+
+def notes_of(run_dir: str | Path, name: str) -> list[str]:
+    """The notes a stage left (none if it has not run)."""
+    return [str(n) for n in read_stage(run_dir, name)["note"]] if has_stage(run_dir, name) else []
 
 
 def no_intervention(rows: pd.DataFrame) -> pd.DataFrame:

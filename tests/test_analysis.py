@@ -249,6 +249,47 @@ def test_missing_stages_and_unknown_agent_give_one_line(tmp_path, capsys):
     assert "agent 99" in err and "not in" in err
 
 
+def analyse(run: Path, top: int = 1) -> None:
+    """The study's regress and outliers stages (dossiers and vector fields included) on ``run``."""
+    from gmg.experiments.population import population_of_run
+    from gmg.experiments.stages import PipelineConfig, stage
+
+    for name in ("regress", "outliers"):
+        stage(name).run(population_of_run(run, None), run, PipelineConfig(top_outliers=top), "cpu", False)
+
+
+def test_the_report_only_reads_tables_and_names_the_stage_of_a_missing_one(tmp_path, monkeypatch):
+    import gmg.experiments.analysis.outliers as outliers
+    import gmg.experiments.analysis.regression as regression
+    import gmg.experiments.report.dossier as dossier
+    import gmg.experiments.vfield as vfield
+    from gmg.experiments.report.page import build_report
+    from gmg.experiments.rundir import TABLES
+
+    run = make_run(tmp_path / "run", n_agents=6)
+    analyse(run, top=1)
+
+    def computed(*args, **kwargs):
+        raise AssertionError("the report computed an analysis")
+
+    for module, name in ((regression, "run_regressions"), (regression, "fit_ols"), (outliers, "run_outliers"),
+                         (outliers, "rank_outliers"), (dossier, "explain"), (vfield, "vector_fields")):
+        monkeypatch.setattr(module, name, computed)
+    html = build_report(run, top=1).read_text()
+    section = {k: html.split(f'<section id="{k}">', 1)[1].split("</section>", 1)[0] for k in ("regression", "outliers",
+                                                                                             "dossiers")}
+    assert "OLS with HC3" in section["regression"] and "combined ranking" in section["outliers"]
+    assert "dossiers/agent-" in section["dossiers"] and "vfield-" in section["dossiers"]
+    for name in ("regression", "regression_diagnostics", "regression_points", "regression_notes", "outliers"):
+        TABLES[name].path(run).unlink()
+    html = build_report(run, top=1).read_text()
+    section = {k: html.split(f'<section id="{k}">', 1)[1].split("</section>", 1)[0] for k in ("regression", "outliers",
+                                                                                             "dossiers")}
+    assert f"run `gmg regress --run-dir {run}` (stage regress writes `regression`)" in section["regression"]
+    assert f"run `gmg outliers --run-dir {run}` (stage outliers writes `outliers`)" in section["outliers"]
+    assert "OLS with HC3" not in html and "no outlier ranking" in section["dossiers"]
+
+
 def test_report_with_only_intervention_episodes_or_stale_figures_says_what_is_missing(tmp_path):
     from gmg.experiments.report.page import build_report
 
@@ -322,7 +363,7 @@ def test_regression_panels_plot_the_regressor_that_was_fitted_and_heatmap_text_r
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gmg.experiments.report.interactive import regression_panel_data
+    from gmg.experiments.analysis.regression import panel_data as regression_panel_data
     from gmg.experiments.report.page import text_colour_on
 
     rng = np.random.default_rng(0)
@@ -347,6 +388,7 @@ def test_regression_panels_plot_the_regressor_that_was_fitted_and_heatmap_text_r
 
 def test_dossier_and_report_in_headless_chromium(tmp_path, capsys):
     run = make_run(tmp_path / "run", n_agents=8)
+    analyse(run, top=1)
     assert main(["explain", "3", "--run-dir", str(run), "--device", "cpu"]) == 0
     dossier = Path(capsys.readouterr().out.strip())
     names = {p.name for p in dossier.parent.iterdir()}
@@ -442,6 +484,7 @@ def test_the_reports_findings_are_computed_from_the_store(tmp_path):
     from gmg.experiments.report.page import build_report
 
     run = make_run(tmp_path / "run", n_agents=8)
+    analyse(run, top=1)
     html = build_report(run, top=1, device="cpu").read_text()
     found = html.split('<section id="findings">', 1)[1].split("</section>", 1)[0]
     # recompute two of its numbers from the store, independently of the report's code path
@@ -481,6 +524,7 @@ def test_the_interactive_report_as_a_person_uses_it(tmp_path):
     from gmg.experiments.report.page import build_report
 
     run = make_run(tmp_path / "run", n_agents=8)
+    analyse(run, top=2)
     page_path = build_report(run, top=2, device="cpu")
     assert (page_path.parent / "js" / "vega.js").is_file() and "cdn" not in page_path.read_text().lower()
     with sync_playwright() as p:

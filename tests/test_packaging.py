@@ -194,3 +194,17 @@ def test_the_static_checks_catch_what_they_are_for():
     assert len(private_imports("gmg.experiments.x", tree)) == 2
     assert len(maze_env_reaches("gmg.experiments.x", tree)) == 4
     assert private_imports("gmg.training.levels", ast.parse("from gmg.training.levels import _own")) == []
+
+
+def long_functions(tree: ast.AST, limit: int = 100) -> list[str]:
+    """Functions (methods included) longer than ``limit`` lines, decorators and docstring counted."""
+    return [f"{n.name}: {n.end_lineno - n.lineno + 1} lines" for n in ast.walk(tree)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > limit]
+
+
+@pytest.mark.parametrize("folder", ["experiments/report", "experiments/analysis", "experiments/stages"])
+def test_no_function_over_100_lines_where_the_study_reads_and_renders(folder):
+    long = {str(p.relative_to(ROOT)): found for p in sorted((ROOT / folder).rglob("*.py"))
+            if (found := long_functions(ast.parse(p.read_text())))}
+    assert not long, long
+    assert long_functions(ast.parse("def f():\n" + "    x = 1\n" * 100)) == ["f: 101 lines"]

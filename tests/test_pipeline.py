@@ -56,7 +56,7 @@ def test_a_study_plays_the_agents_on_their_own_background(tiny_population):
     import dataclasses
 
     from gmg.experiments.population import Population, population
-    from gmg.experiments.study import study_settings
+    from gmg.experiments.stages import study_settings
 
     refs = population(tiny_population)
     settings, background = study_settings(refs, TINY)

@@ -258,7 +258,7 @@ def run_outliers(run_dir: str | Path, top: int = 5, seed: int = 0, preference_z_
     ``run_dir/plots/``. Returns {"ranking", "features", "capable", "matrix", "notes", "files"}.
     ``metrics``: the output of ``rundir.population_metrics`` if already computed.
     """
-    from gmg.experiments.rundir import population_metrics, read_stage
+    from gmg.experiments.rundir import population_metrics, read_stage, write_notes, write_table
 
     run_dir = Path(run_dir)
     if metrics is None:
@@ -267,12 +267,9 @@ def run_outliers(run_dir: str | Path, top: int = 5, seed: int = 0, preference_z_
     ranking = rank_outliers(matrix, seed=seed)
     features = explain_outliers(matrix, ranking.index[:top])
     capable = capable_but_unusual(matrix, preference_z_min=preference_z_min)
-    out = run_dir / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
-    files = [out / "outliers.csv", out / "outlier_features.csv", out / "capable_but_unusual.csv"]
-    ranking.to_csv(files[0])
-    features.to_csv(files[1], index=False)
-    capable.to_csv(files[2], index=False)
+    files = [write_table(run_dir, "outliers", ranking.rename_axis("agent"), index=True),
+             write_table(run_dir, "outlier_features", features), write_table(run_dir, "capable_but_unusual", capable),
+             write_notes(run_dir, "outlier_notes", ranking.attrs.get("notes", []))]
     files.append(plot_outliers(matrix, ranking, run_dir / "plots" / "outliers.png", top))
     return {"ranking": ranking, "features": features, "capable": capable, "matrix": matrix,
             "notes": ranking.attrs.get("notes", []), "files": files}

@@ -20,7 +20,17 @@ import numpy as np
 import pandas as pd
 
 from gmg.experiments.plots.style import pyplot
-from gmg.experiments.rundir import MissingStage, has_stage, missing, population_metrics, read_stage
+from gmg.experiments.rundir import (
+    MissingStage,
+    has_stage,
+    missing,
+    population_metrics,
+    read_stage,
+    write_notes,
+    write_table,
+)
+from gmg.experiments.rundir import table as table_of
+from gmg.experiments.settings import base_name, base_names
 from gmg.training.errors import UserError
 
 # the original behavioural regression: preference(yellow gem vs red line) on
@@ -373,13 +383,47 @@ def plot_regression(result, path: str | Path, x: str | None = None, title: str |
     return save_figure(fig, path)
 
 
+def panel_data(res) -> tuple[pd.DataFrame, str, str]:
+    """(agent, x, y, fit) of one fitted regression, the x-axis title and the y-axis title.
+
+    One regressor: x is that regressor and fit its straight line. Several: x is the model's
+    prediction and fit the identity line (predicted vs observed), since no single regressor's
+    axis carries a fit of several.
+    """
+    frame = res.model.data.frame
+    labels = getattr(res, "gmg_labels", {})
+    regressors = [c for c in res.params.index if c != "Intercept"]
+    y = res.model.endog_names
+    d = pd.DataFrame({"agent": frame.index.astype(int), "y": frame[y].astype(float)})
+    fitted = res.predict(frame).astype(float).to_numpy()
+    if len(regressors) == 1:
+        x = regressors[0]
+        d["x"], d["fit"] = frame[x].astype(float).to_numpy(), fitted
+        x_title = labels.get(x, x)
+    else:
+        d["x"] = d["fit"] = fitted
+        x_title = f"predicted by {res.model.formula}"
+    return d, x_title, labels.get(y, "preference") + (" (observed)" if len(regressors) != 1 else "")
+
+
+def points_table(results: dict) -> pd.DataFrame:
+    """Every fitted model's agents as the report draws them: model, agent, x, y, fit, the axis
+    titles and the panel's title (``panel_data`` of each)."""
+    frames = []
+    for name, res in results.items():
+        d, x_title, y_title = panel_data(res)
+        frames.append(d.assign(model=name, x_title=x_title, y_title=y_title,
+                               title=f"{name}: {res.model.formula}, R² {res.rsquared:.2f}, n {int(res.nobs)}"))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 # ------------------------------------------------------------------ the verb
 def _profile_of_run(run_dir: Path, prefs: pd.DataFrame) -> tuple[str | None, pd.DataFrame | None]:
     """(goal, channel profile) from the run's single-object episodes, if it holds a goal's
     profile settings; (None, None) if not."""
     from gmg.experiments.analysis.predict import profile, profile_settings
 
-    present = set(prefs["setting"].str.split("@").str[0])
+    present = set(base_names(prefs["setting"]))
     goals = [s.split(":", 1)[1] for s in present if s.startswith("train:") and s.endswith("_line")]
     for goal in goals:
         if set(profile_settings(goal)) <= present:
@@ -433,7 +477,7 @@ def run_regressions(
         if has_stage(run_dir, "predictions"):
             pred = read_stage(run_dir, "predictions")
             try:  # an unresolvable setting is channel_regression's one line to say, below
-                y_name = _resolve(sorted(prefs["setting"].unique().tolist()), y_setting, BEHAVIOURAL_Y).split("@")[0]
+                y_name = base_name(_resolve(sorted(prefs["setting"].unique().tolist()), y_setting, BEHAVIOURAL_Y))
                 if "walk" in pred.columns:
                     extra.append(pred[pred["setting"] == y_name].groupby("agent")[["walk"]].mean())
             except UserError:
@@ -457,15 +501,16 @@ def run_regressions(
     for res in results.values():  # out of sample beside in sample, for every model alike
         if not hasattr(res, "gmg_r2_cv"):
             res.gmg_r2_cv = cv_r2(res.model.data.frame, res.model.formula)
+    write_notes(run_dir, "regression_notes", notes)  # the report shows them, with the tables or without
     if not results:
+        for name in ("regression", "regression_diagnostics", "regression_points"):  # of an earlier run
+            table_of(name).path(run_dir).unlink(missing_ok=True)
         raise MissingStage("; ".join(notes))
-    out_dir = run_dir / "analysis"
-    out_dir.mkdir(parents=True, exist_ok=True)
     table = pd.concat([tidy(r).assign(model=name) for name, r in results.items()], ignore_index=True)
     table = table[["model"] + [c for c in table.columns if c != "model"]]
-    files = [out_dir / "regression.csv", out_dir / "regression_diagnostics.csv"]
-    table.to_csv(files[0], index=False)
-    diagnostics_table(results).to_csv(files[1], index=False)
+    files = [write_table(run_dir, "regression", table),
+             write_table(run_dir, "regression_diagnostics", diagnostics_table(results)),
+             write_table(run_dir, "regression_points", points_table(results))]
     for name, res in results.items():
         files.append(plot_regression(res, run_dir / "plots" / f"regress_{name}.png"))
     for stale in (run_dir / "plots").glob("regress_*.png"):  # of a model not fitted this time

@@ -231,51 +231,57 @@ def explain(agent_id: int, run_dir: str | Path, agents=None,
         ref, model = None, None
         notes.append(f"policy maps skipped: {e}")
     if model is not None:
-        from gmg.experiments.settings import parse_setting
-
-        trained = ref.trained_on
-        world, size, bg = trained.world_dim, trained.size, trained.background
-        maps = [("training objects", (trained.goal,), bg)]
-        unusual = _unusual_setting(matrix, agent_id)
-        if unusual is not None:
-            try:
-                s = parse_setting(unusual)
-                maps.append((f"most unusual setting {s.name}", s.objects, s.background))
-            except UserError:
-                pass
-        from gmg.experiments.vfield import expected_visits, level_frames, moves, plot_fields, plot_occupancy
-        from gmg.interp.interventions import parse_intervention
-        from gmg.training.env import evaluation_start
-
-        level = 0 if level_id is None else int(level_id) - evaluation_start(trained.levels)
-        isolate_g = parse_intervention("isolate:g")
-        heat = []
-        for i, (label, objects, background) in enumerate(maps):
-            setting = parse_setting("-vs-".join(objects) if len(objects) > 1 else f"train:{objects[0]}", background)
-            view = level_frames(setting, level, world, size, device=device, levels=trained.levels, render=trained.render)
-            clean = {agent_id: moves(model, view)}
-            figures.append((plot_fields(view, clean, out / f"policy-{i}.png", f"{label}:\n{' vs '.join(objects)}").name,
-                            f"most probable move from every cell ({label})"))
-            if i == 0:  # the same field seeing only green: which moves depend on R and B
-                edited = {agent_id: moves(model, view, isolate_g)}
-                figures.append((plot_fields(view, edited, out / "policy-isolate_g.png",
-                                            f"{label} under isolate:g", base=clean).name,
-                                f"most probable move seeing only the green channel ({label}); changed moves in red"))
-            heat += [(view, expected_visits(model, view), f"{' vs '.join(objects)}"),
-                     (view, expected_visits(model, view, isolate_g), f"{' vs '.join(objects)}, isolate:g")]
-        figures.append((plot_occupancy(heat, out / "occupancy.png", f"agent {agent_id}, level {level}: expected "
-                                       "visits per cell (exact; start cell dashed)", panel_inches=2.2).name,
-                        "where the agent goes: its expected visits per cell on one level, clean and seeing only "
-                        "the green channel (its exact Markov chain, not a sample)"))
-        gifs, note = _rollout_gifs(ref, [unusual] if unusual else [], out, device)
-        figures += [(p.name, f"rollout {p.stem}") for p in gifs]
-        if note:
-            notes.append(note)
+        _policy_figures(ref, model, matrix, agent_id, out, device, level_id, figures, notes)
 
     page = _page(agent_id, run_dir, figures, z, notes, explained)
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _policy_figures(ref, model, matrix, agent_id: int, out: Path, device, level_id: int | None,
+                    figures: list, notes: list) -> None:
+    """The agent's vector fields, occupancy heat map and rollout GIF (appended to ``figures``/``notes``)."""
+    from gmg.experiments.settings import parse_setting, setting_of
+
+    trained = ref.trained_on
+    world, size, bg = trained.world_dim, trained.size, trained.background
+    maps = [("training objects", (trained.goal,), bg)]
+    unusual = _unusual_setting(matrix, agent_id)
+    if unusual is not None:
+        try:
+            s = parse_setting(unusual)
+            maps.append((f"most unusual setting {s.name}", s.objects, s.background))
+        except UserError:
+            pass
+    from gmg.experiments.vfield import expected_visits, level_frames, moves, plot_fields, plot_occupancy
+    from gmg.interp.interventions import parse_intervention
+    from gmg.training.env import evaluation_start
+
+    level = 0 if level_id is None else int(level_id) - evaluation_start(trained.levels)
+    isolate_g = parse_intervention("isolate:g")
+    heat = []
+    for i, (label, objects, background) in enumerate(maps):
+        setting = setting_of(objects, background)
+        view = level_frames(setting, level, world, size, device=device, levels=trained.levels, render=trained.render)
+        clean = {agent_id: moves(model, view)}
+        figures.append((plot_fields(view, clean, out / f"policy-{i}.png", f"{label}:\n{' vs '.join(objects)}").name,
+                        f"most probable move from every cell ({label})"))
+        if i == 0:  # the same field seeing only green: which moves depend on R and B
+            edited = {agent_id: moves(model, view, isolate_g)}
+            figures.append((plot_fields(view, edited, out / "policy-isolate_g.png",
+                                        f"{label} under isolate:g", base=clean).name,
+                            f"most probable move seeing only the green channel ({label}); changed moves in red"))
+        heat += [(view, expected_visits(model, view), f"{' vs '.join(objects)}"),
+                 (view, expected_visits(model, view, isolate_g), f"{' vs '.join(objects)}, isolate:g")]
+    figures.append((plot_occupancy(heat, out / "occupancy.png", f"agent {agent_id}, level {level}: expected "
+                                   "visits per cell (exact; start cell dashed)", panel_inches=2.2).name,
+                    "where the agent goes: its expected visits per cell on one level, clean and seeing only "
+                    "the green channel (its exact Markov chain, not a sample)"))
+    gifs, note = _rollout_gifs(ref, [unusual] if unusual else [], out, device)
+    figures += [(p.name, f"rollout {p.stem}") for p in gifs]
+    if note:
+        notes.append(note)
 
 
 def _channel_model_table(run_dir: Path, agent_id: int) -> tuple[str, str] | None:

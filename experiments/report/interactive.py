@@ -86,48 +86,25 @@ def scatter_figure(metrics: pd.DataFrame, dossiers: dict[int, str], report_dir: 
                                                 "its preference with 95% CI and capability; click for its dossier")
 
 
-def regression_panel_data(res) -> tuple[pd.DataFrame, str, str]:
-    """(agent, x, y, fit) of one fitted regression, the x-axis title and the y-axis title.
-
-    One regressor: x is that regressor and fit its straight line. Several: x is the model's
-    prediction and fit the identity line (predicted vs observed), since no single regressor's
-    axis carries a fit of several.
-    """
-    frame = res.model.data.frame
-    labels = getattr(res, "gmg_labels", {})
-    regressors = [c for c in res.params.index if c != "Intercept"]
-    y = res.model.endog_names
-    d = pd.DataFrame({"agent": frame.index.astype(int), "y": frame[y].astype(float)})
-    fitted = res.predict(frame).astype(float).to_numpy()
-    if len(regressors) == 1:
-        x = regressors[0]
-        d["x"], d["fit"] = frame[x].astype(float).to_numpy(), fitted
-        x_title = labels.get(x, x)
-    else:
-        d["x"] = d["fit"] = fitted
-        x_title = f"predicted by {res.model.formula}"
-    return d, x_title, labels.get(y, "preference") + (" (observed)" if len(regressors) != 1 else "")
-
-
-def regression_figure(results: dict, dossiers: dict[int, str], report_dir: Path) -> Figure | None:
-    """One panel per fitted regression: the agents against its single regressor with the straight
-    fit, or, for several regressors, observed against predicted with the identity line."""
+def regression_figure(points: pd.DataFrame | None, dossiers: dict[int, str], report_dir: Path) -> Figure | None:
+    """One panel per fitted regression (the ``regression_points`` table of ``gmg regress``): the
+    agents against its single regressor with the straight fit, or, for several regressors,
+    observed against predicted with the identity line."""
     import altair as alt
 
     panels = []
-    for name, res in results.items():
-        d, x_title, y_title = regression_panel_data(res)
-        d = _with_links(d, dossiers)
+    for _, d in (points.groupby("model", sort=False) if points is not None and len(points) else ()):
+        x_title, y_title, title = d["x_title"].iloc[0], d["y_title"].iloc[0], d["title"].iloc[0]
+        d = _with_links(d[["agent", "x", "y", "fit"]].reset_index(drop=True), dossiers)
         base = alt.Chart(d).encode(x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False)))
-        points = base.mark_circle(size=50).encode(
+        dots = base.mark_circle(size=50).encode(
             y=alt.Y("y:Q", title=y_title),
             color=alt.Color("has_dossier:N", title="has a dossier", scale=alt.Scale(range=["#636efa", "#ef553b"])),
             tooltip=[alt.Tooltip("agent:N"), alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("y:Q", format=".3f")],
             href="dossier:N")
         ends = d.loc[[d["x"].idxmin(), d["x"].idxmax()], ["x", "fit"]]  # a straight line needs its two ends
         line = alt.Chart(ends).mark_line(color="black").encode(x="x:Q", y="fit:Q")
-        panels.append((points + line).properties(title=f"{name}: {res.model.formula}, R² {res.rsquared:.2f}, "
-                                                       f"n {int(res.nobs)}", width=300, height=240))
+        panels.append((dots + line).properties(title=title, width=300, height=240))
     if not panels:
         return None
     return _save(alt.hconcat(*panels), report_dir, "regressions",

@@ -21,6 +21,8 @@ import pandas as pd
 from gmg.experiments.plots.style import pyplot
 from gmg.experiments.plots.training import plot_training
 from gmg.experiments.population import Population, population_of_run
+from gmg.experiments.report.findings import findings
+from gmg.experiments.rundir import MissingStage, has_stage, missing, notes_of, population_metrics, read_stage
 from gmg.training.errors import UserError
 
 # which PNGs of run_dir/plots/ belong to which section (by file-name prefix)
@@ -151,253 +153,292 @@ def build_report(run_dir: str | Path, agents: Population | str | Path | list | N
                  device: str = "cpu", seed: int = 0) -> Path:
     """Write ``run_dir/report/index.html`` (and ``report/img/``); return its path.
 
-    Runs the regression and outlier analyses when their inputs exist (writing their CSVs
-    and plots as ``gmg regress`` / ``gmg outliers`` do) and the dossiers of the ``top``
-    outliers. Never fails for a missing stage: that section names the verb to run.
+    Reads the tables the stages wrote (``gmg.experiments.rundir.TABLES``) and renders them; it
+    computes no analysis. A section whose table is missing shows one line naming the stage and
+    the command that writes it. ``top``: dossiers of this many top outliers are shown (``gmg
+    explain`` or the study's outliers stage writes them). ``device`` and ``seed`` are kept for
+    the command's options; nothing here runs a model or draws a random number.
     """
-    from gmg.experiments.analysis.outliers import run_outliers
-    from gmg.experiments.analysis.regression import run_regressions
-    from gmg.experiments.report.dossier import dossier_files, explain
-    from gmg.experiments.rundir import MissingStage, has_stage, population_metrics, read_stage
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"no run directory {run_dir}: run `gmg train` or `gmg evaluate --run-dir {run_dir}` first")
     report_dir = run_dir / "report"
     if (report_dir / "img").is_dir():
         shutil.rmtree(report_dir / "img")  # stale images of an earlier report
-    images = _Images(report_dir)
-    claimed: set[Path] = set()
-    sections = []
+    page = _Page(run_dir, report_dir, _Images(report_dir), population_of_run(run_dir, agents))
+    metrics = _scatters(page)
+    for section in (_training, _reliance, _probes, _regression, _outliers, _predictions, _populations, _anatomy):
+        section(page)
+    _dossiers(page, top)
+    _other_figures(page)
+    _interactive(page, metrics)
+    scores = _table_or_none(run_dir, "predict_scores")
+    found = findings(metrics, page.tables.get("regression"), page.outliers, page.tables.get("asymmetry"),
+                     page.tables.get("decomposition"), scores)
+    page.sections.insert(0, Section("findings", "Findings", items=[(f.text, f.href) for f in found],
+                                    missing=None if found else "nothing to report yet: run `gmg evaluate` first"))
+    path = report_dir / "index.html"
+    path.write_text(render(page.sections, run_dir.name, page.bundle), encoding="utf-8")
+    return path
 
-    # training curves
+
+@dataclass
+class _Page:
+    """What the section builders share: where to read and write, and what they read so far."""
+
+    run_dir: Path
+    report_dir: Path
+    images: "_Images"
+    agents: Population | None
+    sections: list = field(default_factory=list)
+    tables: dict = field(default_factory=dict)  # name -> DataFrame read, for findings and the figures
+    outliers: dict | None = None
+    bundle: str | None = None
+    claimed: set = field(default_factory=set)
+    dossier_pages: dict = field(default_factory=dict)  # agent -> its dossier's index.html
+
+    def section(self, key: str, title: str, *tables: str) -> Section | None:
+        """A new section, appended; its ``missing`` line names the first absent table's stage and command."""
+        s = Section(key, title)
+        absent = [t for t in tables if not has_stage(self.run_dir, t)]
+        if absent:
+            s.missing = f"not run yet: {missing(self.run_dir, absent[0])}"
+        self.sections.append(s)
+        return s
+
+    def figure(self, s: Section, png: Path | None, caption: str) -> None:
+        """Show ``png`` (a figure drawn for the page, None if there was nothing to draw) in ``s``."""
+        if png:
+            s.images.append((self.images.add(png), caption))
+
+    def read(self, name: str) -> pd.DataFrame:
+        self.tables[name] = read_stage(self.run_dir, name)
+        return self.tables[name]
+
+
+def _table_or_none(run_dir: Path, name: str) -> pd.DataFrame | None:
+    return read_stage(run_dir, name) if has_stage(run_dir, name) else None
+
+
+def _training(page: _Page) -> None:
     s = Section("training", "Training curves")
-    agents = population_of_run(run_dir, agents)
-    png = plot_training(agents.paths, images.path("training_curves.png")) if agents is not None else None
+    png = plot_training(page.agents.paths, page.images.path("training_curves.png")) if page.agents is not None else None
     if png:
-        s.images.append((images.add(png), f"episode length and success of {len(agents)} agents during training"))
+        s.images.append((page.images.add(png), f"episode length and success of {len(page.agents)} agents during training"))
     else:
         s.missing = "not run yet: run `gmg train` (no train.csv found in the agents' folders)"
-    sections.append(s)
+    page.sections.insert(0, s)
 
-    # scatters
-    metrics = None
-    s = Section("scatters", "Settings: preference vs capability")
-    if has_stage(run_dir, "episodes"):
-        try:
-            metrics = population_metrics(read_stage(run_dir, "episodes"))
-        except MissingStage as e:  # e.g. only intervention episodes so far
-            s.missing = str(e)
-    else:
-        s.missing = f"not run yet: run `gmg evaluate --run-dir {run_dir}`"
-    if metrics is not None:
-        summary = metrics.groupby("setting")[["preference", "capability"]].median().reset_index()
-        s.tables.append(("population medians per setting", _html_table(summary, 40)))
-        s.links.append(_table_csv(metrics, report_dir, "metrics"))
-    sections.append(s)
 
-    # reliance
-    s = Section("reliance", "Channel reliance")
-    if has_stage(run_dir, "reliance"):
-        rel = read_stage(run_dir, "reliance")
-        png = plot_reliance(rel, images.path("reliance_summary.png"))
-        if png:
-            s.images.append((images.add(png), "path efficiency under each channel condition; summary score"))
-        cols = [c for c in ("agent", "green_vs_red", "drop_r", "drop_g", "drop_b", "attr_share_r", "attr_share_g",
-                            "attr_share_b") if c in rel.columns]
-        s.tables.append(("per agent (first 20)", _html_table(rel[cols] if cols else rel)))
-        s.links.append(_table_csv(rel, report_dir, "reliance"))
-    else:
-        s.missing = f"not run yet: run `gmg reliance --run-dir {run_dir}`"
-    sections.append(s)
-
-    # probes
-    s = Section("probes", "Probes")
-    if has_stage(run_dir, "probes"):
-        pr = read_stage(run_dir, "probes")
-        png = _probe_bands(pr, images.path("probes_summary.png"))
-        if png:
-            s.images.append((images.add(png), "probe accuracy per layer across agents"))
-        png = plot_probe_heatmap(pr, images.path("probes_heatmap.png"))
-        if png:
-            s.images.append((images.add(png), "median accuracy (and selectivity over the random-network control) "
-                                              "per object and layer"))
-        s.links.append(_table_csv(pr, report_dir, "probes"))
-    else:
-        s.missing = f"not run yet: run `gmg probe --run-dir {run_dir}`"
-    sections.append(s)
-
-    # regression
-    s = Section("regression", "Regression: does reliance predict preference?")
-    regression, reg_results = None, {}
+def _scatters(page: _Page) -> pd.DataFrame | None:
+    s = page.section("scatters", "Settings: preference vs capability", "episodes")
+    if s.missing:
+        return None
     try:
-        reg = run_regressions(run_dir, metrics=metrics)
-        cols = ["model", "term", "coef", "se", "ci_low", "ci_high", "p", "r2", "r2_cv", "n"]
-        s.tables.append(("OLS with HC3 robust errors", _html_table(reg["table"][cols], 40)))
-        regression, reg_results = reg["table"], reg["results"]
-        s.links.append(_table_csv(regression, report_dir, "regression"))
-        diag = pd.read_csv(run_dir / "analysis" / "regression_diagnostics.csv")
-        s.tables.append(("residual diagnostics", _html_table(diag, 10)))
-        s.notes += reg["notes"]
-    except MissingStage as e:
-        s.missing = f"not run yet: {e}"
-    except UserError as e:  # e.g. too few agents for a regression
+        metrics = population_metrics(page.read("episodes"))
+    except MissingStage as e:  # e.g. only intervention episodes so far
         s.missing = str(e)
-    sections.append(s)
+        return None
+    summary = metrics.groupby("setting")[["preference", "capability"]].median().reset_index()
+    s.tables.append(("population medians per setting", _html_table(summary, 40)))
+    s.links.append(_table_csv(metrics, page.report_dir, "metrics"))
+    return metrics
 
-    # outliers
-    s = Section("outliers", "Outliers")
-    ranking, outliers = None, None
-    try:
-        out = outliers = run_outliers(run_dir, top=max(top, 5), seed=seed, metrics=metrics)
-        ranking = out["ranking"]
-        s.links.append(_table_csv(ranking.reset_index(), report_dir, "outliers"))
-        s.tables.append(("combined ranking (median of per-method rank percentiles)",
-                         _html_table(ranking.reset_index(), 10)))
-        s.tables.append(("what makes the top ones unusual (robust z)", _html_table(out["features"], 15)))
-        cap = out["capable"]
-        s.tables.append(("fully capable but unusual preference (the Agent-439 kind)",
-                         _html_table(cap) if len(cap) else "<p>none in this population</p>"))
-        s.notes += out["notes"]
-    except MissingStage as e:
-        s.missing = f"not run yet: {e}"
-    except UserError as e:
-        s.notes.append(str(e))
-    sections.append(s)
 
-    # the channel model's predictions (gmg predict --run-dir RUN)
-    worst_explained = None
-    if has_stage(run_dir, "predictions"):
-        s = Section("predictions", "Predicted from the channel profile vs observed")
+def _reliance(page: _Page) -> None:
+    s = page.section("reliance", "Channel reliance", "reliance")
+    if s.missing:
+        return
+    rel = page.read("reliance")
+    page.figure(s, plot_reliance(rel, page.images.path("reliance_summary.png")),
+                "path efficiency under each channel condition; summary score")
+    cols = [c for c in ("agent", "green_vs_red", "drop_r", "drop_g", "drop_b", "attr_share_r", "attr_share_g",
+                        "attr_share_b") if c in rel.columns]
+    s.tables.append(("per agent (first 20)", _html_table(rel[cols] if cols else rel)))
+    s.links.append(_table_csv(rel, page.report_dir, "reliance"))
+
+
+def _probes(page: _Page) -> None:
+    s = page.section("probes", "Probes", "probes")
+    if s.missing:
+        return
+    pr = page.read("probes")
+    page.figure(s, _probe_bands(pr, page.images.path("probes_summary.png")), "probe accuracy per layer across agents")
+    page.figure(s, plot_probe_heatmap(pr, page.images.path("probes_heatmap.png")),
+                "median accuracy (and selectivity over the random-network control) per object and layer")
+    s.links.append(_table_csv(pr, page.report_dir, "probes"))
+
+
+def _regression(page: _Page) -> None:
+    s = page.section("regression", "Regression: does reliance predict preference?", "regression")
+    notes = notes_of(page.run_dir, "regression_notes")
+    if s.missing:
+        if notes:  # the stage ran and said why nothing could be fitted
+            s.missing = f"not run yet: {'; '.join(notes)}"
+        return
+    reg = page.read("regression")
+    cols = [c for c in ("model", "term", "coef", "se", "ci_low", "ci_high", "p", "r2", "r2_cv", "n") if c in reg]
+    s.tables.append(("OLS with HC3 robust errors", _html_table(reg[cols], 40)))
+    s.links.append(_table_csv(reg, page.report_dir, "regression"))
+    if has_stage(page.run_dir, "regression_diagnostics"):
+        s.tables.append(("residual diagnostics", _html_table(page.read("regression_diagnostics"), 10)))
+    s.notes += notes
+
+
+def _outliers(page: _Page) -> None:
+    s = page.section("outliers", "Outliers", "outliers")
+    if s.missing:
+        s.notes += notes_of(page.run_dir, "outlier_notes")
+        return
+    ranking = page.read("outliers").set_index("agent")
+    features = _table_or_none(page.run_dir, "outlier_features")
+    capable = _table_or_none(page.run_dir, "capable_but_unusual")
+    features = features if features is not None else pd.DataFrame()
+    page.outliers = {"ranking": ranking, "features": features}
+    s.links.append(_table_csv(ranking.reset_index(), page.report_dir, "outliers"))
+    s.tables.append(("combined ranking (median of per-method rank percentiles)", _html_table(ranking.reset_index(), 10)))
+    s.tables.append(("what makes the top ones unusual (robust z)", _html_table(features, 15)))
+    s.tables.append(("fully capable but unusual preference (the Agent-439 kind)",
+                     _html_table(capable) if capable is not None and len(capable) else "<p>none in this population</p>"))
+    s.notes += notes_of(page.run_dir, "outlier_notes")
+
+
+def _predictions(page: _Page) -> None:
+    """The channel model's predictions (``gmg predict --run-dir RUN``), shown when the run has them."""
+    if not has_stage(page.run_dir, "predictions"):
+        return
+    from gmg.experiments.analysis.predict import shown_model
+
+    s = page.section("predictions", "Predicted from the channel profile vs observed")
+    pred = page.read("predictions")
+    model = shown_model(pred)
+    png = plot_predictions(pred, page.images.path("predictions.png"))
+    s.images.append((page.images.add(png), f"each point one agent in one setting, predicted by the {model} model; "
+                                           "the diagonal is a perfect prediction"))
+    scores = _table_or_none(page.run_dir, "predict_scores")
+    if scores is not None and len(scores):
+        s.tables.append(("across-agent R² per setting beside its noise ceiling (split-half, Spearman-Brown)",
+                         _html_table(scores, 40)))
+    worst = (pred.assign(residual=(pred["observed"] - pred[model]).abs()).groupby("agent")["residual"].mean()
+             .sort_values(ascending=False).head(5).rename("mean |observed - predicted|").reset_index())
+    s.tables.append(("the agents the channel model explains worst (an Agent-439 is one of these; the worst has "
+                     "a dossier below)", _html_table(worst)))
+    s.links.append(_table_csv(pred, page.report_dir, "predictions"))
+
+
+def _populations(page: _Page) -> None:
+    """Populations side by side (``gmg compare --run-dir RUN/compare``), shown when the run has them."""
+    if not has_stage(page.run_dir, "asymmetry"):
+        return
+    compare_dir = page.run_dir / "compare"
+    s = page.section("populations", "Populations side by side: the texture asymmetry")
+    if (compare_dir / "populations.png").is_file():
+        s.images.append((page.images.add(compare_dir / "populations.png", "compare_populations.png"),
+                         "each population on its own training background; one point per agent"))
+    asym = page.read("asymmetry")
+    if len(asym):
+        s.tables.append(("mean preference for the green line minus the red line (each vs the yellow gem), "
+                         "bootstrap 95% CI over agents", _html_table(asym)))
+        tests = _table_or_none(page.run_dir, "asymmetry_tests")
+        if tests is not None and len(tests):
+            s.tables.append(("between populations: permutation test of the difference", _html_table(tests)))
+    else:
+        s.notes.append("the compared settings lack green_line-vs-yellow_gem or red_line-vs-yellow_gem: no asymmetry")
+
+
+def _anatomy(page: _Page) -> None:
+    """The anatomy of a seed (``gmg anatomy --run-dir RUN``), shown when the run has it."""
+    if not has_stage(page.run_dir, "decomposition"):
+        return
+    anatomy_dir = page.run_dir / "anatomy"
+    s = page.section("anatomy", "The anatomy of a seed: initialisation or data order?")
+    dec = page.read("decomposition")
+    cols = [c for c in ("outcome", "n_init", "n_data", "share_init", "share_init_lo", "share_init_hi", "p_init",
+                        "share_data", "share_data_lo", "share_data_hi", "p_data", "share_resid") if c in dec]
+    s.tables.append(("share of between-agent variance each part of the seed explains (two-way random effects; "
+                     "bootstrap 95% CI over initialisations and data orders; permutation p)", _html_table(dec[cols])))
+    if (anatomy_dir / "shares.png").is_file():
+        s.images.append((page.images.add(anatomy_dir / "shares.png", "anatomy_shares.png"), "variance shares with CIs"))
+    if (anatomy_dir / "commitment.png").is_file():
+        s.images.append((page.images.add(anatomy_dir / "commitment.png", "anatomy_commitment.png"),
+                         "each grid agent at its kept snapshots: when does a seed commit?"))
+    commit = _table_or_none(page.run_dir, "commitment")
+    if commit is not None and len(commit):
+        summary = commit.groupby("outcome")["committed_at"].describe()[["count", "mean", "min", "50%", "max"]]
+        s.tables.append(("fraction of training after which the final value is fixed (within ±0.05)",
+                         _html_table(summary.reset_index())))
+    before = _table_or_none(page.run_dir, "before_training")
+    if before is not None and len(before):
+        s.tables.append(("predicted from the untrained network alone (out of sample: leave one initialisation out)",
+                         _html_table(before, 20)))
+    for name in ("decomposition", "commitment", "before_training", "trajectory", "outcomes"):
+        if has_stage(page.run_dir, name):
+            s.links.append(_table_csv(read_stage(page.run_dir, name), page.report_dir, f"anatomy_{name}"))
+
+
+def _dossiers(page: _Page, top: int) -> None:
+    """Links to the dossiers the outliers stage (or ``gmg explain``) wrote, with their images; an
+    agent without one gets the command that writes it."""
+    from gmg.experiments.report.dossier import dossier_dir, dossier_files
+
+    s = page.section("dossiers", "Dossiers of the top outliers and of the agent the channel model explains worst")
+    if page.outliers is None:
+        s.missing = "no outlier ranking to take them from (see Outliers above)"
+        return
+    chosen = [int(a) for a in page.outliers["ranking"].index[:top]]
+    if "predictions" in page.tables:
         from gmg.experiments.analysis.predict import shown_model
 
-        pred = read_stage(run_dir, "predictions")
+        pred = page.tables["predictions"]
         model = shown_model(pred)
-        png = plot_predictions(pred, images.path("predictions.png"))
-        s.images.append((images.add(png), f"each point one agent in one setting, predicted by the {model} model; "
-                                          "the diagonal is a perfect prediction"))
-        scores = _csv_or_empty(run_dir / "analysis" / "predict_scores.csv")
-        if len(scores):
-            s.tables.append(("across-agent R² per setting beside its noise ceiling (split-half, Spearman-Brown)",
-                             _html_table(scores, 40)))
-        worst = (pred.assign(residual=(pred["observed"] - pred[model]).abs()).groupby("agent")["residual"].mean()
-                 .sort_values(ascending=False).head(5).rename("mean |observed - predicted|").reset_index())
-        s.tables.append(("the agents the channel model explains worst (an Agent-439 is one of these; the worst has "
-                         "a dossier below)", _html_table(worst)))
-        worst_explained = int(worst["agent"].iloc[0]) if len(worst) else None
-        s.links.append(_table_csv(pred, report_dir, "predictions"))
-        sections.append(s)
+        miss = (pred["observed"] - pred[model]).abs().groupby(pred["agent"]).mean().sort_values(ascending=False)
+        if len(miss) and int(miss.index[0]) not in chosen:
+            chosen.append(int(miss.index[0]))
+    for agent_id in chosen:
+        index = dossier_dir(page.run_dir, agent_id) / "index.html"
+        if not index.is_file():
+            s.notes.append(f"no dossier of agent {agent_id} yet: run `gmg explain {agent_id} --run-dir {page.run_dir}`")
+            continue
+        page.dossier_pages[agent_id] = index
+        s.links.append((_rel(index, page.report_dir), f"agent {agent_id}"))
+        for img in dossier_files(index):
+            s.images.append((page.images.add(img, f"dossier-{agent_id:04d}-{img.name}"), f"agent {agent_id}: {img.stem}"))
+    fields = _table_or_none(page.run_dir, "outlier_fields")
+    for row in (fields.itertuples() if fields is not None else ()):
+        if (page.run_dir / row.path).is_file():
+            s.images.append((page.images.add(page.run_dir / row.path), row.caption))
 
-    # populations side by side (gmg compare --run-dir RUN/compare)
-    compare_dir = run_dir / "compare"
-    asym = None
-    if (compare_dir / "asymmetry.csv").is_file():
-        s = Section("populations", "Populations side by side: the texture asymmetry")
-        if (compare_dir / "populations.png").is_file():
-            s.images.append((images.add(compare_dir / "populations.png", "compare_populations.png"),
-                             "each population on its own training background; one point per agent"))
-        asym = _csv_or_empty(compare_dir / "asymmetry.csv")
-        if len(asym):
-            s.tables.append(("mean preference for the green line minus the red line (each vs the yellow gem), "
-                             "bootstrap 95% CI over agents", _html_table(asym)))
-            tests = _csv_or_empty(compare_dir / "asymmetry_tests.csv")
-            if len(tests):
-                s.tables.append(("between populations: permutation test of the difference", _html_table(tests)))
-        else:
-            s.notes.append("the compared settings lack green_line-vs-yellow_gem or red_line-vs-yellow_gem: no asymmetry")
-        sections.append(s)
 
-    # the anatomy of a seed (gmg anatomy --run-dir RUN)
-    anatomy_dir, dec = run_dir / "anatomy", None
-    if (anatomy_dir / "decomposition.csv").is_file():
-        s = Section("anatomy", "The anatomy of a seed: initialisation or data order?")
-        dec = _csv_or_empty(anatomy_dir / "decomposition.csv")
-        cols = [c for c in ("outcome", "n_init", "n_data", "share_init", "share_init_lo", "share_init_hi", "p_init",
-                            "share_data", "share_data_lo", "share_data_hi", "p_data", "share_resid") if c in dec]
-        s.tables.append(("share of between-agent variance each part of the seed explains (two-way random effects; "
-                         "bootstrap 95% CI over initialisations and data orders; permutation p)", _html_table(dec[cols])))
-        if (anatomy_dir / "shares.png").is_file():
-            s.images.append((images.add(anatomy_dir / "shares.png", "anatomy_shares.png"), "variance shares with CIs"))
-        if (anatomy_dir / "commitment.png").is_file():
-            s.images.append((images.add(anatomy_dir / "commitment.png", "anatomy_commitment.png"),
-                             "each grid agent at its kept snapshots: when does a seed commit?"))
-        commit = _csv_or_empty(anatomy_dir / "commitment.csv")
-        if len(commit):
-            summary = commit.groupby("outcome")["committed_at"].describe()[["count", "mean", "min", "50%", "max"]]
-            s.tables.append(("fraction of training after which the final value is fixed (within ±0.05)",
-                             _html_table(summary.reset_index())))
-        before = _csv_or_empty(anatomy_dir / "before_training.csv")
-        if len(before):
-            s.tables.append(("predicted from the untrained network alone (out of sample: leave one initialisation out)",
-                             _html_table(before, 20)))
-        for name in ("decomposition", "commitment", "before_training", "trajectory", "outcomes"):
-            if (anatomy_dir / f"{name}.csv").is_file():
-                s.links.append(_table_csv(_csv_or_empty(anatomy_dir / f"{name}.csv"), report_dir, f"anatomy_{name}"))
-        sections.append(s)
-
-    # dossiers
-    s = Section("dossiers", "Dossiers of the top outliers and of the agent the channel model explains worst")
-    dossier_pages: dict[int, Path] = {}
-    if ranking is None:
-        s.missing = "no outlier ranking to take them from (see Outliers above)"
-    else:
-        chosen = [int(a) for a in ranking.index[:top]]
-        for agent_id in chosen + ([worst_explained] if worst_explained is not None and worst_explained not in chosen
-                                  else []):
-            page = dossier_pages[int(agent_id)] = explain(int(agent_id), run_dir, agents, device, metrics=metrics)
-            s.links.append((_rel(page, report_dir), f"agent {agent_id}"))
-            for img in dossier_files(page):
-                s.images.append((images.add(img, f"dossier-{int(agent_id):04d}-{img.name}"), f"agent {agent_id}: {img.stem}"))
-        pairs = [x for x in dict.fromkeys(metrics["setting"]) if "-vs-" in x] if metrics is not None else []
-        if agents is not None and pairs:
-            from gmg.experiments.vfield import vector_fields
-
-            try:
-                top_ids = [int(a) for a in ranking.index[:top] if int(a) in agents.ids]
-                fields = vector_fields(agents.select(top_ids), pairs[0], 0, run_dir / "vfield", "isolate:g",
-                                       device=device)
-                s.images.append((images.add(fields["clean"]), f"vector fields of the top outliers, {pairs[0]}"))
-                s.images.append((images.add(fields["intervened"]), "the same under isolate:g, changed moves in red"))
-            except UserError as e:
-                s.notes.append(f"vector fields skipped: {e}")
-    sections.append(s)
-
-    # figures other verbs left in run_dir/plots, beside their section's results; a section
-    # whose results are missing keeps saying so (its old figures go to "Other figures")
-    for sec in sections:
+def _other_figures(page: _Page) -> None:
+    """Figures other verbs left in run_dir/plots, beside their section's results; a section whose
+    results are missing keeps saying so (its old figures go to "Other figures")."""
+    for sec in page.sections:
         if sec.key in PLOT_PREFIXES and not sec.missing:
-            for png in _plots(run_dir, sec.key, claimed):
-                sec.images.append((images.add(png), png.stem.replace("_", " ")))
-    rest = [p for p in sorted((run_dir / "plots").glob("*.png")) if p not in claimed] if (run_dir / "plots").is_dir() else []
+            for png in _plots(page.run_dir, sec.key, page.claimed):
+                sec.images.append((page.images.add(png), png.stem.replace("_", " ")))
+    folder = page.run_dir / "plots"
+    rest = [p for p in sorted(folder.glob("*.png")) if p not in page.claimed] if folder.is_dir() else []
     if rest:
-        sections.append(Section("other", "Other figures", images=[(images.add(p), p.stem) for p in rest]))
+        page.sections.append(Section("other", "Other figures", images=[(page.images.add(p), p.stem) for p in rest]))
 
-    # interactive figures, now that the dossiers they link to exist
+
+def _interactive(page: _Page, metrics: pd.DataFrame | None) -> None:
+    """The interactive figures, now that the dossiers they link to are known."""
     from gmg.experiments.report import interactive
 
-    by_key = {sec.key: sec for sec in sections}
-    links = {int(a): _rel(p, report_dir) for a, p in dossier_pages.items()}
-    bundle = None
-    for key, make in (("scatters", lambda: interactive.scatter_figure(metrics, links, report_dir) if metrics is not None else None),
-                      ("regression", lambda: interactive.regression_figure(reg_results, links, report_dir)),
-                      ("outliers", lambda: interactive.outlier_figure(ranking, outliers["features"] if outliers else None,
-                                                                      links, report_dir))):
+    by_key = {sec.key: sec for sec in page.sections}
+    links = {int(a): _rel(p, page.report_dir) for a, p in page.dossier_pages.items()}
+    points = _table_or_none(page.run_dir, "regression_points") if "regression" in page.tables else None
+    out = page.outliers or {}
+    for key, make in (("scatters", lambda: interactive.scatter_figure(metrics, links, page.report_dir)
+                       if metrics is not None else None),
+                      ("regression", lambda: interactive.regression_figure(points, links, page.report_dir)),
+                      ("outliers", lambda: interactive.outlier_figure(out.get("ranking"), out.get("features"), links,
+                                                                      page.report_dir))):
         fig = make()
         if fig is not None:
             by_key[key].figures.append(fig)
-            bundle = interactive.write_bundle(report_dir)
-
-    # findings first: sentences computed from the data above, each linked to its figure
-    from gmg.experiments.report.findings import findings
-
-    scores = _csv_or_empty(run_dir / "analysis" / "predict_scores.csv")
-    found = findings(metrics, regression, outliers, asym, dec, scores if len(scores) else None)
-    sections.insert(0, Section("findings", "Findings", items=[(f.text, f.href) for f in found],
-                               missing=None if found else "nothing to report yet: run `gmg evaluate` first"))
-
-    path = report_dir / "index.html"
-    path.write_text(render(sections, run_dir.name, bundle), encoding="utf-8")
-    return path
+            page.bundle = interactive.write_bundle(page.report_dir)
 
 
 def _table_csv(df: pd.DataFrame, report_dir: Path, name: str) -> tuple[str, str]:
