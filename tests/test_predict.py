@@ -216,6 +216,32 @@ def test_gmg_predict_reads_the_walk_models_pulls_off_the_network_without_rollout
         assert "goal_attribution" not in store.tables()
 
 
+def test_gmg_predict_profile_sampled_by_default_or_exact(predicted_run):
+    import contextlib
+    import io
+
+    from gmg.experiments.analysis.profile_objects import PROFILE_COLUMNS, profile_settings
+    from gmg.experiments.cli.main import main
+    from gmg.experiments.store import ResultsStore
+
+    own = set(profile_settings("yellow_line"))
+    with ResultsStore(predicted_run[0]) as store:  # the default: the profile's settings sampled
+        assert own <= set(store.query("SELECT DISTINCT setting FROM episodes")["setting"])
+        assert "exact" not in store.tables()
+    root = predicted_run[0].parent
+    run = root / "exact"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(["predict", "--agents", str(root / "agents"), "--run-dir", str(run), "--n-levels", "6",
+                     "--settings", "red_line-vs-yellow_gem", "--profile", "exact", "--no-attributions",
+                     "--threads", "1", "--device", "cpu", "--quiet"])
+    assert code == 0
+    with ResultsStore(run) as store:  # solved, not played
+        assert set(store.query("SELECT DISTINCT setting FROM exact")["setting"]) == own
+        assert set(store.query("SELECT DISTINCT setting FROM episodes")["setting"]) == {"red_line-vs-yellow_gem"}
+    prof = pd.read_csv(run / "analysis" / "predict_profile_exact.csv")
+    assert set(prof["agent"]) == {0, 1, 2, 3} and prof[list(PROFILE_COLUMNS)].stack().between(0, 1).all()
+
+
 def test_the_report_shows_predictions_and_the_agents_explained_worst(predicted_run):
     from gmg.experiments.report.page import build_report
 

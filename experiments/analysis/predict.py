@@ -1,8 +1,8 @@
 """A channel model of preference: each agent's profile of goal perception, measured without
 the two-object settings, predicts its preference in every two-object setting.
 
-**Profile** (single-object settings on the agents' background, ``PROFILE``, solved exactly by
-``gmg.experiments.exact``): the path efficiency ``E`` of reaching the goal alone when it is a
+**Profile** (single-object settings on the agents' background, ``PROFILE``: sampled episodes, or
+solved exactly by ``gmg.experiments.exact``): the path efficiency ``E`` of reaching the goal alone when it is a
 pure red, green or blue line, the training goal, the goal colour as a gem, and an invisible
 line (the floor ``E0``: agents find an unseen goal by exploring). An episode's efficiency is
 shortest path / steps if it reached the goal within the timeout, else 0 (solved: its expected
@@ -82,6 +82,7 @@ def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0
 
 FLOOR_STRENGTH = 1e-3  # an object no better than an invisible one: it attracts by chance encounters only
 COMBINE = "max"  # how a colour's channels add up to a pull: "max" (its best channel) or "add" (their sum)
+PROFILE_SOURCES = ("rollouts", "exact", "network")  # sampled episodes, exact chains, the network's readout
 
 
 def check_combine(combine: str) -> None:
@@ -290,8 +291,9 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     predictions against them (evaluated where the store lacks them); the predictions go into
     the store's ``predictions`` table and ``RUN/analysis/predict_*.csv``.
 
-    ``profile_from``: ``rollouts`` (the single-object settings, evaluated on ``n_levels``) or
-    ``network`` (``gmg.experiments.analysis.readout``: headings and pulls on ``readout_levels``
+    ``profile_from``: ``rollouts`` (the single-object settings, sampled on ``n_levels``),
+    ``exact`` (the same settings solved exactly, ``gmg.experiments.exact``: no action noise, but
+    about twice the CPU time on the zoo, docs/benchmarks.md) or ``network`` (``gmg.experiments.analysis.readout``: headings and pulls on ``readout_levels``
     levels of rendered frames, no rollouts). Either way, with ``attribution``, the goal-pixel attributions
     (``readout.goal_attribution``, ``readout_levels`` levels) go into the store's
     ``goal_attribution`` table."""
@@ -302,8 +304,8 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     from gmg.experiments.settings import default_settings, resolve_settings
     from gmg.experiments.store import ResultsStore
 
-    if profile_from not in ("rollouts", "network"):
-        raise UserError(f"unknown profile source {profile_from!r}: use rollouts or network")
+    if profile_from not in PROFILE_SOURCES:
+        raise UserError(f"unknown profile source {profile_from!r}: use {', '.join(PROFILE_SOURCES)}")
     check_combine(combine)  # before the rollouts, not after
     agents = population(agents)
     goal, background = agents.trained_on.goal, agents.trained_on.background
@@ -316,14 +318,14 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
             usable.append(s)
         except UserError:
             pass
-    own = resolve_settings(list(dict.fromkeys(profile_settings(goal))), background) if profile_from == "rollouts" else []
-    # the profile's one-object settings are solved exactly (gmg.experiments.exact): agents that
-    # cannot see the goal wander for hundreds of steps, which the chain costs no more than a walk
-    # to the goal; the scored settings are sampled, as the observed preferences have been
+    measured = profile_from != "network"  # the profile from the one-object settings' episodes or chains
+    own = resolve_settings(list(dict.fromkeys(profile_settings(goal))), background) if measured else []
     eps = evaluate(agents, usable, run_dir, device, n_levels=n_levels, seed=seed, progress=progress)
-    if profile_from == "rollouts":
-        prof = profile(evaluate(agents, own, run_dir, device, n_levels=n_levels, progress=progress, exact=True),
-                       goal, seed=seed)
+    if measured:
+        # sampled by default: a sampled episode draws only the states it visits (~4-11 frames per
+        # level, cached per state), the chain every state entered with probability above eps (~16-35)
+        prof = profile(evaluate(agents, own, run_dir, device, n_levels=n_levels, seed=seed, progress=progress,
+                                exact=profile_from == "exact"), goal, seed=seed)
     else:
         from gmg.experiments.analysis.readout import readout_profile
 
@@ -332,7 +334,7 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     names = list(dict.fromkeys(base.values()))
     pred = predict_ratio(prof, names, goal)
     world_dim, _, timeout = agents.trained_on.geometry
-    if profile_from == "rollouts":  # pulls from the efficiencies; the network readout reads them off the policy
+    if measured:  # pulls from the efficiencies; the network readout reads them off the policy
         curve = efficiency_curve(mazes(n_levels, 1, world_dim), PULL_GRID, timeout)
         prof = prof.merge(pull_profile(prof, curve, n_levels), on="agent")
     pulls = prof[["agent", *PULL_COLUMNS]]
@@ -342,7 +344,7 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     out = score(pred, observed, targets_eps.assign(setting=base_names(targets_eps["setting"])))
     run_dir = Path(run_dir)
     # the default model's files and table; the others' beside them, named after what differs
-    suffix = ("" if profile_from == "rollouts" else "_network") + ("" if combine == COMBINE else f"_{combine}")
+    suffix = ("" if profile_from == "rollouts" else f"_{profile_from}") + ("" if combine == COMBINE else f"_{combine}")
     (run_dir / "analysis").mkdir(parents=True, exist_ok=True)
     prof.to_csv(run_dir / "analysis" / f"predict_profile{suffix}.csv", index=False)
     out["settings"].to_csv(run_dir / "analysis" / f"predict_scores{suffix}.csv", index=False)

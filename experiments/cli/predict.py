@@ -13,6 +13,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from gmg.training.runtime import resolve_device
     from gmg.training.seeds import parse_seeds
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # small convs: two threads spin against each other on a busy CPU
     agents = population(args.agents, parse_seeds(args.ids) if args.ids else None)
     out = run_predict(agents, args.run_dir, args.settings, resolve_device(args.device), n_levels=args.n_levels,
                       seed=args.seed, progress=not args.quiet, profile_from=args.profile,
@@ -31,9 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ids", help="only these agent ids, e.g. 0-7")
     p.add_argument("--settings", nargs="*", help="two-object settings or list names (default: the agents' list)")
     p.add_argument("--n-levels", type=int, default=1000)
-    p.add_argument("--profile", default="rollouts", choices=["rollouts", "network"],
-                   help="measure the profile by playing the single-object settings, or read it off the network "
-                        "(headings on rendered frames, no rollouts)")
+    p.add_argument("--profile", default="rollouts", choices=["rollouts", "exact", "network"],
+                   help="measure the profile by playing the single-object settings, by solving their exact "
+                        "Markov chains (no action noise, ~2x the CPU time), or read it off the network (headings "
+                        "on rendered frames, no rollouts)")
     p.add_argument("--readout-levels", type=int, default=50, help="levels of rendered frames per probe object "
                                                                   "(--profile network) and of the goal-pixel attributions")
     p.add_argument("--no-attributions", action="store_true",
@@ -41,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--combine", default="max", choices=["max", "add"],
                    help="the walk model's pull toward a colour: its strongest channel's (max) or their sum (add)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is faster on a busy CPU)")
     p.add_argument("--run-dir", default=Path("runs/predict"), type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--quiet", action="store_true")
