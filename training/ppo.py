@@ -5,7 +5,7 @@ rollout, GAE, the clipped PPO loss over minibatches and a log row. Environment, 
 buffers and network live on one device. The update (buffers, GAE, ``ppo_update``, the log
 rows) is written once for K seeds and serves both this lone run (K = 1) and seeds stacked in
 one process (``gmg.training.stacked``); only the rollout and the network call differ. A
-population of seeds is ``gmg.training.population``; checkpoints and resume are
+population of seeds is ``gmg.training.seed_groups``; checkpoints and resume are
 ``gmg.training.checkpoint``.
 """
 
@@ -17,14 +17,12 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import torch
 from torch import nn, optim
 from torch.distributions import Categorical
 
 from gmg.training.checkpoint import (
     agent_meta,
-    append_log,
     is_finished,
     load_resume,
     resume_state,
@@ -38,6 +36,7 @@ from gmg.training.errors import TrainingError
 from gmg.training.fast_pool import scatter_max_pool_backward
 from gmg.training.model import ImpalaAgent, unwrap
 from gmg.training.runtime import apply_run_settings, resolve_device, seed_everything
+from gmg.training.train_log import log_update, progress_bar, progress_text
 
 
 class RunningMeanStd:
@@ -192,44 +191,6 @@ def ppo_loss(config: TrainConfig, newlogprob, entropy, newvalue, logprobs, advan
             "approx_kl": approx_kl, "clipfrac": clipfrac}
 
 
-def iteration_stats(*, iteration: int, global_step: int, wall_time: float, sps: float, ep: list[float],
-                    lr: float, last: dict, clipfrac: float, values: torch.Tensor, returns: torch.Tensor) -> dict:
-    """One row of train.csv: ``ep`` is ``episode_sums`` of the rollout, ``last`` the losses of
-    the last minibatch (floats), ``values``/``returns`` the batch's (for explained variance)."""
-    y_pred, y_true = values.float().cpu().numpy(), returns.float().cpu().numpy()
-    var_y = np.var(y_true)
-    n_ep, len_sum, ret_sum, path_sum, success_sum = ep
-    per_episode = (lambda total: total / n_ep) if n_ep else (lambda total: float("nan"))
-    return {
-        "iteration": iteration, "global_step": global_step, "wall_time": round(wall_time, 2), "sps": round(sps, 1),
-        "episodes": int(n_ep),
-        "episodic_return": per_episode(ret_sum), "episode_length": per_episode(len_sum),
-        "shortest_path": per_episode(path_sum), "success": per_episode(success_sum),
-        "learning_rate": lr, "policy_loss": last["policy_loss"], "value_loss": last["value_loss"],
-        "entropy": last["entropy"], "approx_kl": last["approx_kl"], "clipfrac": clipfrac,
-        "explained_variance": float("nan") if var_y == 0 else float(1 - np.var(y_true - y_pred) / var_y),
-    }
-
-
-def log_update(config: TrainConfig, agent_dirs: list[Path], on_update, *, iteration: int, global_step: int,
-               wall_time: float, sps: float, ep: torch.Tensor, lr: float, out: dict, clipfrac: torch.Tensor,
-               batch: dict) -> list[dict]:
-    """Each seed's row of train.csv (``iteration_stats``) appended to its log and passed to
-    ``on_update``; ``ep`` is (5, K), ``out`` and ``clipfrac`` ``ppo_update``'s, ``sps`` per seed."""
-    ep_rows, clipfracs = ep.T.tolist(), clipfrac.tolist()
-    last = {key: v.tolist() for key, v in out.items() if key != "loss"}
-    rows = []
-    for k, agent_dir in enumerate(agent_dirs):
-        row = iteration_stats(iteration=iteration, global_step=global_step, wall_time=wall_time, sps=sps, ep=ep_rows[k],
-                              lr=lr, last={key: v[k] for key, v in last.items()}, clipfrac=clipfracs[k],
-                              values=batch["values"][k], returns=batch["returns"][k])
-        append_log(agent_dir, row)
-        if on_update is not None:
-            on_update(row)
-        rows.append(row)
-    return rows
-
-
 def updates_to_run(config: TrainConfig, done: int, max_iterations: int | None) -> range:
     """The updates a call runs after the ``done`` ones: to the run's end, or ``max_iterations``
     of them (it then stops with a resumable checkpoint)."""
@@ -237,24 +198,10 @@ def updates_to_run(config: TrainConfig, done: int, max_iterations: int | None) -
     return range(done + 1, end + 1)
 
 
-def progress_bar(show: bool, total: int, initial: int, desc: str):
-    """A tqdm bar over env steps, or None."""
-    if not show:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", desc=desc, dynamic_ncols=True, leave=False)
-
-
 def anneal_learning_rate(config: TrainConfig, optimizer: optim.Optimizer, iteration: int) -> None:
     if config.anneal_lr:
         frac = 1.0 - (iteration - 1.0) / config.num_iterations
         optimizer.param_groups[0]["lr"] = frac * config.learning_rate
-
-
-def progress_text(sps: float, stats: dict) -> str:
-    return (f"{sps:,.0f} steps/s  success {stats['success']:.2f}  "
-            f"length {stats['episode_length']:.1f} / shortest {stats['shortest_path']:.1f}")
 
 
 # ---------------------------------------------------------------- checkpoints

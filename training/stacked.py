@@ -33,10 +33,7 @@ from gmg.training.ppo import (
     episode_sums,
     gae,
     initial_model,
-    log_update,
     ppo_update,
-    progress_bar,
-    progress_text,
     rollout_buffers,
     sample_from_uniform,
     samples_from_uniforms,
@@ -46,6 +43,7 @@ from gmg.training.ppo import (
 )
 from gmg.training.runtime import apply_run_settings, resolve_device
 from gmg.training.seeds import format_seeds
+from gmg.training.train_log import log_update, progress_bar, progress_text
 
 
 class StackedAgents:
