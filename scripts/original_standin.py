@@ -2,8 +2,10 @@
 
 Writes ``OUT/archive`` in the original's layout (``logs/train/maze_pure_yellowline/maze-5x5/
 <date>__seed_<s>/model_<t>.pth``, five checkpoints per run, saved as from a GPU, and the
-per-episode CSVs of ``experiments/results-1000``) with random networks of the original's
-architecture (tests/test_import_original.py writes them), then runs and times
+per-episode CSVs of ``experiments/results-1000``) holding the bundled zoo's yellow-line agents
+widened into the original's architecture (16, 32, 32: the same policy, zeros in the extra
+channels; ``--random`` for random networks, which wander to the timeout), written by
+tests/test_import_original.py, then runs and times
 ``gmg import original``, ``gmg demo`` on the imported population, and
 ``gmg import original-results`` (which compares the original's episodes with the demo's).
 
@@ -22,7 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_import_original import make_archive, make_results  # noqa: E402
+from test_import_original import STEPS_5M, make_archive, make_results, widened_original_state  # noqa: E402
+
+ZOO = Path(__file__).resolve().parents[1] / "experiments" / "zoo" / "yellow-line"
 
 
 def timed(args: list[str]) -> float:
@@ -36,12 +40,17 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=8)
     ap.add_argument("--out", type=Path, default=Path("runs/original-standin"))
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--random", action="store_true", help="random networks instead of widened zoo agents")
     args = ap.parse_args()
     if args.out.exists():
         shutil.rmtree(args.out)
     archive, runs = args.out / "archive", args.out / "runs"
     t0 = time.time()
-    folders = make_archive(archive, seeds=tuple(range(100, 100 + args.agents)))
+    zoo = sorted(ZOO.glob("agent-*"))[: args.agents]
+    # one checkpoint per run: the zoo agent (the zoo kept no snapshots)
+    states = None if args.random else (lambda k, i: widened_original_state(zoo[k]))
+    folders = make_archive(archive, seeds=tuple(range(100, 100 + args.agents)), states=states,
+                           steps=STEPS_5M[-1:] if states else STEPS_5M)
     make_results(archive, "maze-5x5", [f.name for f in folders],
                  ("red-line-yellow-gem", "yellow-gem-red-line", "green-line-red-line"))
     times = {"write stand-in archive": round(time.time() - t0, 1)}

@@ -118,16 +118,36 @@ def save_original(path: Path, net: OrigPolicy, state: dict | None = None) -> Non
 
 
 def make_archive(root: Path, seeds=(3, 11), run_name: str = "maze-5x5", steps=STEPS_5M,
-                 env_name: str = "maze_pure_yellowline") -> list[Path]:
-    """``root/logs/train/<env>/<run>/<date>__seed_<s>/model_<t>.pth``, one network per checkpoint."""
+                 env_name: str = "maze_pure_yellowline", states=None) -> list[Path]:
+    """``root/logs/train/<env>/<run>/<date>__seed_<s>/model_<t>.pth``, one network per checkpoint:
+    random ones, or ``states(k, i)`` (run k, checkpoint i) as original state dicts."""
     folders = []
     for k, seed in enumerate(seeds):
         folder = root / "logs" / "train" / env_name / run_name / f"2023-01-{10 + k:02d}__09-00-00__seed_{seed}"
         for i, t in enumerate(steps):
-            save_original(folder / f"model_{t}.pth", original_policy(1000 * seed + i))
+            net = original_policy(1000 * seed + i)
+            save_original(folder / f"model_{t}.pth", net, None if states is None else states(k, i))
         (folder / "log-append.csv").write_text("timesteps,wall_time\n65536,1.0\n")
         folders.append(folder)
     return folders
+
+
+def widened_original_state(agent_dir: Path) -> dict[str, torch.Tensor]:
+    """A trained gmg agent of narrower widths (the zoo's 8, 16, 16) as an original state dict
+    (16, 32, 32) computing the same function: its weights in the first channels, zeros elsewhere, so
+    the extra channels are zero after every conv, pool, ReLU and skip. A stand-in that plays
+    like a trained agent (random networks wander to the timeout)."""
+    from safetensors.torch import load_file
+
+    from gmg.experiments.original.agents import state_dict_names
+
+    narrow = load_file(agent_dir / "model.safetensors")
+    wide = {k: torch.zeros_like(v) for k, v in OrigPolicy().state_dict().items()}
+    for theirs, ours in state_dict_names().items():
+        # NCHW flatten puts channel c at fc inputs c x 64 ...: the first channels are the first inputs
+        w = narrow[ours]
+        wide[theirs][tuple(slice(0, n) for n in w.shape)] = w
+    return wide
 
 
 def make_results(root: Path, run_name: str, folders: list[str], setting_folders=("red-line-yellow-gem",),
@@ -183,6 +203,22 @@ def test_imported_agent_computes_the_originals_logits_and_value_bit_for_bit(tmp_
     assert meta["env"]["render"] == "procgen" and meta["env"]["levels"] == "procgen"
     assert meta["env"]["objects"] == ["yellow_line"] and meta["env"]["background"] == "black"
     assert meta["origin"]["seed"] == 5 and meta["origin"]["run_name"] == "maze-5x5" and meta["steps"] == STEPS_5M[-1]
+
+
+def test_a_zoo_agent_widened_into_the_originals_shape_imports_as_the_same_policy(tmp_path):
+    """The stand-ins of scripts/original_standin.py: trained zoo agents in the original's format."""
+    from gmg.experiments.original.agents import import_original
+    from gmg.training.checkpoint import load_agent
+
+    zoo = Path(__file__).resolve().parents[1] / "experiments" / "zoo" / "yellow-line" / "agent-0003"
+    make_archive(tmp_path / "archive", seeds=(7,), steps=STEPS_5M[-1:], states=lambda k, i: widened_original_state(zoo))
+    out = import_original(tmp_path / "archive", tmp_path / "runs")
+    (imported, _), (narrow, _) = load_agent(out.imported[0]), load_agent(zoo)
+    frames = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (32, 64, 64, 3), dtype=np.uint8))
+    (logits, value), (ref_logits, ref_value) = outputs(imported.eval(), frames), outputs(narrow.eval(), frames)
+    assert sum(p.numel() for p in imported.parameters()) == 626_256
+    assert torch.allclose(logits, ref_logits, rtol=0, atol=1e-4) and torch.allclose(value, ref_value, rtol=0, atol=1e-4)
+    assert not torch.allclose(logits, outputs(load_agent(zoo.parent / "agent-0004")[0].eval(), frames)[0], atol=1e-2)
 
 
 def test_swapped_residual_blocks_do_not_import_as_the_same_network(tmp_path):
