@@ -451,3 +451,30 @@ def test_an_imported_population_goes_through_check_evaluate_predict_report_and_t
     assert sorted(per_agent["agent"]) == [3, 11, 12] and (per_agent["n_gmg"] == 6).all()
     assert (per_agent["n_orig"] == 6).all()  # compared on the levels both played
     assert main(["report", "--run-dir", str(pop / "original"), "--device", "cpu", "--top", "1"]) == 0
+
+
+def test_probe_reliance_explain_and_vfield_run_on_imported_agents(tmp_path):
+    """Issue 36, item 3: the commands beyond the study's stages take an imported population."""
+    import duckdb
+
+    archive, run = tmp_path / "archive", tmp_path / "runs"
+    make_archive(archive, seeds=(3, 11), steps=STEPS_5M[-1:])
+    assert main(["import", "original", str(archive), "--run-dir", str(run), "--quiet"]) == 0
+    pop, cpu = run / "maze-5x5", ["--device", "cpu", "--quiet"]
+    assert main(["probe", "--agents", str(pop), "--run-dir", str(pop), "--layers", "hook_fc", "--scenes", "8",
+                 "--probes", "cell_logistic", "--jobs", "1", *cpu]) == 0
+    assert main(["reliance", "--agents", str(pop), "--run-dir", str(pop), "--n-levels", "2", "--n-attr", "2",
+                 "--timeout", "20", *cpu]) == 0
+    with duckdb.connect(str(pop / "results.duckdb"), read_only=True) as db:
+        tables = {t for (t,) in db.execute("show tables").fetchall()}
+        for table in ("probes", "reliance"):
+            assert table in tables
+            assert {a for (a,) in db.execute(f"select distinct agent from {table}").fetchall()} == {3, 11}
+    assert main(["evaluate", "--agents", str(pop), "--run-dir", str(pop), "--n-levels", "3", "--timeout", "20",
+                 "--settings", "red_line-vs-yellow_gem", *cpu]) == 0
+    assert main(["explain", "3", "--run-dir", str(pop), "--device", "cpu"]) == 0
+    assert any((pop / "dossiers" / "agent-0003").iterdir())
+    assert main(["vfield", "--agents", str(pop), "--setting", "red_line-vs-yellow_gem", "--occupancy",
+                 "--out", str(tmp_path / "vfield"), "--device", "cpu"]) == 0
+    drawn = sorted(p.name for p in (tmp_path / "vfield").glob("*.png"))
+    assert len(drawn) == 4 and any(n.startswith("occupancy-") for n in drawn)
