@@ -64,7 +64,7 @@ def play_conditions(
     models = [Intervened(model, interventions[n]) for n in names]
     masked = [interventions[n] if getattr(interventions[n], "needs_masks", False) else None for n in names]
     policy = agent_policy(models, [int(agent_id)] * len(names), setting, n_levels, greedy, seed, masked=masked)
-    result = play(setting, policy, len(names), n_levels, device, world_dim, size, limit)
+    result = play(setting, policy, len(names), n_levels, device, world_dim, size, limit, trained.levels, trained.render)
     out = {}
     for g, name in enumerate(names):
         sel = result["group"] == g
@@ -75,16 +75,22 @@ def play_conditions(
     return out
 
 
-def first_frames(trained: TrainedOn, n: int, device: torch.device | str = "cpu", objects: tuple[str, ...] | None = None) -> torch.Tensor:
-    """uint8 (n, size, size, 3) first frames of the first ``n`` evaluation levels of the
-    agent's training setting (or of the same levels drawn with other ``objects``)."""
+def evaluation_env(trained: TrainedOn, n: int, device: torch.device | str = "cpu",
+                   objects: tuple[str, ...] | None = None) -> MazeEnv:
+    """A ``MazeEnv`` at the start of the first ``n`` evaluation levels of the agent's level
+    source, one env each, in its training setting (or with other ``objects``) drawn by its renderer."""
     setting = training_setting(trained)
     world_dim, size, limit = trained.geometry
     config = EnvConfig(objects=tuple(objects or setting.objects), world_dim=world_dim, size=size,
                        background=setting.background, timeout=limit, levels=trained.levels,
                        render=trained.render)
-    env = MazeEnv(n, config, EvaluationLevels(n=n, levels=trained.levels), device)
-    return env.reset(torch.arange(n, device=device))
+    return MazeEnv(n, config, EvaluationLevels(n=n, levels=trained.levels), device)
+
+
+def first_frames(trained: TrainedOn, n: int, device: torch.device | str = "cpu", objects: tuple[str, ...] | None = None) -> torch.Tensor:
+    """uint8 (n, size, size, 3) first frames of the first ``n`` evaluation levels of the
+    agent's training setting (or of the same levels drawn with other ``objects``): ``evaluation_env``'s."""
+    return evaluation_env(trained, n, device, objects).observe()
 
 
 def agent_profile(

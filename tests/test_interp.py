@@ -466,6 +466,26 @@ def test_reliance_plays_object_local_conditions_beside_whole_frame_ones(tmp_path
     assert set(eps) == set(conditions) and all(len(d) == 6 for d in eps.values())
 
 
+def test_reliance_plays_a_procgen_agent_on_procgen_levels_in_procgen_frames():
+    from gmg.experiments.population import TrainedOn
+    from gmg.experiments.reliance import play_conditions
+    from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
+
+    n, model, seen = 6, tiny(), []
+    source = {"levels": "procgen", "render": "procgen"}
+    handle = model.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    try:
+        eps = play_conditions(model, 0, TrainedOn(**source), {"none": parse_intervention("none")}, n_levels=n,
+                              timeout=30)["none"]
+    finally:
+        handle.remove()
+    env = MazeEnv(n, EnvConfig(**source), EvaluationLevels(n=n, levels="procgen"))
+    assert torch.equal(seen[0], env.observe())  # the first frames the agent saw are the env's
+    assert eps["path_len"].tolist() == env.bank.path_len[:, 0].tolist()
+    hashed = MazeEnv(n, EnvConfig(), EvaluationLevels(n=n))
+    assert hashed.bank.path_len[:, 0].tolist() != eps["path_len"].tolist()  # the sources' levels differ
+
+
 # ------------------------------------------------------------------ vector fields
 def test_vector_field_of_a_policy_that_always_goes_right(tmp_path):
     from gmg.experiments.settings import parse_setting

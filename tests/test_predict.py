@@ -352,3 +352,91 @@ def test_goal_pixel_attributions_recover_the_channel_a_policy_reads_on_the_goal_
     r, g = x[:, 0].sum((1, 2)), 2 * x[:, 1].sum((1, 2))
     expected = float((r / (r + g)).mean())
     assert goal_pixel_shares(_Linear([1.0, 2.0, 0.0]), probe)[0] == pytest.approx(expected, abs=1e-4)
+
+
+# ------------------------------------------------------------------ agents on procgen's levels
+def _procgen_population(root, seeds=(0,)):
+    """Tiny agents whose metadata says procgen's levels and frames, as an imported agent's does."""
+    from conftest import make_agent_dir
+
+    from gmg.experiments.population import population
+    from gmg.training.checkpoint import read_meta, write_meta
+
+    for seed in seeds:
+        folder = make_agent_dir(root / "agents", seed)
+        meta = read_meta(folder)
+        meta["env"].update(levels="procgen", render="procgen")
+        write_meta(folder, meta)
+    agents = population(str(root))
+    assert (agents.trained_on.levels, agents.trained_on.render) == ("procgen", "procgen")
+    return agents
+
+
+def _env_frames(setting, n_levels, **source):
+    """uint8: the frames ``MazeEnv`` draws on its first ``n_levels`` evaluation levels of ``source``
+    (levels=, render=) with the mouse on every free cell but the objects', facing left, level by level."""
+    from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
+
+    config = EnvConfig(objects=setting.objects, background=setting.background, **source)
+    env = MazeEnv(n_levels, config, EvaluationLevels(n=n_levels, levels=source.get("levels", "hashed")))
+    out = []
+    for level in range(n_levels):
+        free = env.free[level].reshape(-1).clone()
+        free[env.objects[level]] = False
+        cells = free.nonzero().squeeze(1)
+        rows = torch.full_like(cells, level)
+        out.append(env.state_frames(rows, cells, torch.zeros(len(cells), dtype=torch.bool)))
+    return torch.cat(out)
+
+
+class _Recording(_Linear):
+    """``_Linear`` that keeps every batch of frames (uint8) it is given."""
+
+    def __init__(self):
+        super().__init__([1.0, 1.0, 1.0])
+        self.seen = []
+
+    def forward(self, frames):
+        if frames.dtype == torch.uint8:
+            self.seen.append(frames.clone())
+        return super().forward(frames)
+
+
+def test_the_readout_of_a_procgen_population_reads_the_frames_the_env_draws_on_procgen_levels(tmp_path, monkeypatch):
+    from gmg.experiments.analysis.readout import goal_attribution, readout_profile
+    from gmg.experiments.population import AgentRef
+    from gmg.experiments.settings import resolve_settings
+
+    agents = _procgen_population(tmp_path)
+    model = _Recording()
+    monkeypatch.setattr(AgentRef, "load", lambda self, device="cpu": model)
+    n = 2
+    readout_profile(agents, n_levels=n)
+    settings = resolve_settings(profile_settings("yellow_line"), "black")
+    want = torch.cat([_env_frames(s, n, levels="procgen", render="procgen") for s in settings])
+    assert torch.equal(torch.cat(model.seen), want)
+    hashed = torch.cat([_env_frames(s, n) for s in settings])
+    assert want.shape != hashed.shape or not torch.equal(want, hashed)  # the test tells the sources apart
+
+    model.seen.clear()
+    goal_attribution(agents, n_levels=n, max_frames=10_000)
+    goal = resolve_settings(["train:yellow_line"], "black")[0]
+    assert torch.equal(torch.cat(model.seen), _env_frames(goal, n, levels="procgen", render="procgen"))
+
+
+def test_gmg_predict_walks_a_procgen_population_on_procgen_mazes(tmp_path):
+    from gmg.experiments.analysis.predict import run_predict
+    from gmg.experiments.analysis.profile_objects import PULL_COLUMNS
+
+    agents = _procgen_population(tmp_path, seeds=(0, 1))
+    setting = "red_line-vs-yellow_gem"
+    out = run_predict(agents, tmp_path / "run", [setting], "cpu", n_levels=6, progress=False, profile_from="network",
+                      readout_levels=1, attribution=False)
+    pulls = out["profile"][["agent", *PULL_COLUMNS]]
+    got = out["predictions"].set_index("agent")["walk"].sort_index()
+
+    def walk(m):
+        return predict_walk(pulls, [setting], "yellow_line", m).set_index("agent")["walk"].sort_index()
+
+    assert got.to_numpy() == pytest.approx(walk(mazes(6, 2, levels="procgen")).to_numpy(), abs=1e-12)
+    assert not np.allclose(got.to_numpy(), walk(mazes(6, 2)).to_numpy(), atol=1e-6)  # not the hashed mazes

@@ -76,3 +76,21 @@ def test_pulls_are_read_back_from_the_efficiencies_they_produce():
     assert np.all(np.diff(curve) >= 0)
     planted = np.array([0.0, 0.4, 1.3, 2.2])
     assert pull_from_efficiency(efficiency_curve(one, planted), curve) == pytest.approx(planted, abs=0.03)
+
+
+@pytest.mark.parametrize("n_objects", [1, 2])
+def test_procgen_mazes_are_the_levels_the_env_plays_on_that_source(n_objects):
+    from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
+
+    n = 8
+    objects = ("yellow_line", "red_gem")[:n_objects]
+    env = MazeEnv(n, EnvConfig(objects=objects, levels="procgen"), EvaluationLevels(n=n, levels="procgen"))
+    m = mazes(n, n_objects, levels="procgen")
+    w = m.world_dim
+    assert env.level_ids.tolist() == list(range(100_000, 100_000 + n))  # the original's test levels
+    assert torch.equal(m.free, env.free.reshape(n, -1))
+    assert torch.equal(m.objects, env.objects)
+    assert torch.equal(m.path_len, env.bank.path_len[env.row])
+    assert (env.agent == start_cell(w)).all()  # the walker starts where the env's mouse does
+    hashed = mazes(n, n_objects)
+    assert not torch.equal(hashed.free, m.free) and not torch.equal(hashed.objects, m.objects)

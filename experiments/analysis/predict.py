@@ -334,11 +334,12 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     names = list(dict.fromkeys(base.values()))
     pred = predict_ratio(prof, names, goal)
     world_dim, _, timeout = agents.trained_on.geometry
+    source = agents.trained_on.levels  # the walker walks the mazes the episodes were played on
     if measured:  # pulls from the efficiencies; the network readout reads them off the policy
-        curve = efficiency_curve(mazes(n_levels, 1, world_dim), PULL_GRID, timeout)
+        curve = efficiency_curve(mazes(n_levels, 1, world_dim, source), PULL_GRID, timeout)
         prof = prof.merge(pull_profile(prof, curve, n_levels), on="agent")
     pulls = prof[["agent", *PULL_COLUMNS]]
-    pred = pred.merge(predict_walk(pulls, names, goal, mazes(n_levels, 2, world_dim), combine), on=["agent", "setting"])
+    pred = pred.merge(predict_walk(pulls, names, goal, mazes(n_levels, 2, world_dim, source), combine), on=["agent", "setting"])
     targets_eps = eps[eps["setting"].isin([s.name for s in usable])]
     observed = metrics(targets_eps).assign(setting=lambda m: base_names(m["setting"]))
     out = score(pred, observed, targets_eps.assign(setting=base_names(targets_eps["setting"])))

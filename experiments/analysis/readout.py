@@ -2,8 +2,8 @@
 
 For each probe object of ``predict.profile_settings`` (a pure red, green and blue line, the
 training goal, its colour as a gem, an invisible line), the first ``n_levels`` evaluation
-levels are rendered with that object alone and the mouse in every free cell
-(``gmg.experiments.vfield.level_frames``). The agent's **heading** toward the object is the
+levels of the population's level source are rendered by its renderer with that object alone
+and the mouse in every free cell (``gmg.experiments.vfield.level_frames``). The agent's **heading** toward the object is the
 policy's probability of a move that shortens the maze distance to it, averaged over cells
 and levels (one forward pass per frame). The headings take the place of the rollout
 efficiencies in the profile (``E_red`` ... ``E0``, the invisible line's heading the floor),
@@ -29,15 +29,22 @@ from gmg.training.env import OBS_SIZE, WORLD_DIM, action_deltas
 from gmg.training.levels import distance_map
 
 
-def probe_views(goal: str, background: str, n_levels: int, world_dim: int = WORLD_DIM, size: int = OBS_SIZE,
-                render: str = "box") -> dict[str, list[dict]]:
-    """Profile column -> the rendered views (``level_frames``) of its single-object setting."""
-    from gmg.experiments.settings import resolve_settings
+def setting_views(setting, n_levels: int, world_dim: int = WORLD_DIM, size: int = OBS_SIZE, render: str = "box",
+                  levels: str = "hashed") -> list[dict]:
+    """The rendered views (``level_frames``) of ``setting`` on the first ``n_levels`` evaluation
+    levels of the level source ``levels``, drawn by ``render``."""
     from gmg.experiments.vfield import level_frames
 
+    return [level_frames(setting, level, world_dim, size, levels=levels, render=render) for level in range(n_levels)]
+
+
+def probe_views(goal: str, background: str, n_levels: int, world_dim: int = WORLD_DIM, size: int = OBS_SIZE,
+                render: str = "box", levels: str = "hashed") -> dict[str, list[dict]]:
+    """Profile column -> the rendered views (``setting_views``) of its single-object setting."""
+    from gmg.experiments.settings import resolve_settings
+
     settings = resolve_settings(profile_settings(goal), background)
-    return {col: [level_frames(s, level, world_dim, size, render=render) for level in range(n_levels)]
-            for col, s in zip(PROFILE_COLUMNS, settings)}
+    return {col: setting_views(s, n_levels, world_dim, size, render, levels) for col, s in zip(PROFILE_COLUMNS, settings)}
 
 
 def stacked(views: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,13 +152,11 @@ def goal_attribution(agents, n_levels: int = 50, device: str = "cpu", max_frames
     training goal alone, ``n_levels`` levels) and ``ig_red_minus_green``."""
     from gmg.experiments.population import population
     from gmg.experiments.settings import resolve_settings
-    from gmg.experiments.vfield import level_frames
 
     agents = population(agents)
     t = agents.trained_on
     setting = resolve_settings([f"train:{t.goal}"], t.background)[0]
-    probe = goal_probe([level_frames(setting, level, t.world_dim, t.size, render=t.render) for level in range(n_levels)],
-                       max_frames)
+    probe = goal_probe(setting_views(setting, n_levels, t.world_dim, t.size, t.render, t.levels), max_frames)
     rows = []
     for ref in agents:
         r, g, b = goal_pixel_shares(ref.load(device).eval(), probe)
@@ -168,7 +173,7 @@ def readout_profile(agents, n_levels: int = 50, device: str = "cpu") -> pd.DataF
     agents = population(agents)
     t = agents.trained_on
     probes = {col: stacked(v) for col, v in probe_views(t.goal, t.background, n_levels, t.world_dim, t.size,
-                                                                 t.render).items()}
+                                                                 t.render, t.levels).items()}
     rows = []
     for ref in agents:
         model = ref.load(device).eval()

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gmg.training.env import TIMEOUT, WORLD_DIM, evaluation_ids
-from gmg.training.levels import distance_map, generate, neighbour_table, path_efficiency, start_cell
+from gmg.training.env import TIMEOUT, WORLD_DIM, EvaluationLevels, level_bank
+from gmg.training.levels import distance_map, neighbour_table, path_efficiency, start_cell
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,14 @@ class Mazes:
         return self.free.shape[0]
 
 
-def mazes(n_levels: int, n_objects: int, world_dim: int = WORLD_DIM) -> Mazes:
-    """The first ``n_levels`` evaluation levels (``EvaluationLevels``) with ``n_objects`` objects.
+def mazes(n_levels: int, n_objects: int, world_dim: int = WORLD_DIM, levels: str = "hashed") -> Mazes:
+    """The first ``n_levels`` evaluation levels of the level source ``levels`` with ``n_objects``
+    objects: the level bank ``MazeEnv`` plays on ``EvaluationLevels`` (pass the population's
+    ``TrainedOn.levels``, as ``gmg evaluate`` does).
 
     obj1 sits on the same cell with one object or two, so single-object episodes and
     two-object ones share their mazes level by level."""
-    lv = generate(evaluation_ids(n_levels), world_dim, n_objects)
+    lv = level_bank(EvaluationLevels(n=n_levels, levels=levels), world_dim, n_objects, torch.device("cpu"), levels)
     n = len(lv)
     dist = torch.stack([distance_map(lv.free, lv.objects[:, k]).view(n, -1) for k in range(n_objects)], 1)
     return Mazes(lv.free.view(n, -1), lv.objects, lv.path_len, dist, world_dim)

@@ -63,9 +63,8 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 def cmd_attribute(args: argparse.Namespace) -> None:
     from gmg.experiments.plots.interp import plot_attribution
-    from gmg.experiments.reliance import first_frames
+    from gmg.experiments.reliance import evaluation_env
     from gmg.interp.attribution import attribute, cell_attribution, mean_shares
-    from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv, evaluation_ids
     from gmg.training.runtime import resolve_device
 
     device = resolve_device(args.device)
@@ -73,12 +72,12 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     print(f"{'agent':>6} {'R':>6} {'G':>6} {'B':>6} {'max|delta|':>10}  goal-cell share")
     for ref in _agents(args):
         model = ref.load(device)
-        frames = first_frames(ref.trained_on, args.n_obs, device)
+        env = evaluation_env(ref.trained_on, args.n_obs, device)  # the frames and their goal cells
+        frames = env.observe()
         res = attribute(model, frames, method=args.method, n_steps=args.n_steps)
         shares = mean_shares(res.attributions)
         world = ref.trained_on.world_dim
         cells = cell_attribution(res.attributions, world).flatten(1)
-        env = MazeEnv(args.n_obs, EnvConfig(world_dim=world), EvaluationLevels(evaluation_ids(args.n_obs)))
         goal = env.objects[:, 0].to(cells.device)
         goal_share = float((cells.gather(1, goal[:, None]).squeeze(1) / cells.sum(1).clamp(min=1e-12)).mean())
         delta = "-" if res.delta is None else f"{float(res.delta.abs().max()):.2e}"
