@@ -67,6 +67,7 @@ _TABLES = (
     Table("asymmetry_tests", "compare", "gmg compare", "compare/asymmetry_tests.csv"),
     *(Table(name, "anatomy", "gmg anatomy", f"anatomy/{name}.csv")
       for name in ("outcomes", "decomposition", "commitment", "before_training", "trajectory")),
+    Table("anatomy_notes", "anatomy", "gmg anatomy", "anatomy/notes.csv"),
 )
 TABLES: dict[str, Table] = {t.name: t for t in _TABLES}
 

@@ -94,9 +94,10 @@ def test_the_study_runs_on_a_tiny_grid_with_snapshots_and_resumes(tiny_grid):
     assert sorted(traj["update"].unique()) == [2, 4] and traj.groupby("agent").size().eq(2).all()
     assert set(traj["fraction"]) == {0.5, 1.0}
     assert set(out["commitment"]["agent"]) == set(out["grid"]["agent"])
-    for name in ("outcomes", "decomposition", "before_training", "trajectory", "commitment"):
-        assert (run / "anatomy" / f"{name}.csv").is_file()
-    assert (run / "anatomy" / "commitment.png").is_file() and (run / "anatomy" / "shares.png").is_file()
+    assert out["notes"] == [] and sorted(p.name for p in (run / "anatomy").iterdir()) == [  # a grid skips nothing
+        "before_training.csv", "commitment.csv", "commitment.png", "decomposition.csv", "outcomes.csv", "shares.png",
+        "trajectory.csv"]
+    assert set(out["before_training"]["agents"]) == {"grid"}
     again = run_anatomy(tiny_grid / "train", run, "cpu", n_levels=6, snapshot_levels=4, n_boot=50, n_permutations=49,
                         progress=False)
     pd.testing.assert_frame_equal(again["outcomes"], out["outcomes"])  # the stores answer; nothing replayed twice
@@ -129,3 +130,91 @@ def test_the_report_shows_the_anatomy_with_its_finding(tiny_grid):
     html = build_report(run).read_text()
     assert 'id="anatomy"' in html and "anatomy_commitment.png" in html and "anatomy_shares.png" in html
     assert "grid agents: the initialisation explains" in html  # the finding, in words
+
+
+# ---------------------------------------------------------------- agents that are no grid: imported ones
+
+def test_before_training_leaves_out_an_initialisation_the_agents_share_and_else_one_agent():
+    from gmg.experiments.analysis.seed_anatomy import init_groups
+    from gmg.experiments.population import AgentRef
+
+    refs = [AgentRef(30101, None, {"init_seed": 3, "data_seed": 101}), AgentRef(30102, None, {"init_seed": 3}),
+            AgentRef(8998, None, {"origin": {"source": "original", "seed": 8998}}),
+            AgentRef(18998, None, {"origin": {"source": "original", "seed": 8998}}),  # the same seed run again
+            AgentRef(5, None, {"seed": 5})]
+    assert init_groups(refs).to_dict() == {30101: 3, 30102: 3, 8998: 8998, 18998: 8998, 5: 5}
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    """Eight agents imported from a stand-in of the original's archive with two checkpoints each:
+    once before their model_0.pth is in the archive (``without``), once after (``with``)."""
+    import json
+
+    from test_import_original import STEPS_5M, make_archive, original_policy, save_original
+
+    from gmg.experiments.original.agents import import_original
+
+    root = tmp_path_factory.mktemp("imported")
+    folders = make_archive(root / "archive", seeds=tuple(range(1, 9)), steps=STEPS_5M[-2:])
+    import_original(root / "archive", root / "without")
+    for k, folder in enumerate(folders):
+        save_original(folder / "model_0.pth", original_policy(500 + k))
+    import_original(root / "archive", root / "with")
+    for path in root.glob("with*/**/meta.json"):  # random networks wander to the timeout: a short one is seconds
+        meta = json.loads(path.read_text())
+        path.write_text(json.dumps({**meta, "env": {**meta["env"], "timeout": 12}}))
+    return {k: root / k / "maze-5x5" for k in ("without", "with")}
+
+
+def test_imported_agents_get_their_commitment_and_a_line_for_what_needs_a_grid_or_model_0(imported, tmp_path):
+    from test_import_original import STEPS_5M
+
+    from gmg.experiments.report.page import build_report
+    from gmg.experiments.rundir import notes_of
+
+    run = tmp_path / "run"
+    out = run_anatomy(imported["without"], run, "cpu", n_levels=3, snapshot_levels=3, n_permutations=19,
+                      progress=False)
+    files = sorted(p.name for p in (run / "anatomy").iterdir())
+    assert files == ["commitment.csv", "commitment.png", "notes.csv", "outcomes.csv", "trajectory.csv"]
+    assert out["grid"] is None and "decomposition" not in out and "before_training" not in out
+    c = pd.read_csv(run / "anatomy" / "commitment.csv")
+    assert len(c) == 8 * len(OUTCOMES) and set(zip(c["agent"], c["outcome"])) == {
+        (a, o) for a in range(1, 9) for o in OUTCOMES}
+    traj = out["trajectory"]
+    assert traj.groupby("agent")["steps"].apply(list).eq([list(STEPS_5M[-2:])] * 8).all()
+    assert set(traj["fraction"]) == {STEPS_5M[-2] / STEPS_5M[-1], 1.0}
+    assert len(out["notes"]) == 2 and notes_of(run, "anatomy_notes") == out["notes"]
+    decomposition, before = out["notes"]
+    assert decomposition.startswith("decomposition skipped: a seed grid needs") and "\n" not in decomposition
+    assert before.startswith("before_training skipped: ") and "without a model_0.pth" in before
+    html = build_report(run).read_text()
+    assert 'id="anatomy"' in html and "anatomy_commitment.png" in html and "without a model_0.pth" in html
+
+
+def test_imported_agents_with_model_0_are_predicted_before_training_one_agent_left_out_at_a_time(imported, tmp_path,
+                                                                                                capsys):
+    from gmg.experiments.analysis.before_training import untrained_features
+    from gmg.experiments.analysis.seed_anatomy import before_training
+    from gmg.experiments.cli.main import main
+    from gmg.experiments.population import population
+
+    run = tmp_path / "run"
+    assert main(["anatomy", "--agents", str(imported["with"]), "--run-dir", str(run), "--n-levels", "3",
+                 "--snapshot-levels", "3", "--permutations", "19", "--device", "cpu", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "decomposition skipped" in printed and "before_training skipped" not in printed
+    assert "predicted from the untrained network" in printed
+    bt = pd.read_csv(run / "anatomy" / "before_training.csv")
+    assert list(bt["outcome"]) == list(OUTCOMES) and set(bt["agents"]) == {"agents"}
+    assert pd.read_csv(run / "anatomy" / "notes.csv")["note"].str.startswith("decomposition skipped").tolist() == [True]
+    assert not (run / "anatomy" / "decomposition.csv").exists() and (run / "anatomy" / "commitment.png").is_file()
+    # random stand-ins barely move, so the fit itself is checked on outcomes their model_0 networks decide
+    pop = population(imported["with"])
+    feats = untrained_features(pop).set_index("agent")
+    decided = 3 * feats["filter_share_r"] - feats["tv_red_green"]
+    outcomes = pd.DataFrame({"agent": feats.index, **dict.fromkeys(OUTCOMES, decided.to_numpy())})
+    fit = before_training(pop, outcomes, n_permutations=19, label="agents")
+    assert (fit["groups"] == 8).all() and (fit["n"] == 8).all()  # eight initialisations: each agent left out alone
+    assert (fit["r2_cv"] > 0.99).all() and (fit["p_permutation"] <= 0.1).all()

@@ -20,6 +20,13 @@ On a grid of agents trained with every initialisation seed x every data seed
   --snapshot-every N``), each outcome at each kept point; an agent has committed at the
   earliest fraction of training after which every kept point stays within ``tol`` (0.05) of
   its final value.
+- **Before training** (``before_training``): each outcome predicted from the untrained network,
+  leaving out one initialisation at a time.
+
+Agents that are no grid (one seed each, or imported from the original study with their
+checkpoints as snapshots) get all but the decomposition: before_training then leaves out one
+agent at a time, and is skipped where an untrained network cannot be rebuilt (imported without
+a ``model_0.pth``); ``run_anatomy`` says what it skipped and why.
 """
 
 from __future__ import annotations
@@ -147,7 +154,10 @@ def snapshot_population(agents):
             raise UserError(f"{ref.path} kept no snapshots: train with `gmg train --snapshot-every N` to replay training")
         for p in snaps:
             meta = read_meta(p)
-            refs.append(AgentRef(ref.agent_id * SNAPSHOT_ID + int(meta["snapshot"]["update"]), p, meta))
+            update = int(meta["snapshot"]["update"])
+            if update >= SNAPSHOT_ID:  # its id would be another agent's
+                raise UserError(f"{p}: update {update} is past the {SNAPSHOT_ID - 1} updates a snapshot id holds")
+            refs.append(AgentRef(ref.agent_id * SNAPSHOT_ID + update, p, meta))
     return Population.of(refs, "snapshots")
 
 
@@ -182,26 +192,48 @@ def commitment(traj: pd.DataFrame, outcomes=tuple(OUTCOMES), tol: float = 0.05) 
 TRAJECTORY_FILE = "trajectory.csv"  # a zoo grid ships its measured trajectory beside its agents
 
 
-def before_training(grid_pop, outcomes: pd.DataFrame, pool=None, pool_outcomes: pd.DataFrame | None = None,
-                    seed: int = 0, n_permutations: int = 999) -> pd.DataFrame:
-    """Each outcome predicted from the untrained network (``before_training.FEATURES``): on the
-    grid (leave one initialisation out), on the ``pool`` agents (one seed each, leave one out),
-    and on both together (leave one initialisation out: a pool agent's seed is its initialisation)."""
+def replay(pop, settings, run_dir: Path, device, n_levels: int, seed: int, progress: bool) -> pd.DataFrame:
+    """The trajectory of ``pop``: its kept snapshots evaluated, else the one a zoo grid ships
+    beside its agents; one line if it has neither."""
+    from gmg.experiments.evaluate import evaluate
+
+    shipped = pop.agents[0].path.parent / TRAJECTORY_FILE
+    try:
+        snaps = snapshot_population(pop)
+    except UserError:
+        if shipped.is_file():
+            return pd.read_csv(shipped)
+        raise
+    eps = evaluate(snaps, settings, run_dir / "snapshots", device, n_levels=n_levels, seed=seed, progress=progress)
+    return trajectory(eps, snaps).assign(n_levels=n_levels)
+
+
+def init_groups(agents) -> pd.Series:
+    """agent -> its initialisation, the agents ``before_training`` leaves out together (they
+    share an untrained network): a grid agent's ``init_seed``, an imported agent's original
+    seed, else the agent's own seed, its id."""
+    return pd.Series({r.agent_id: r.meta.get("init_seed", (r.meta.get("origin") or {}).get("seed", r.agent_id))
+                      for r in agents})
+
+
+def before_training(agents, outcomes: pd.DataFrame, pool=None, pool_outcomes: pd.DataFrame | None = None,
+                    seed: int = 0, n_permutations: int = 999, label: str = "grid") -> pd.DataFrame:
+    """Each outcome predicted from the untrained network (``before_training.FEATURES``), leaving
+    out one initialisation at a time (``init_groups``; on agents that do not share one, one agent):
+    on ``agents`` (named ``label``), on the ``pool`` agents, and on both together. One line if an
+    untrained network cannot be rebuilt (an imported agent without its ``model_0.pth``)."""
     from gmg.experiments.analysis.before_training import FEATURES, predict, untrained_features
 
-    feats = untrained_features(grid_pop)
-    groups = outcomes.set_index("agent")["init_seed"]
-    sets = [("grid", feats, outcomes.set_index("agent"), groups)]
+    feats = untrained_features(agents)
+    outcomes, groups = outcomes.set_index("agent"), init_groups(agents)
+    sets = [(label, feats, outcomes, groups)]
     if pool is not None and pool_outcomes is not None:
-        pf = untrained_features(pool)
-        po = pool_outcomes.set_index("agent")
-        pg = pd.Series(po.index, index=po.index)
+        pf, po, pg = untrained_features(pool), pool_outcomes.set_index("agent"), init_groups(pool)
         sets.append(("pool", pf, po, pg))
-        offset = 10**9  # pool agents get ids apart from the grid's in the pooled fit
-        both_f = pd.concat([feats, pf.assign(agent=pf["agent"] + offset)])
-        both_o = pd.concat([outcomes.set_index("agent"), po.set_axis(po.index + offset)])
-        both_g = pd.concat([groups, pd.Series(po.index.to_numpy(), index=po.index + offset)])
-        sets.append(("grid + pool", both_f, both_o, both_g))
+        offset = 10**9  # pool agents get ids apart from the others' in the pooled fit
+        sets.append((f"{label} + pool", pd.concat([feats, pf.assign(agent=pf["agent"] + offset)]),
+                     pd.concat([outcomes, po.set_axis(po.index + offset)]),
+                     pd.concat([groups, pg.set_axis(pg.index + offset)])))
     rows = []
     for name, f, o, g in sets:
         n_groups = int(g.reindex(o.index).nunique())
@@ -223,41 +255,43 @@ def before_training(grid_pop, outcomes: pd.DataFrame, pool=None, pool_outcomes: 
 
 def run_anatomy(agents, run_dir, device="auto", n_levels: int = 500, snapshot_levels: int = 300, pool=None,
                 seed: int = 0, n_boot: int = 2000, n_permutations: int = 1999, progress: bool = True) -> dict:
-    """Evaluate the grid ``agents`` (and, with ``pool``, other agents for the before-training
-    fit), decompose, replay the kept snapshots (or read a zoo grid's shipped trajectory) and
-    write ``RUN/anatomy/``: outcomes, decomposition, before_training, trajectory and
-    commitment CSVs with their figures. Rerunning skips what the stores hold."""
+    """Evaluate ``agents`` (and, with ``pool``, other agents for the before-training fit) and
+    write ``RUN/anatomy/``: outcomes; on a seed grid the decomposition (shares.png); with kept
+    snapshots (or a zoo grid's shipped trajectory) the trajectory and commitment (commitment.png);
+    before_training where the untrained networks can be rebuilt. A part that does not apply is
+    skipped with one line in ``result["notes"]`` and ``anatomy/notes.csv``. Rerunning skips what
+    the stores hold."""
     from gmg.experiments.evaluate import evaluate
     from gmg.experiments.plots.seeds import plot_commitment, plot_shares
     from gmg.experiments.population import population
+    from gmg.experiments.rundir import table, write_notes
 
     run_dir = Path(run_dir)
     pop = population(agents)
-    grid = grid_of(pop)
     settings = settings_for(pop.trained_on.background)
     eps = evaluate(pop, settings, run_dir, device, n_levels=n_levels, seed=seed, progress=progress)
-    outcomes = grid.merge(agent_outcomes(eps), on="agent")
     out_dir = run_dir / "anatomy"
     out_dir.mkdir(parents=True, exist_ok=True)
-    outcomes.to_csv(out_dir / "outcomes.csv", index=False)
-    table = decompose(outcomes, n_boot=n_boot, n_permutations=n_permutations, seed=seed)
-    table.to_csv(out_dir / "decomposition.csv", index=False)
-    result = {"grid": grid, "outcomes": outcomes, "decomposition": table,
-              "figures": [plot_shares(table, OUTCOMES, out_dir / "shares.png")]}
+    notes = []
 
-    shipped = pop.agents[0].path.parent / TRAJECTORY_FILE
-    try:
-        snaps = snapshot_population(pop)
-    except UserError:
-        snaps = None
-    if snaps is not None:
-        s_eps = evaluate(snaps, settings, run_dir / "snapshots", device, n_levels=snapshot_levels, seed=seed,
-                         progress=progress)
-        traj = trajectory(s_eps, snaps).assign(n_levels=snapshot_levels)
-    elif shipped.is_file():
-        traj = pd.read_csv(shipped)
-    else:
-        traj = None
+    def attempt(part: str, compute):
+        """``compute()``, or None with a note of why ``part`` does not apply to these agents."""
+        try:
+            return compute()
+        except UserError as e:
+            notes.append(f"{part} skipped: {e}")
+            return None
+
+    grid = attempt("decomposition", lambda: grid_of(pop))
+    outcomes = agent_outcomes(eps) if grid is None else grid.merge(agent_outcomes(eps), on="agent")
+    outcomes.to_csv(out_dir / "outcomes.csv", index=False)
+    result = {"grid": grid, "outcomes": outcomes, "figures": [], "notes": notes}
+    if grid is not None:
+        result["decomposition"] = decompose(outcomes, n_boot=n_boot, n_permutations=n_permutations, seed=seed)
+        result["decomposition"].to_csv(out_dir / "decomposition.csv", index=False)
+        result["figures"].append(plot_shares(result["decomposition"], OUTCOMES, out_dir / "shares.png"))
+
+    traj = attempt("commitment", lambda: replay(pop, settings, run_dir, device, snapshot_levels, seed, progress))
     if traj is not None:
         traj.to_csv(out_dir / TRAJECTORY_FILE, index=False)
         result["trajectory"], result["commitment"] = traj, commitment(traj)
@@ -270,7 +304,14 @@ def run_anatomy(agents, run_dir, device="auto", n_levels: int = 500, snapshot_le
         p_eps = evaluate(pool_pop, settings_for(pool_pop.trained_on.background), run_dir / "pool", device,
                          n_levels=n_levels, seed=seed, progress=progress)
         pool_outcomes = agent_outcomes(p_eps)
-    result["before_training"] = before_training(pop, outcomes, pool_pop, pool_outcomes, seed=seed,
-                                                n_permutations=min(n_permutations, 999))
-    result["before_training"].to_csv(out_dir / "before_training.csv", index=False)
+    bt = attempt("before_training", lambda: before_training(
+        pop, outcomes, pool_pop, pool_outcomes, seed=seed, n_permutations=min(n_permutations, 999),
+        label="grid" if grid is not None else "agents"))
+    if bt is not None:
+        result["before_training"] = bt
+        bt.to_csv(out_dir / "before_training.csv", index=False)
+    if notes:
+        write_notes(run_dir, "anatomy_notes", notes)
+    else:  # a grid that skips nothing writes the files it always did
+        table("anatomy_notes").path(run_dir).unlink(missing_ok=True)
     return result

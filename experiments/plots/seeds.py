@@ -1,4 +1,4 @@
-"""Figures of a seed grid (``gmg.experiments.analysis.seed_anatomy``)."""
+"""Figures of a seed's anatomy (``gmg.experiments.analysis.seed_anatomy``)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,32 @@ import pandas as pd
 from gmg.experiments.plots.style import pyplot, save_figure
 
 
-def plot_commitment(traj: pd.DataFrame, grid: pd.DataFrame, outcomes: dict[str, str], path: str | Path) -> Path:
+def plot_commitment(traj: pd.DataFrame, grid: pd.DataFrame | None, outcomes: dict[str, str], path: str | Path) -> Path:
     """One panel per outcome (column -> title): each agent's value at its kept snapshots over
-    the fraction of training, coloured by its initialisation, dashed by its data order."""
+    the fraction of training, coloured by its initialisation, dashed by its data order (without
+    a ``grid``: each agent its own colour)."""
     plt = pyplot()
-    t = traj.merge(grid, on="agent")
-    inits = sorted(t["init_seed"].unique())
-    cmap = plt.get_cmap("tab10")
-    colours = {i: cmap(k % 10) for k, i in enumerate(inits)}
-    styles = dict(zip(sorted(t["data_seed"].unique()), ("-", "--", ":", "-.") * 4))
+    t = traj if grid is None else traj.merge(grid, on="agent")
+    colour_by, prefix = ("agent", "agent") if grid is None else ("init_seed", "init")
+    keys = sorted(t[colour_by].unique())
+    cmap = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
+    colours = {i: cmap(k % cmap.N) for k, i in enumerate(keys)}
+    styles = {} if grid is None else dict(zip(sorted(t["data_seed"].unique()), ("-", "--", ":", "-.") * 4))
     fig, axes = plt.subplots(1, len(outcomes), figsize=(4.4 * len(outcomes), 3.5), squeeze=False)
     for ax, (outcome, title) in zip(axes[0], outcomes.items()):
-        for (_, i, j), g in t.groupby(["agent", "init_seed", "data_seed"]):
-            ax.plot(g["fraction"], g[outcome], styles[j], color=colours[i], lw=1.2, marker=".", ms=4)
+        for _, g in t.groupby("agent"):
+            first = g.iloc[0]
+            ax.plot(g["fraction"], g[outcome], styles.get(first.get("data_seed"), "-"), color=colours[first[colour_by]],
+                    lw=1.2, marker=".", ms=4)
         ax.set_xlabel("fraction of training")
         ax.set_title(title, fontsize=9)
         ax.axhline(0.5 if outcome.startswith("pref") else 0.0, color="0.6", lw=0.8, ls=":")
         if outcome.startswith("pref"):
             ax.set_ylim(-0.02, 1.02)
-    handles = [plt.Line2D([], [], color=colours[i], label=f"init {i}") for i in inits]
+    handles = [plt.Line2D([], [], color=colours[i], label=f"{prefix} {i}") for i in keys]
     handles += [plt.Line2D([], [], color="0.3", ls=s, label=f"data {j}") for j, s in styles.items()]
-    axes[0][-1].legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axes[0][-1].legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                       ncol=1 + len(handles) // 25)
     fig.suptitle("when a seed commits: each agent at its kept snapshots", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -348,15 +348,17 @@ def _populations(page: _Page) -> None:
 
 def _anatomy(page: _Page) -> None:
     """The anatomy of a seed (``gmg anatomy --run-dir RUN``), shown when the run has it."""
-    if not has_stage(page.run_dir, "decomposition"):
+    if not has_stage(page.run_dir, "outcomes"):
         return
     anatomy_dir = page.run_dir / "anatomy"
     s = page.section("anatomy", "The anatomy of a seed: initialisation or data order?")
-    dec = page.read("decomposition")
-    cols = [c for c in ("outcome", "n_init", "n_data", "share_init", "share_init_lo", "share_init_hi", "p_init",
-                        "share_data", "share_data_lo", "share_data_hi", "p_data", "share_resid") if c in dec]
-    s.tables.append(("share of between-agent variance each part of the seed explains (two-way random effects; "
-                     "bootstrap 95% CI over initialisations and data orders; permutation p)", _html_table(dec[cols])))
+    s.notes += notes_of(page.run_dir, "anatomy_notes")  # what did not apply to these agents (no grid, ...)
+    if has_stage(page.run_dir, "decomposition"):  # a seed grid's
+        dec = page.read("decomposition")
+        cols = [c for c in ("outcome", "n_init", "n_data", "share_init", "share_init_lo", "share_init_hi", "p_init",
+                            "share_data", "share_data_lo", "share_data_hi", "p_data", "share_resid") if c in dec]
+        s.tables.append(("share of between-agent variance each part of the seed explains (two-way random effects; "
+                         "bootstrap 95% CI over initialisations and data orders; permutation p)", _html_table(dec[cols])))
     if (anatomy_dir / "shares.png").is_file():
         s.images.append((page.images.add(anatomy_dir / "shares.png", "anatomy_shares.png"), "variance shares with CIs"))
     if (anatomy_dir / "commitment.png").is_file():

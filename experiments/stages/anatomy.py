@@ -1,5 +1,6 @@
 """Stage ``anatomy`` (``gmg anatomy``): a seed grid's decomposition, commitment and prediction before
-training, in ``RUN/anatomy``. Not in the study by default (it needs a seed grid)."""
+training, in ``RUN/anatomy``; on other agents (say imported ones) what needs no grid, the rest
+skipped with a note (``anatomy_notes``). Not in the study by default (it is about seed grids)."""
 
 from __future__ import annotations
 
