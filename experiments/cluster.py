@@ -1,10 +1,11 @@
-"""Sweeps on a Ray cluster: the in-process work, split into Ray tasks.
+"""Sweeps on a Ray cluster or in local worker processes: the in-process work, split into tasks.
 
 Training: one task per seed (per stacked group with ``--stack``), writing its checkpoints
 into the shared run directory (a retried task resumes from the last one). Evaluation: one task per batch of agents in one
-setting, returning its episode rows; the driver alone writes the results store. Each task
+setting (a chunk), returning its rows; the driver alone writes the results store. On Ray each task
 asks for one CPU and ``1 / workers`` of a GPU when the device is one, so Ray packs
-``workers`` tasks per GPU. Ray is optional: without it ``--ray`` says how to install it.
+``workers`` tasks per GPU. Without Ray, ``workers`` spawned processes here play the chunks, one
+torch thread each unless told otherwise. Ray is optional: without it ``--ray`` says how to install it.
 """
 
 from __future__ import annotations
@@ -16,20 +17,19 @@ from typing import Iterator
 from gmg.training.errors import UserError
 
 INSTALL_HINT = "pip install 'ray>=2.9' (the ray extra of gmg-toolkit)"
-MAX_RETRIES = 3  # Ray reruns a task whose worker process died up to this many times
+MAX_RETRIES = 3  # a task (chunk) whose worker process died is rerun up to this many times
 # test hook: a folder; the first attempt of each task there dies mid-task (os._exit)
 FAULT_ENV = "GMG_TEST_KILL_WORKER_ONCE"
 
 
-def add_ray_arguments(p, what: str = "tasks", in_process: bool = False) -> None:
-    """``--ray`` and ``--workers`` for a command that can run on a cluster (``in_process``:
-    ``--workers`` also means processes without Ray, as for ``gmg train``)."""
+def add_ray_arguments(p, what: str = "tasks") -> None:
+    """``--ray`` and ``--workers`` for a command that can run on a cluster or in processes here."""
     p.add_argument("--ray", metavar="auto|local|ADDRESS",
                    help=f"run the {what} as Ray tasks: auto joins the cluster of `ray start`, local starts Ray "
                         f"here, or a head address (needs {INSTALL_HINT})")
-    where = "processes here without --ray; with it, " if in_process else "with --ray: "
     p.add_argument("--workers", type=int, default=1,
-                   help=f"{what} at once per device: {where}each Ray task asks for 1/WORKERS of a GPU")
+                   help=f"{what} at once per device: without --ray, that many processes here (1: this process "
+                        "alone); with --ray, each Ray task asks for 1/WORKERS of a GPU")
 
 
 def connect(address: str):
@@ -89,10 +89,10 @@ def _train_task(config, run_dir: str, seeds: list[int], device: str) -> list[int
     return train_group(config, run_dir, seeds, device=device)
 
 
-def _eval_task(refs, setting, device: str, args: dict):
-    from gmg.experiments.evaluate import play_chunk
-
-    frame = play_chunk(refs, setting, device, **args)
+def _eval_task(chunk, refs, setting, device: str, args: dict):
+    """One evaluation chunk, where a runner sends it (a Ray task or a local worker process):
+    ``chunk`` is ``evaluate.play_chunk`` or ``exact.exact_chunk``, ``args`` its other arguments."""
+    frame = chunk(refs, setting, device, **args)
     if _die_once(f"eval-{setting.name}-{refs[0].agent_id}"):
         os._exit(1)  # dies with its rows computed but not returned
     return frame
@@ -143,36 +143,107 @@ def train_seeds(address: str, config, run_dir: Path, groups: list[list[int]], de
         raise UserError(failed_seeds_message(failed, sum(map(len, groups)), " on the cluster"))
 
 
-def chunk_runner(address: str | None, workers: int = 1):
-    """A ``run_chunks`` for ``gmg.experiments.evaluate.evaluate`` that plays each chunk as a Ray
-    task, ``workers`` of them per GPU (None when ``address`` is None: play in-process)."""
-    if address is None:
-        return None
-    return lambda jobs, device, args: play_chunks(address, jobs, device, args, workers=workers)
+def chunk_runner(address: str | None, workers: int = 1, threads: int | None = None):
+    """A ``run_chunks`` for ``gmg.experiments.evaluate.evaluate``: with ``address``, each chunk a Ray
+    task, ``workers`` of them per GPU; without it and ``workers > 1``, ``workers`` local processes
+    of ``threads`` torch threads each (default 1, so rows do not depend on the number of workers);
+    None otherwise (evaluate plays in-process)."""
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    if address is not None:
+        return lambda jobs, device, args, chunk: play_chunks(address, jobs, device, args, workers, chunk)
+    if workers > 1:
+        return lambda jobs, device, args, chunk: play_local(jobs, device, args, workers, chunk, threads or 1)
+    return None
 
 
-def play_chunks(address: str, jobs: list, device, args: dict, workers: int = 1) -> Iterator[tuple]:
-    """Yield (setting, agents, episodes frame) per job as Ray tasks finish; failures are
-    collected and raised at the end, after every good chunk has been yielded (and stored).
+def play_chunks(address: str, jobs: list, device, args: dict, workers: int, chunk) -> Iterator[tuple]:
+    """Yield (setting, agents, rows) per job as Ray tasks running ``chunk`` (``evaluate.play_chunk``
+    or ``exact.exact_chunk``) finish; failures are raised after every good chunk has been yielded (and stored).
     Agent paths go out absolute: a task on another node does not share this working directory."""
     import dataclasses
-
-    from gmg.training.seeds import format_seeds
 
     if not jobs:
         return  # nothing left: a finished sweep needs no cluster
     ray = connect(address)
     jobs = [(setting, [dataclasses.replace(r, path=Path(r.path).resolve()) for r in batch]) for setting, batch in jobs]
     task = ray.remote(**_resources(ray, str(device), workers))(_eval_task)
-    futures = {task.remote(batch, setting, str(device), args): (setting, batch) for setting, batch in jobs}
+    futures = {task.remote(chunk, batch, setting, str(device), args): (setting, batch) for setting, batch in jobs}
+    yield from _stored_or_failed(_completed(ray, futures), len(jobs), "on the cluster")
+
+
+def play_local(jobs: list, device, args: dict, workers: int, chunk, threads: int = 1) -> Iterator[tuple]:
+    """``play_chunks`` in ``workers`` spawned processes here, each with ``threads`` torch threads set
+    before any work. A worker that dies (killed, out of memory) breaks the pool: the chunks it had
+    not returned go to a fresh one, up to ``MAX_RETRIES`` times, as Ray reruns a dead worker's task."""
+    import pickle
+    from concurrent.futures.process import BrokenProcessPool
+
+    if not jobs:
+        return
+    try:
+        pickle.dumps((chunk, args))
+    except (pickle.PicklingError, AttributeError, TypeError) as e:
+        raise UserError(f"the evaluation's arguments cannot be sent to worker processes ({e}); an intervention "
+                        "must be a module-level class or function: use it, or --workers 1") from None
+
+    def completed() -> Iterator[tuple[object, object]]:
+        todo = jobs
+        for attempt in range(MAX_RETRIES + 1):
+            died = []
+            for job, result in _pool_results(todo, device, args, workers, chunk, threads):
+                if isinstance(result, BrokenProcessPool) and attempt < MAX_RETRIES:
+                    died.append(job)
+                else:
+                    yield job, result
+            if not died:
+                return
+            todo = died
+
+    yield from _stored_or_failed(completed(), len(jobs), "in worker processes")
+
+
+def _pool_results(jobs: list, device, args: dict, workers: int, chunk, threads: int) -> Iterator[tuple]:
+    """((setting, batch), rows or exception) of each job as one pool of worker processes finishes it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn, not fork: CUDA cannot be used in a forked child, and no parent thread state is inherited
+    pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_local_worker, initargs=(os.getpid(), threads))
+    try:
+        futures = {pool.submit(_eval_task, chunk, batch, setting, str(device), args): (setting, batch)
+                   for setting, batch in jobs}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.exception() or fut.result()
+    finally:
+        # a driver stopped early waits only for the chunks in flight, not for the queued ones
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _local_worker(parent_pid: int, threads: int) -> None:
+    """Initializer of a local evaluation worker: its torch threads, and its end with the driver."""
+    import torch
+
+    from gmg.training.seed_groups import exit_with_parent
+
+    torch.set_num_threads(threads)
+    exit_with_parent(parent_pid)
+
+
+def _stored_or_failed(completed: Iterator[tuple[object, object]], total: int, where: str) -> Iterator[tuple]:
+    """Yield (setting, agents, rows) of each chunk that succeeded; then one line naming the failed ones."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from gmg.training.seeds import format_seeds
+
     failed = []
-    for (setting, batch), result in _completed(ray, futures):
-        if isinstance(result, Exception):
-            failed.append(f"{setting.name} agents {format_seeds([r.agent_id for r in batch])}: {_reason(result)}")
+    for (setting, batch), result in completed:
+        if isinstance(result, BaseException):
+            why = "its worker process died" if isinstance(result, BrokenProcessPool) else _reason(result)
+            failed.append(f"{setting.name} agents {format_seeds([r.agent_id for r in batch])}: {why}")
             continue
         yield setting, batch, result
     if failed:
-        raise UserError(f"{len(failed)} of {len(jobs)} evaluation chunks failed on the cluster "
-                       f"({'; '.join(failed[:3])}); rerun the same command to run only what is missing")
-
-
+        raise UserError(f"{len(failed)} of {total} evaluation chunks failed {where} "
+                        f"({'; '.join(failed[:3])}); rerun the same command to run only what is missing")

@@ -199,7 +199,7 @@ def play_chunk(refs: list[AgentRef], setting: Setting, device: str | torch.devic
     """The episodes of one batch of agents in one setting (no store: the caller writes them).
 
     ``geometry`` is (world_dim, size, timeout); ``levels`` the level source; ``render`` the renderer. This is the unit of work both in-process
-    and on a Ray cluster (``gmg.experiments.cluster``), so the two give the same rows.
+    and in a Ray task or local worker process (``gmg.experiments.cluster``), so they give the same rows.
     """
     from gmg.training.runtime import resolve_device
 
@@ -247,11 +247,12 @@ def evaluate(
     function ``fn(model) -> context manager``; it is active on every model while it plays
     and recorded under ``intervention_name``. ``timeout`` defaults to the agents' training
     timeout; ``batch_envs`` caps the envs stepped together (agents per batch =
-    batch_envs // n_levels, at least 1). ``run_chunks(jobs, device, args)``, if given, plays
-    the batches elsewhere and yields ``(setting, batch, frame)`` as they finish
-    (``gmg.experiments.cluster.chunk_runner`` plays them as Ray tasks); this process alone
-    writes the store. Returns the ``episodes`` rows of these agents, settings and intervention
-    (one per episode), read back from the store.
+    batch_envs // n_levels, at least 1). ``run_chunks(jobs, device, args, chunk)``, if given, plays
+    the batches elsewhere, each as ``chunk(batch, setting, device, **args)`` (``play_chunk``, or
+    ``exact.exact_chunk``), and yields ``(setting, batch, frame)`` as they finish
+    (``gmg.experiments.cluster.chunk_runner``: Ray tasks or local worker processes; ``stats`` stays
+    in-process only); this process alone writes the store. Returns the ``episodes`` rows of these
+    agents, settings and intervention (one per episode), read back from the store.
 
     With ``exact``, each agent's Markov chain on each level is solved instead of sampled
     (``gmg.experiments.exact``; states expanded while their expected entries exceed ``eps``):
@@ -270,8 +271,6 @@ def evaluate(
         raise UserError(f"timeout must be at least 1 step, got {timeout}")
     if batch_envs is not None and batch_envs < 1:
         raise UserError(f"batch_envs must be at least 1, got {batch_envs}")
-    if exact and run_chunks is not None:
-        raise UserError("exact evaluation runs in this process: drop --ray")
     if eps is not None and not (exact and 0.0 <= eps < 1.0):
         raise UserError(f"eps is exact evaluation's expansion threshold, from 0 to 1 (got {eps}{'' if exact else ' without exact'})")
     if intervention is None and intervention_name != "none":
@@ -281,7 +280,7 @@ def evaluate(
         intervention_name = getattr(intervention, "name", None)  # Identity's is "none", rightly
         if not intervention_name:
             raise UserError("an intervention needs a name to be recorded under: pass intervention_name=...")
-    # on Ray each task resolves the device on its own node; the driver may have no GPU
+    # each Ray task or worker resolves the device itself (on its own node; the driver may have no GPU)
     device = resolve_device(device) if run_chunks is None else str(device)
     world_dim, size, trained_timeout = refs.trained_on.geometry
     geometry = (world_dim, size, int(timeout or trained_timeout))
@@ -319,7 +318,7 @@ def evaluate(
         if run_chunks is None:
             results = ((s, batch, chunk_fn(batch, s, device, stats=stats, **args)) for s, batch in jobs)
         else:
-            results = run_chunks(jobs, device, args)
+            results = run_chunks(jobs, device, args, chunk_fn)
         bar = tqdm(total=sum(len(b) for _, b in jobs), unit="chunk", desc="evaluate", disable=not progress)
         with bar, open(run_dir / LOG_FILE, "a") as log:
             for setting, batch, frame in results:

@@ -42,8 +42,9 @@ def run_pipeline(agents: Population | str | Path = "zoo:yellow-line", run_dir: s
                  progress: bool = True, ray: str | None = None, workers: int = 1) -> Path:
     """Run every stage on ``agents`` into ``run_dir``; returns the report's path.
 
-    ``ray`` sends the evaluation (the stage that grows with agents x settings x levels) to
-    a Ray cluster; reliance, probes and the report run in this process.
+    ``ray`` sends the evaluations (of the evaluate and predict stages: they grow with agents x
+    settings x levels) to a Ray cluster, or without it ``workers > 1`` to that many local
+    processes; reliance, probes and the report run in this process.
     """
     from tqdm import tqdm
 
@@ -53,7 +54,7 @@ def run_pipeline(agents: Population | str | Path = "zoo:yellow-line", run_dir: s
     device = resolve_device(device)
     run_dir = Path(run_dir)
     refs = population(agents)  # resolved once: every stage takes it as it is
-    extra = {"evaluate": {"ray": ray, "workers": workers}}
+    extra = {"evaluate": {"ray": ray, "workers": workers}, "predict": {"ray": ray, "workers": workers}}
     skipped = {"predict": not config.predict, "compare": not config.compare_with}
     stages = [(name, lambda name=name: stage(name).run(refs, run_dir, config, device, progress, **extra.get(name, {})))
               for name in STAGES if not skipped.get(name)]

@@ -49,9 +49,9 @@ def _same_agents(a, b, seeds):
         assert all(torch.equal(wa[k], wb[k]) for k in wa), f"seed {s} differs"
 
 
-def _rows(run_dir):
+def _rows(run_dir, table="episodes"):
     with ResultsStore(run_dir) as store:
-        df = store.table("episodes")
+        df = store.table(table)
     return df.sort_values(["agent", "level"]).reset_index(drop=True)
 
 
@@ -61,6 +61,7 @@ def in_process(tmp_path_factory):
     root = tmp_path_factory.mktemp("in-process")
     train(tiny_config(threads=1), root / "train", SEEDS, device="cpu", progress=False)
     evaluate(root / "train" / "agents", SETTING, root / "eval", **EVAL)
+    evaluate(root / "train" / "agents", SETTING, root / "eval", exact=True, **EVAL)
     return root
 
 
@@ -77,6 +78,10 @@ def test_a_ray_sweep_gives_the_same_agents_and_rows(start_ray, in_process, tmp_p
         assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     evaluate(tmp_path / "train" / "agents", SETTING, tmp_path / "eval", run_chunks=chunk_runner("local"), **EVAL)
     pd.testing.assert_frame_equal(_rows(in_process / "eval"), _rows(tmp_path / "eval"))
+    # exact evaluation goes through the same tasks, its chunk function sent with them
+    evaluate(tmp_path / "train" / "agents", SETTING, tmp_path / "eval", run_chunks=chunk_runner("local"), exact=True,
+             **EVAL)
+    pd.testing.assert_frame_equal(_rows(in_process / "eval", "exact"), _rows(tmp_path / "eval", "exact"))
 
 
 def test_killed_workers_are_retried_with_nothing_lost_or_duplicated(start_ray, in_process, tmp_path):
@@ -131,10 +136,10 @@ def test_tasks_get_absolute_agent_paths_and_cuda_without_gpus_is_refused(start_r
     refs = resolve_agents("train/agents")
     assert not refs[0].path.is_absolute()
     # what a task on another node receives (a function defined here travels by value)
-    monkeypatch.setattr(cluster, "_eval_task", lambda batch, setting, device, args: [str(r.path) for r in batch])
+    monkeypatch.setattr(cluster, "_eval_task", lambda chunk, batch, setting, device, args: [str(r.path) for r in batch])
     jobs = [(resolve_settings(SETTING)[0], refs[:2])]
-    [(_, _, paths)] = list(play_chunks("local", jobs, "cpu", {}))
+    [(_, _, paths)] = list(play_chunks("local", jobs, "cpu", {}, 1, None))
     assert paths == [str((in_process / r.path).resolve()) for r in refs[:2]]
     # Ray would keep a task asking for a GPU pending forever on this GPU-less cluster
     with pytest.raises(UserError, match="the Ray cluster has no GPU"):
-        list(play_chunks("local", jobs, "cuda", {}))
+        list(play_chunks("local", jobs, "cuda", {}, 1, None))

@@ -286,7 +286,7 @@ def score(pred: pd.DataFrame, observed: pd.DataFrame, episodes: pd.DataFrame) ->
 
 def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1000, seed: int = 0,
                 progress: bool = True, profile_from: str = "rollouts", readout_levels: int = 50,
-                attribution: bool = True, combine: str = COMBINE) -> dict:
+                attribution: bool = True, combine: str = COMBINE, run_chunks=None) -> dict:
     """Profile the agents, predict ``settings`` (default: the agents' list) and score the
     predictions against them (evaluated where the store lacks them); the predictions go into
     the store's ``predictions`` table and ``RUN/analysis/predict_*.csv``.
@@ -296,7 +296,8 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     about twice the CPU time on the zoo, docs/benchmarks.md) or ``network`` (``gmg.experiments.analysis.readout``: headings and pulls on ``readout_levels``
     levels of rendered frames, no rollouts). Either way, with ``attribution``, the goal-pixel attributions
     (``readout.goal_attribution``, ``readout_levels`` levels) go into the store's
-    ``goal_attribution`` table."""
+    ``goal_attribution`` table. ``run_chunks`` plays the evaluations' chunks elsewhere (``evaluate``'s,
+    ``gmg.experiments.cluster.chunk_runner``: Ray tasks or local worker processes)."""
     from pathlib import Path
 
     from gmg.experiments.evaluate import evaluate, metrics
@@ -320,12 +321,13 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
             pass
     measured = profile_from != "network"  # the profile from the one-object settings' episodes or chains
     own = resolve_settings(list(dict.fromkeys(profile_settings(goal))), background) if measured else []
-    eps = evaluate(agents, usable, run_dir, device, n_levels=n_levels, seed=seed, progress=progress)
+    eps = evaluate(agents, usable, run_dir, device, n_levels=n_levels, seed=seed, progress=progress,
+                   run_chunks=run_chunks)
     if measured:
         # sampled by default: a sampled episode draws only the states it visits (~4-11 frames per
         # level, cached per state), the chain every state entered with probability above eps (~16-35)
         prof = profile(evaluate(agents, own, run_dir, device, n_levels=n_levels, seed=seed, progress=progress,
-                                exact=profile_from == "exact"), goal, seed=seed)
+                                exact=profile_from == "exact", run_chunks=run_chunks), goal, seed=seed)
     else:
         from gmg.experiments.analysis.readout import readout_profile
 

@@ -51,7 +51,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         intervention, name = _intervention(args.intervention)
     df = evaluate(refs, settings, args.run_dir, args.device, n_levels=args.n_levels, greedy=args.greedy,
                   seed=args.seed, intervention=intervention, intervention_name=name, batch_envs=args.batch_envs,
-                  timeout=args.timeout, progress=not args.quiet, run_chunks=chunk_runner(args.ray, args.workers),
+                  timeout=args.timeout, progress=not args.quiet, run_chunks=chunk_runner(args.ray, args.workers, args.threads),
                   levels=args.levels, render=args.render, exact=args.exact, eps=args.eps)
     m = metrics(df)
     shown = ["preference", "capability", "timeout_rate"] + (["frames", "p_unresolved"] if args.exact else [])
@@ -139,7 +139,8 @@ def register(sub) -> None:
     p.add_argument("--intervention", default="none", help="input-channel intervention active while agents "
                    "play: none, isolate:g, ablate:r, ablate:r=0.5, permute:grb, grey")
     p.add_argument("--batch-envs", type=int, help="envs stepped together (default 8192 on CPU)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is faster on a busy CPU)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is faster on a busy CPU); "
+                   "with --workers, of each worker process (default 1)")
     add_ray_arguments(p, "evaluation chunks")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)

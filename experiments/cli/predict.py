@@ -9,6 +9,7 @@ from pathlib import Path
 def cmd_predict(args: argparse.Namespace) -> None:
     from gmg.experiments.analysis.predict import run_predict
     from gmg.experiments.cli.tables import format_table
+    from gmg.experiments.cluster import chunk_runner
     from gmg.experiments.population import population
     from gmg.training.runtime import resolve_device
     from gmg.training.seeds import parse_seeds
@@ -21,7 +22,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     out = run_predict(agents, args.run_dir, args.settings, resolve_device(args.device), n_levels=args.n_levels,
                       seed=args.seed, progress=not args.quiet, profile_from=args.profile,
                       readout_levels=args.readout_levels, attribution=not args.no_attributions,
-                      combine=args.combine)
+                      combine=args.combine, run_chunks=chunk_runner(args.ray, args.workers, args.threads))
     print(format_table(out["settings"], "across-agent R² of predicted vs observed preference, beside the noise ceiling"))
     print("pooled: " + ", ".join(f"{k} {v:.3f}" for k, v in out["pooled"].items()))
     if out["skipped"]:
@@ -30,6 +31,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from gmg.experiments.cluster import add_ray_arguments
+
     p = sub.add_parser("predict", help="predict each agent's preference in every setting from its channel profile")
     p.add_argument("--agents", default="zoo:yellow-line", help="zoo:NAME, a run directory or an agent folder")
     p.add_argument("--ids", help="only these agent ids, e.g. 0-7")
@@ -46,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--combine", default="max", choices=["max", "add"],
                    help="the walk model's pull toward a colour: its strongest channel's (max) or their sum (add)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is faster on a busy CPU)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is faster on a busy CPU); "
+                   "with --workers, of each worker process (default 1)")
+    add_ray_arguments(p, "evaluation chunks")
     p.add_argument("--run-dir", default=Path("runs/predict"), type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--quiet", action="store_true")

@@ -117,7 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any training field")
     p.add_argument("--run-dir", default="runs/train", type=Path)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    add_ray_arguments(p, "seeds", in_process=True)
+    add_ray_arguments(p, "seeds")
     p.add_argument("--stack", type=int, default=1, metavar="K",
                    help="train up to K seeds together in one process, parameters stacked (torch.func); "
                         "each agent matches the one trained alone up to float rounding")
