@@ -191,6 +191,7 @@ def test_gmg_predict_runs_end_to_end_on_tiny_agents(predicted_run):
         pred = store.table("predictions")
     assert set(pred["agent"]) == {0, 1, 2, 3} and set(pred["setting"]) == {"red_line-vs-yellow_gem"}
     assert pred["ratio"].between(0, 1).all() and pred["walk"].between(0, 1).all()
+    assert pred["contest"].isna().all()  # one setting: no other to fit the contest model's constant on
 
 
 def test_gmg_predict_reads_the_walk_models_pulls_off_the_network_without_rollouts_of_the_profile(predicted_run):

@@ -21,6 +21,10 @@ gem ``E(goal gem) - E0``; an invisible object, or one no better than it, ``FLOOR
   invisible line's pull; channels combined as ``COMBINE``), and the preference is the exact
   probability, level by level, that the walker reaches obj1 first: chance encounters and
   which object lies on the way come from the mazes. No parameter;
+- ``contest`` (``gmg.experiments.analysis.contest``, issue 39): the same walker with mixed
+  colours measured alone (``measured_objects``, added to the profile's settings) and each pull
+  in a pair derived from the pulls alone through shared constants, fitted on the other
+  settings (leave one setting out);
 - ``ratio``: ``preference = s1 / (s1 + s2)`` (Bradley-Terry with the strengths; no parameter);
 - ``logit``: ``logit(preference) = b0 + b1 (log s1 - log s2)``, fitted across settings.
 
@@ -36,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from gmg.experiments.analysis.profile_objects import PROFILE_COLUMNS, PULL_COLUMNS, profile_settings
-from gmg.experiments.analysis.walk import PULL_GRID, Mazes, efficiency_curve, first_hit, mazes, pull_from_efficiency
+from gmg.experiments.analysis.walk import PULL_GRID, Mazes, efficiency_curve, mazes, preference, pull_from_efficiency
 from gmg.experiments.rundir import no_intervention
 from gmg.experiments.settings import base_name, base_names, parse_setting
 from gmg.training.errors import UserError
@@ -54,12 +58,13 @@ def efficiencies(episodes: pd.DataFrame) -> pd.Series:
     return pd.Series(eff, index=episodes.index)
 
 
-def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0, extra=()) -> pd.DataFrame:
     """One row per agent: ``E_red``, ``E_green``, ``E_blue``, ``E_goal``, ``E_gem``, ``E0`` and a
     bootstrap 95% CI (``_lo``, ``_hi``, levels resampled) for each, from the un-intervened
-    episodes (or exact rows) of ``profile_settings(goal)``."""
+    episodes (or exact rows) of ``profile_settings(goal)``; ``E_OBJ`` likewise for each object
+    of ``extra`` alone (``train:OBJ``; ``measured_objects``)."""
     # pairs, not a dict: for a red-line goal the goal line and the pure red line are one setting
-    names = list(zip(profile_settings(goal), PROFILE_COLUMNS))
+    names = list(zip(profile_settings(goal), PROFILE_COLUMNS)) + [(f"train:{o}", f"E_{o}") for o in extra]
     eps = no_intervention(episodes)
     eps = eps.assign(base=base_names(eps["setting"]))
     eps = eps[eps["base"].isin([s for s, _ in names])]
@@ -121,16 +126,37 @@ def strength(p: pd.Series | dict, obj: str, goal: str = "yellow_line") -> float:
 
 def pull_profile(prof: pd.DataFrame, curve: np.ndarray, n_levels: int) -> pd.DataFrame:
     """The profile's efficiencies as walk-model pulls: one row per agent, ``b_red``, ``b_green``,
-    ``b_blue``, ``b_goal``, ``b_gem``, ``b0`` (``walk.pull_from_efficiency`` on ``curve``, the
-    walker's efficiency over the same ``n_levels`` levels for each pull of ``walk.PULL_GRID``).
+    ``b_blue``, ``b_goal``, ``b_gem``, ``b0`` and ``b_OBJ`` for each measured object's ``E_OBJ``
+    (``walk.pull_from_efficiency`` on ``curve``, the walker's efficiency over the same
+    ``n_levels`` levels for each pull of ``walk.PULL_GRID``).
 
     A perfect efficiency fits any large pull, so efficiencies are read at most as
     ``1 - 1 / (2 n_levels)``: perfect on n levels says no more than that."""
     top = 1 - 1 / (2 * n_levels)
     out = pd.DataFrame({"agent": prof["agent"].astype(int)})
-    for col, name in zip(PROFILE_COLUMNS, PULL_COLUMNS):
+    extra = [c for c in prof.columns if c.startswith("E_") and c not in PROFILE_COLUMNS and not c.endswith(("_lo", "_hi"))]
+    for col, name in [*zip(PROFILE_COLUMNS, PULL_COLUMNS), *((c, "b_" + c[2:]) for c in extra)]:
         out[name] = pull_from_efficiency(prof[col].to_numpy(dtype=float).clip(0, top), curve)
     return out
+
+
+def measured_objects(settings, goal: str) -> list[str]:
+    """The objects of two-object ``settings`` whose pull the profile's channel rule would build
+    (a mixed colour, or a gem of a colour other than the goal's), to be measured alone instead
+    (``train:OBJ``, the contest model's profile objects): not invisible or black (nothing to
+    see on black; the rule's 0 holds), not the goal's colour, not a line of one pure channel."""
+    from gmg.experiments.settings import parse_setting
+
+    g = parse_object(goal)
+    out = []
+    for setting in settings:
+        for obj in parse_setting(setting).objects:
+            o = parse_object(obj)
+            pure_line = o.shape == "line" and o.rgb is not None and sorted(o.rgb) == [0, 0, 255]
+            if o.rgb is None or not any(o.rgb) or o.rgb == g.rgb or pure_line:
+                continue
+            out.append(o.name)
+    return list(dict.fromkeys(out))
 
 
 def pull(b: pd.Series | dict, obj: str, goal: str = "yellow_line", combine: str = COMBINE) -> float:
@@ -147,19 +173,14 @@ def predict_walk(pulls: pd.DataFrame, settings: list[str], goal: str, two: Mazes
     import torch
 
     check_combine(combine)
-    n, k = len(two), len(pulls)
     agents = pulls["agent"].astype(int).tolist()
-    # every agent on every level, built once for all settings
-    every = Mazes(two.free.repeat(k, 1), two.objects.repeat(k, 1), two.path_len.repeat(k, 1),
-                  two.dist.repeat(k, 1, 1), two.world_dim)
     rows = []
     for setting in settings:
         expressible(setting)
         s = parse_setting(setting)
         b = torch.tensor([[pull(r, s.obj1, goal, combine), pull(r, s.obj2, goal, combine)] for _, r in pulls.iterrows()],
                          dtype=torch.float64)
-        hit = first_hit(every, b.repeat_interleave(n, 0)).view(k, n, 2)
-        p1 = (hit[..., 0] / hit.sum(-1).clamp_min(1e-12)).mean(1)
+        p1 = preference(two, b)
         rows += [{"agent": a, "setting": setting, "b1": float(bb[0]), "b2": float(bb[1]), "walk": float(p)}
                  for a, bb, p in zip(agents, b, p1)]
     return pd.DataFrame(rows)
@@ -245,11 +266,12 @@ def noise_ceiling(episodes: pd.DataFrame) -> pd.Series:
 
 
 def score(pred: pd.DataFrame, observed: pd.DataFrame, episodes: pd.DataFrame) -> dict:
-    """Per-setting and pooled R² of both models, with leave-one-setting-out and
+    """Per-setting and pooled R² of the models, with leave-one-setting-out and
     leave-one-agent-out fits of ``logit``, beside each setting's noise ceiling.
 
-    ``pred`` from ``predict_ratio``, with a ``walk`` column (``predict_walk``) where that model
-    ran; ``observed``: metrics rows (agent, setting, preference)."""
+    ``pred`` from ``predict_ratio``, with a ``walk`` column (``predict_walk``) and a ``contest``
+    column (``contest.predict_contest``, fitted leave one setting out) where those models ran;
+    ``observed``: metrics rows (agent, setting, preference)."""
     d = pred.merge(observed[["agent", "setting", "preference"]].rename(columns={"preference": "observed"}),
                    on=["agent", "setting"]).dropna(subset=["observed"])
     if d.empty:
@@ -270,15 +292,21 @@ def score(pred: pd.DataFrame, observed: pd.DataFrame, episodes: pd.DataFrame) ->
     rows = []
     for setting, g in d.groupby("setting", sort=False):
         walk = g["walk"] if "walk" in g else pd.Series(np.nan, index=g.index)
+        contest = g["contest"] if "contest" in g else pd.Series(np.nan, index=g.index)
         lo, hi = r2_interval(walk.to_numpy(), g["observed"].to_numpy())
+        c_lo, c_hi = r2_interval(contest.to_numpy(), g["observed"].to_numpy())
         rows.append({"setting": setting, "n": len(g), "observed_mean": g["observed"].mean(),
                      "walk_mean": walk.mean(), "r2_walk": r2(walk, g["observed"]), "r2_walk_lo": lo, "r2_walk_hi": hi,
+                     "contest_mean": contest.mean(), "r2_contest": r2(contest, g["observed"]), "r2_contest_lo": c_lo,
+                     "r2_contest_hi": c_hi,
+                     "contest_constants": g["contest_constants"].iloc[0] if "contest_constants" in g else "",
                      "ratio_mean": g["ratio"].mean(), "r2_ratio": r2(g["ratio"], g["observed"]),
                      "r2_logit": r2(g["logit"], g["observed"]), "r2_logit_loao": r2(g["logit_loao"], g["observed"]),
                      "r2_logit_loso": r2(g["logit_loso"], g["observed"]),
                      "noise_ceiling": float(ceiling.get(setting, np.nan))})
     table = pd.DataFrame(rows)
     pooled = {"r2_walk": r2(d["walk"], d["observed"]) if "walk" in d else float("nan"),
+              "r2_contest": r2(d["contest"], d["observed"]) if "contest" in d else float("nan"),
               "r2_ratio": r2(d["ratio"], d["observed"]), "r2_logit": r2(d["logit"], d["observed"]),
               "r2_logit_loso": r2(d["logit_loso"], d["observed"]), "r2_logit_loao": r2(d["logit_loao"], d["observed"])}
     return {"settings": table, "pooled": pooled, "predictions": d}
@@ -300,6 +328,7 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     ``gmg.experiments.cluster.chunk_runner``: Ray tasks or local worker processes)."""
     from pathlib import Path
 
+    from gmg.experiments.analysis.contest import predict_contest
     from gmg.experiments.evaluate import evaluate, metrics
     from gmg.experiments.population import population
     from gmg.experiments.settings import default_settings, resolve_settings
@@ -320,14 +349,17 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
         except UserError:
             pass
     measured = profile_from != "network"  # the profile from the one-object settings' episodes or chains
-    own = resolve_settings(list(dict.fromkeys(profile_settings(goal))), background) if measured else []
+    # the contest model's profile objects: what the channel rule would build, measured alone
+    extra = measured_objects([s.name for s in usable], goal) if measured else []
+    own = resolve_settings(list(dict.fromkeys([*profile_settings(goal), *(f"train:{o}" for o in extra)])),
+                           background) if measured else []
     eps = evaluate(agents, usable, run_dir, device, n_levels=n_levels, seed=seed, progress=progress,
                    run_chunks=run_chunks)
     if measured:
         # sampled by default: a sampled episode draws only the states it visits (~4-11 frames per
         # level, cached per state), the chain every state entered with probability above eps (~16-35)
         prof = profile(evaluate(agents, own, run_dir, device, n_levels=n_levels, seed=seed, progress=progress,
-                                exact=profile_from == "exact", run_chunks=run_chunks), goal, seed=seed)
+                                exact=profile_from == "exact", run_chunks=run_chunks), goal, seed=seed, extra=extra)
     else:
         from gmg.experiments.analysis.readout import readout_profile
 
@@ -340,10 +372,14 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     if measured:  # pulls from the efficiencies; the network readout reads them off the policy
         curve = efficiency_curve(mazes(n_levels, 1, world_dim, source), PULL_GRID, timeout)
         prof = prof.merge(pull_profile(prof, curve, n_levels), on="agent")
-    pulls = prof[["agent", *PULL_COLUMNS]]
-    pred = pred.merge(predict_walk(pulls, names, goal, mazes(n_levels, 2, world_dim, source), combine), on=["agent", "setting"])
+    pulls = prof[["agent", *PULL_COLUMNS, *(f"b_{o}" for o in extra)]]
+    two = mazes(n_levels, 2, world_dim, source)
+    pred = pred.merge(predict_walk(pulls, names, goal, two, combine), on=["agent", "setting"])
     targets_eps = eps[eps["setting"].isin([s.name for s in usable])]
     observed = metrics(targets_eps).assign(setting=lambda m: base_names(m["setting"]))
+    # the contest model beside the walk model: its constant fitted on the other settings' preferences
+    pred = pred.merge(predict_contest(pulls, observed.rename(columns={"preference": "observed"}).dropna(
+        subset=["observed"]), goal, two), on=["agent", "setting"], how="left")
     out = score(pred, observed, targets_eps.assign(setting=base_names(targets_eps["setting"])))
     run_dir = Path(run_dir)
     # the default model's files and table; the others' beside them, named after what differs
@@ -354,8 +390,8 @@ def run_predict(agents, run_dir, settings=None, device="auto", n_levels: int = 1
     if not suffix:  # the store's table holds the default's: the rollout profile, channels by their maximum
         with ResultsStore(run_dir) as store:
             store.write_chunk("predictions", out["predictions"][["agent", "setting", "s1", "s2", "b1", "b2", "observed",
-                                                                 "walk", "ratio", "logit", "logit_loso",
-                                                                 "logit_loao"]], {})
+                                                                 "walk", "contest", "ratio", "logit",
+                                                                 "logit_loso", "logit_loao"]], {})
     if attribution:  # network-only: a candidate regressor of ``gmg regress`` beside the profile
         from gmg.experiments.analysis.readout import goal_attribution
 

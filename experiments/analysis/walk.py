@@ -13,7 +13,7 @@ torch, no sampling.
   monotone in b, so an agent's measured efficiency toward an object alone gives its pull
   (``pull_from_efficiency``).
 - ``first_hit``: for two objects and their pulls, the probability, level by level, that
-  each is reached first: the predicted preference.
+  each is reached first; ``preference``: its mean over the levels, the predicted preference.
 """
 
 from __future__ import annotations
@@ -55,14 +55,17 @@ def mazes(n_levels: int, n_objects: int, world_dim: int = WORLD_DIM, levels: str
 
 
 def transitions(m: Mazes, pulls: torch.Tensor) -> torch.Tensor:
-    """(N, S, S) step probabilities of walkers with ``pulls`` (N, K) toward each object."""
+    """(N, S, S) step probabilities of walkers with ``pulls`` toward each object: (N, K), or
+    (N, K, S) for pulls that depend on the cell the walker steps from."""
     n, s = m.free.shape
     nb = neighbour_table(m.world_dim)  # (S, 4), -1 off-world
     to = nb.clamp(min=0)
     ok = (nb >= 0)[None] & m.free[:, to]  # (N, S, 4)
     d = m.dist.to(torch.float64)
     toward = d[:, :, :, None] - d[:, :, to]  # (N, K, S, 4): +1 closer, -1 farther
-    logits = (pulls.to(torch.float64)[:, :, None, None] * toward.clamp(-1, 1)).sum(1)
+    b = pulls.to(torch.float64)
+    b = b[:, :, None, None] if b.dim() == 2 else b[..., None]
+    logits = (b * toward.clamp(-1, 1)).sum(1)
     p = torch.softmax(logits.masked_fill(~ok, -torch.inf), -1).nan_to_num(0.0)  # walls: no moves
     return torch.zeros(n, s, s, dtype=torch.float64).scatter_add_(2, to[None].expand(n, s, 4), p)
 
@@ -70,10 +73,12 @@ def transitions(m: Mazes, pulls: torch.Tensor) -> torch.Tensor:
 def first_hit(m: Mazes, pulls: torch.Tensor) -> torch.Tensor:
     """(N, K): probability that each object is the first one reached, from the start cell.
 
-    ``pulls`` (N, K) or (K,). Solves ``(I - Q) h = r`` on each level (absorbing objects)."""
+    ``pulls`` (N, K), (K,) or per cell (N, K, S). Solves ``(I - Q) h = r`` on each level
+    (absorbing objects)."""
     n, s = m.free.shape
     k = m.objects.shape[1]
-    pulls = torch.as_tensor(pulls, dtype=torch.float64).expand(n, k)
+    pulls = torch.as_tensor(pulls, dtype=torch.float64)
+    pulls = pulls if pulls.dim() == 3 else pulls.expand(n, k)
     absorbing = ~m.free.clone()
     absorbing.scatter_(1, m.objects, True)
     step = torch.where(absorbing[:, :, None], 0.0, transitions(m, pulls))
@@ -81,6 +86,25 @@ def first_hit(m: Mazes, pulls: torch.Tensor) -> torch.Tensor:
     r = torch.zeros(n, s, k, dtype=torch.float64)
     r.scatter_(1, m.objects[:, None, :], torch.ones(n, 1, k, dtype=torch.float64))  # r[level, obj_j, j] = 1
     return torch.linalg.solve(a, r)[:, start_cell(m.world_dim), :]
+
+
+def preference(m: Mazes, pulls, max_chains: int = 32_000) -> torch.Tensor:
+    """(R,): for each of R walkers, the probability that it reaches obj1 before obj2 (of the
+    two, ``first_hit`` normalised), averaged over ``m``'s levels. ``pulls``: (R, K), or per level
+    and cell (R, N, K, S). At most ``max_chains`` levels' chains are solved at once."""
+    pulls = torch.as_tensor(pulls, dtype=torch.float64)
+    n = len(m)
+    per = max(1, max_chains // n)
+    out = []
+    for i in range(0, pulls.shape[0], per):
+        b = pulls[i:i + per]
+        k = b.shape[0]
+        every = Mazes(m.free.repeat(k, 1), m.objects.repeat(k, 1), m.path_len.repeat(k, 1), m.dist.repeat(k, 1, 1),
+                      m.world_dim)
+        hit = first_hit(every, b.repeat_interleave(n, 0) if b.dim() == 2 else b.reshape(k * n, *b.shape[2:]))
+        hit = hit.view(k, n, -1)
+        out.append((hit[..., 0] / hit[..., :2].sum(-1).clamp_min(1e-12)).mean(1))
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
 def efficiency_curve(m: Mazes, pulls: np.ndarray | torch.Tensor, timeout: int = TIMEOUT) -> np.ndarray:
