@@ -30,7 +30,7 @@ from gmg.experiments.analysis.competition import (
     read_network,
     walk_pulls,
 )
-from gmg.experiments.analysis.predict import r2, r2_interval
+from gmg.experiments.analysis.scoring import r2, r2_interval
 from gmg.experiments.plots.style import pyplot, save_figure
 
 PROFILE_OBJECTS = ["red_line", "green_line", "blue_line", "yellow_line", "yellow_gem", "white_line"]

@@ -19,7 +19,8 @@ from gmg.experiments.analysis.contest import (
     pair_table,
     predict_contest,
 )
-from gmg.experiments.analysis.predict import measured_objects, r2
+from gmg.experiments.analysis.predict import measured_objects
+from gmg.experiments.analysis.scoring import r2
 from gmg.experiments.analysis.walk import first_hit, mazes, preference
 
 SETTINGS = ["red_line-vs-green_line", "red_line-vs-yellow_gem", "yellow_gem-vs-red_line", "green_line-vs-yellow_gem",

@@ -13,14 +13,11 @@ from gmg.experiments.analysis.predict import (
     predict_ratio,
     predict_walk,
     profile,
-    profile_settings,
-    pull,
     pull_profile,
-    r2,
-    r2_interval,
     score,
-    strength,
 )
+from gmg.experiments.analysis.profile_objects import profile_settings, pull, strength
+from gmg.experiments.analysis.scoring import r2, r2_interval
 from gmg.experiments.analysis.walk import PULL_GRID, efficiency_curve, first_hit, mazes
 from gmg.experiments.evaluate import metrics
 from gmg.training.errors import UserError

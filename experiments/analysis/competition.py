@@ -398,10 +398,11 @@ def chain_check(r: Readout, pulls: pd.DataFrame, agents, pairs=PAIRS) -> pd.Data
 
 
 def walk_pulls(agents, objects: list[str], n_levels: int = 50, device: str = "cpu") -> pd.DataFrame:
-    """The walk model's own pulls (``predict.pull`` above the floor, channels by ``predict.COMBINE``)
+    """The walk model's own pulls (``profile_objects.pull`` above the floor, channels by ``profile_objects.COMBINE``)
     of ``objects`` for each agent, from its profile solved exactly (``gmg.experiments.exact``) on
     the same ``n_levels`` levels: one row per (agent, object), column ``b_walk``."""
-    from gmg.experiments.analysis.predict import profile, pull, pull_profile
+    from gmg.experiments.analysis.predict import profile, pull_profile
+    from gmg.experiments.analysis.profile_objects import pull
     from gmg.experiments.analysis.walk import PULL_GRID, efficiency_curve
     from gmg.experiments.exact import exact_chunk
     from gmg.experiments.population import population

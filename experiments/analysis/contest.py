@@ -8,7 +8,7 @@ described as its own pull less about a fifth of the partner's; the yellow gem ke
 beside a goal-coloured line; far from both objects obj2's cell loses pull. The variants
 (``VARIANTS``) put each finding into the walker, nested, every pull in a pair at least 0:
 
-- ``walk``: the walk model itself (``predict.pull``: a mixed colour from its best channel);
+- ``walk``: the walk model itself (``profile_objects.pull``: a mixed colour from its best channel);
 - ``measured``: the same walker, every object the channel rule would build (a mixed colour, a
   gem of another colour than the goal's: ``predict.measured_objects``) measured alone instead;
 - ``shrink``: in a pair each pull is ``alpha`` times its pull alone (one constant);
@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gmg.experiments.analysis.predict import pull, r2, r2_interval
+from gmg.experiments.analysis.profile_objects import pull
+from gmg.experiments.analysis.scoring import r2, r2_interval
 from gmg.experiments.analysis.walk import Mazes, preference
 from gmg.experiments.settings import parse_setting
 from gmg.training.errors import UserError
@@ -79,7 +80,7 @@ CONTEST = "shrink"  # the variant ``gmg predict`` reports beside the walk model 
 def own_pull(b: pd.Series | dict, obj: str, goal: str, measured: bool = True) -> float:
     """An object's pull alone above the floor for the agent of pull-profile row ``b``: measured
     (``b_OBJ`` less ``b0``, at least 0) where the row holds it and ``measured``, else the walk
-    model's ``predict.pull`` (channels)."""
+    model's ``profile_objects.pull`` (channels)."""
     o = parse_object(obj)
     col = f"b_{o.name}"
     if measured and o.rgb is not None and col in b and pd.notna(b[col]):

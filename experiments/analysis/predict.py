@@ -39,7 +39,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gmg.experiments.analysis.profile_objects import PROFILE_COLUMNS, PULL_COLUMNS, profile_settings
+from gmg.experiments.analysis.profile_objects import (
+    COMBINE,
+    PROFILE_COLUMNS,
+    PULL_COLUMNS,
+    check_combine,
+    profile_settings,
+    pull,
+    strength,
+)
+from gmg.experiments.analysis.scoring import r2, r2_interval
 from gmg.experiments.analysis.walk import PULL_GRID, Mazes, efficiency_curve, mazes, preference, pull_from_efficiency
 from gmg.experiments.rundir import no_intervention
 from gmg.experiments.settings import base_name, base_names, parse_setting
@@ -85,43 +94,7 @@ def profile(episodes: pd.DataFrame, goal: str, n_boot: int = 1000, seed: int = 0
     return pd.DataFrame(rows)
 
 
-FLOOR_STRENGTH = 1e-3  # an object no better than an invisible one: it attracts by chance encounters only
-COMBINE = "max"  # how a colour's channels add up to a pull: "max" (its best channel) or "add" (their sum)
 PROFILE_SOURCES = ("rollouts", "exact", "network")  # sampled episodes, exact chains, the network's readout
-
-
-def check_combine(combine: str) -> None:
-    if combine not in ("max", "add"):
-        raise UserError(f"unknown channel combination {combine!r}: use max or add")
-
-
-def above_floor(row: pd.Series | dict, cols: tuple[str, ...], obj: str, goal: str, combine: str = "add",
-                clip: bool = False) -> float | None:
-    """An object's value above the floor from a profile row, the one rule of both models:
-    ``cols`` names the row's red, green, blue, goal line, goal gem and floor columns
-    (``PROFILE_COLUMNS`` or ``PULL_COLUMNS``). The goal's own colour was measured, as a line
-    and as a gem; any other colour comes from its channels (``combine``: their sum or their
-    maximum, each weighted by ``rgb_k / 255``; ``clip``: a channel below the floor counts 0), a
-    gem scaled by the goal gem's value over the goal line's. None for an invisible object."""
-    o, g = parse_object(obj), parse_object(goal)
-    if o.rgb is None:
-        return None
-    red, green, blue, line, gem = (float(row[c]) - float(row[cols[5]]) for c in cols[:5])
-    cut = (lambda x: max(x, 0.0)) if clip else (lambda x: x)
-    if o.rgb == g.rgb:
-        return line if o.shape == "line" else gem
-    parts = [c / 255 * cut(v) for c, v in zip(o.rgb, (red, green, blue))]
-    a = max(parts) if combine == "max" else sum(parts)
-    if o.shape == "gem":
-        a *= cut(gem) / line if abs(line) > 1e-9 else 1.0
-    return a
-
-
-def strength(p: pd.Series | dict, obj: str, goal: str = "yellow_line") -> float:
-    """An object's attraction above the floor for the agent of profile row ``p`` (see the
-    module docstring; channels summed); at least ``FLOOR_STRENGTH``."""
-    a = above_floor(p, PROFILE_COLUMNS, obj, goal)
-    return FLOOR_STRENGTH if a is None else max(a, FLOOR_STRENGTH)
 
 
 def pull_profile(prof: pd.DataFrame, curve: np.ndarray, n_levels: int) -> pd.DataFrame:
@@ -157,14 +130,6 @@ def measured_objects(settings, goal: str) -> list[str]:
                 continue
             out.append(o.name)
     return list(dict.fromkeys(out))
-
-
-def pull(b: pd.Series | dict, obj: str, goal: str = "yellow_line", combine: str = COMBINE) -> float:
-    """An object's pull above the floor for the agent of pull-profile row ``b`` (``pull_profile``),
-    by ``strength``'s rule (``above_floor``) with ``combine`` and channels below the floor at 0;
-    0 for an invisible object or one no better than it."""
-    a = above_floor(b, PULL_COLUMNS, obj, goal, combine, clip=True)
-    return 0.0 if a is None else max(a, 0.0)
 
 
 def predict_walk(pulls: pd.DataFrame, settings: list[str], goal: str, two: Mazes, combine: str = COMBINE) -> pd.DataFrame:
@@ -226,27 +191,6 @@ def _logit_fit(d: pd.DataFrame) -> np.ndarray:
 def _logit_predict(beta: np.ndarray, d: pd.DataFrame) -> np.ndarray:
     z = beta[0] + beta[1] * (np.log(d["s1"]) - np.log(d["s2"]))
     return 1 / (1 + np.exp(-z.to_numpy()))
-
-
-def r2(pred: np.ndarray, obs: np.ndarray) -> float:
-    """1 - SS_res / SS_tot of observed values against predictions (can be negative)."""
-    pred, obs = np.asarray(pred, float), np.asarray(obs, float)
-    ok = np.isfinite(pred) & np.isfinite(obs)
-    if ok.sum() < 3:
-        return float("nan")
-    tot = ((obs[ok] - obs[ok].mean()) ** 2).sum()
-    return float(1 - ((obs[ok] - pred[ok]) ** 2).sum() / tot) if tot > 0 else float("nan")
-
-
-def r2_interval(pred: np.ndarray, obs: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% bootstrap interval of ``r2`` over agents (pairs resampled); NaN where it is NaN."""
-    if not np.isfinite(r2(pred, obs)):
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(pred), size=(n_boot, len(pred)))
-    boots = np.array([r2(pred[i], obs[i]) for i in idx])
-    lo, hi = np.nanpercentile(boots, [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 def noise_ceiling(episodes: pd.DataFrame) -> pd.Series:

@@ -7,7 +7,7 @@ and the mouse in every free cell (``gmg.experiments.vfield.level_frames``). The 
 policy's probability of a move that shortens the maze distance to it, averaged over cells
 and levels (one forward pass per frame). The headings take the place of the rollout
 efficiencies in the profile (``E_red`` ... ``E0``, the invisible line's heading the floor),
-so ``predict.strength`` and the ratio model predict preferences from them unchanged. From the
+so ``profile_objects.strength`` and the ratio model predict preferences from them unchanged. From the
 same move probabilities come the walk model's **pulls** (``pull_of_moves``: the log odds of a
 move toward the object over a move away), which ``predict.predict_walk`` takes as they are.
 

@@ -282,7 +282,7 @@ def cv_r2(data: pd.DataFrame, formula: str) -> float:
     new agents worse than their mean."""
     import statsmodels.formula.api as smf
 
-    from gmg.experiments.analysis.predict import r2
+    from gmg.experiments.analysis.scoring import r2
 
     pred = [float(smf.ols(formula, data.drop(index=i)).fit().predict(data.loc[[i]]).iloc[0]) for i in data.index]
     return r2(np.asarray(pred), data["y"].to_numpy(float))
@@ -317,7 +317,7 @@ def channel_regression(prefs: pd.DataFrame, prof: pd.DataFrame, setting: str | N
     with the best leave-one-agent-out R² (``gmg_candidates`` holds them all). ``extra``: per-agent
     columns (index agent) named in ``EXTRA_FORMULAS``; their formulas join the candidates when
     they cover every agent."""
-    from gmg.experiments.analysis.predict import strength
+    from gmg.experiments.analysis.profile_objects import strength
     from gmg.experiments.settings import parse_setting
 
     settings = sorted(prefs[setting_col].unique().tolist())
