@@ -52,9 +52,9 @@ def alone(obj: str, k: int) -> str:
     return f"{obj}-vs-{HIDDEN}" if k == 0 else f"{HIDDEN}-vs-{obj}"
 
 
-def frame_sets(pairs=PAIRS, goal: str = "yellow_line") -> list[str]:
+def frame_sets(pairs=PAIRS, goal: str | None = "yellow_line") -> list[str]:
     """The settings to read: each pair, each of its objects alone at its cell, neither, and the
-    profile objects of ``goal`` alone at obj1's cell."""
+    profile objects of ``goal`` alone at obj1's cell (none without a goal)."""
     from gmg.experiments.settings import parse_setting
 
     out = []
@@ -63,7 +63,7 @@ def frame_sets(pairs=PAIRS, goal: str = "yellow_line") -> list[str]:
         if s.single:
             raise UserError(f"{p} has one object: name two-object settings (OBJ1-vs-OBJ2)")
         out += [s.name, alone(s.obj1, 0), alone(s.obj2, 1)]
-    out += [alone(p.split(":", 1)[1], 0) for p in profile_settings(goal)]
+    out += [alone(p.split(":", 1)[1], 0) for p in (profile_settings(goal) if goal else [])]
     return list(dict.fromkeys([*out, NONE]))
 
 
@@ -352,39 +352,59 @@ def bank_mazes(env):
     return Mazes(env.bank.free.reshape(n, -1).cpu(), env.bank.objects.cpu(), env.bank.path_len.cpu(), dist.cpu(), w)
 
 
+def solve_moves(r: Readout, moves: torch.Tensor, env) -> dict:
+    """``exact.solve`` of ``G`` policies given by their move probabilities at the readout's
+    states, ``moves`` float64 (G, n, 5) in ``MOVE_ACTIONS``' order (no forward pass), on the
+    levels of ``env``, whose bank must hold the readout's mazes and object cells: chain i is
+    group i // L on level i % L."""
+    from gmg.experiments.exact import solve
+    from gmg.training.env import NUM_ACTIONS
+
+    n_l = env.bank.free.shape[0]
+    index = torch.full((n_l, 2 * env.config.world_dim**2), -1, dtype=torch.int64)
+    index[torch.tensor(r.states["level"].to_numpy()),
+          torch.tensor(r.states["cell"].to_numpy() * 2 + r.states["mirrored"].to_numpy())] = torch.arange(len(r.states))
+
+    def probs_fn(pair: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        i = index[pair % n_l, state]
+        if bool((i < 0).any()):
+            raise UserError("the chain reached a state the readout lacks: read the same levels")
+        p = torch.zeros(len(pair), NUM_ACTIONS, dtype=torch.float64)
+        p[:, list(MOVE_ACTIONS)] = moves[pair // n_l, i]  # one action per move: move_classes folds it back
+        return p
+
+    return solve(env, moves.shape[0], probs_fn)
+
+
+def readout_env(agents, setting, n_levels: int):
+    """The CPU ``MazeEnv`` of ``setting`` on the first ``n_levels`` evaluation levels of ``agents``'
+    level source (the readout's mazes)."""
+    from gmg.experiments.population import population
+    from gmg.experiments.settings import resolve_settings
+    from gmg.training.env import EnvConfig, EvaluationLevels, MazeEnv
+
+    t = population(agents).trained_on
+    s = resolve_settings([setting], t.background)[0]
+    return MazeEnv(1, EnvConfig(objects=s.objects, world_dim=t.world_dim, size=t.size, background=s.background,
+                                timeout=t.timeout, levels=t.levels, render=t.render),
+                   EvaluationLevels(n=n_levels, levels=t.levels), torch.device("cpu"))
+
+
 def chain_check(r: Readout, pulls: pd.DataFrame, agents, pairs=PAIRS) -> pd.DataFrame:
     """Is the walker right once its pulls are right? One row per (agent, pair): the network's own
     exact preference on the readout's levels (``exact.solve`` on the moves read, no new forward
     pass: ``network``), and the walker's (``walk.first_hit``) with the objects' pulls alone at
     their cells (``walk_alone``) and with the pulls fitted in the pair (``walk_paired``)."""
     from gmg.experiments.analysis.walk import first_hit
-    from gmg.experiments.exact import solve
     from gmg.experiments.population import population
     from gmg.experiments.settings import resolve_settings
-    from gmg.training.env import NUM_ACTIONS, EnvConfig, EvaluationLevels, MazeEnv
 
-    t = population(agents).trained_on
     n_l = int(r.states["level"].max()) + 1
-    index = torch.full((n_l, 2 * t.world_dim**2), -1, dtype=torch.int64)
-    index[torch.tensor(r.states["level"].to_numpy()),
-          torch.tensor(r.states["cell"].to_numpy() * 2 + r.states["mirrored"].to_numpy())] = torch.arange(len(r.states))
     b = pulls.set_index(["frames", "agent"])
     out = []
-    for s in resolve_settings(list(pairs), t.background):
-        env = MazeEnv(1, EnvConfig(objects=s.objects, world_dim=t.world_dim, size=t.size, background=s.background,
-                                   timeout=t.timeout, levels=t.levels, render=t.render),
-                      EvaluationLevels(n=n_l, levels=t.levels), torch.device("cpu"))
-        moves = r.of(s.name)
-
-        def probs_fn(pair: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-            i = index[pair % n_l, state]
-            if bool((i < 0).any()):
-                raise UserError("the chain reached a state the readout lacks: read the same levels")
-            p = torch.zeros(len(pair), NUM_ACTIONS, dtype=torch.float64)
-            p[:, list(MOVE_ACTIONS)] = moves[pair // n_l, i]  # one action per move: move_classes folds it back
-            return p
-
-        res = solve(env, len(r.agents), probs_fn)
+    for s in resolve_settings(list(pairs), population(agents).trained_on.background):
+        env = readout_env(agents, s.name, n_l)
+        res = solve_moves(r, r.of(s.name), env)
         p1, p2 = res["p_obj1"].view(-1, n_l).sum(1), res["p_obj2"].view(-1, n_l).sum(1)
         m = bank_mazes(env)
         one, two = alone(s.obj1, 0), alone(s.obj2, 1)
