@@ -152,3 +152,38 @@ def read_activations(directory: str | Path, layer: str) -> np.ndarray:
 def flatten(acts: np.ndarray) -> np.ndarray:
     """(N, ...) activations -> float32 (N, n_features)."""
     return np.asarray(acts, dtype=np.float32).reshape(acts.shape[0], -1)
+
+
+def cell_window(acts: np.ndarray | torch.Tensor, cells, world_dim: int, size: int, side: int = 3) -> np.ndarray:
+    """The activations over one maze cell per sample, float32 (N, C * s * s).
+
+    ``acts`` (N, C, H, W) maps of frames ``size`` pixels wide; ``cells`` (N,) the flat cell
+    (row * world_dim + col) to read in each. The map positions covering the cell's pixels are
+    average-pooled to s x s, s = ``side`` or less where a cell covers fewer positions (the same s
+    for every cell, so every sample has the same features): what the layer holds at that cell,
+    its layout kept (a cell-mean alone would keep little more than the object's pixel count).
+    Vectors (N, F) pass through, flattened.
+    """
+    from gmg.training.render import cell_bounds
+
+    x = torch.as_tensor(np.asarray(acts, dtype=np.float32) if isinstance(acts, np.ndarray) else acts).float()
+    if x.dim() != 4:
+        return x.reshape(x.shape[0], -1).numpy()
+    cells = np.asarray(cells, dtype=np.int64)
+    if cells.shape != (x.shape[0],):
+        raise ProbeError(f"one cell per sample needed: {x.shape[0]} samples, cells of shape {cells.shape}")
+    if cells.min() < 0 or cells.max() >= world_dim * world_dim:
+        raise ProbeError(f"cells must lie in 0..{world_dim * world_dim - 1} (a {world_dim}x{world_dim} maze)")
+    h, w = x.shape[-2:]
+    px = cell_bounds(world_dim, size)
+    lo_r, lo_c = np.floor(px[:-1] * h / size).astype(int), np.floor(px[:-1] * w / size).astype(int)
+    hi_r = np.maximum(np.ceil(px[1:] * h / size).astype(int), lo_r + 1)  # at least one position per cell
+    hi_c = np.maximum(np.ceil(px[1:] * w / size).astype(int), lo_c + 1)
+    s = max(1, min(side, int((hi_r - lo_r).min()), int((hi_c - lo_c).min())))
+    out = torch.empty(x.shape[0], x.shape[1] * s * s)
+    for cell in np.unique(cells):
+        rows = torch.from_numpy(np.flatnonzero(cells == cell))
+        r, c = divmod(int(cell), world_dim)
+        crop = x[rows][:, :, lo_r[r]:hi_r[r], lo_c[c]:hi_c[c]]
+        out[rows] = F.adaptive_avg_pool2d(crop, (s, s)).reshape(len(rows), -1)
+    return out.numpy()

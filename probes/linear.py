@@ -365,3 +365,35 @@ def holdout_score(estimator, X, y, train_idx, test_idx) -> tuple[Score, BaseEsti
         return Score(correct / len(test_idx), lo, hi, len(test_idx)), model
     r2 = float(model.score(X[test_idx], y[test_idx]))
     return Score(r2, float("nan"), float("nan"), len(test_idx)), model
+
+
+def grouped_score(estimator, X, y, groups, n_splits: int = 5) -> tuple[Score, np.ndarray]:
+    """Cross-validated accuracy with whole groups held out (``GroupKFold``): every sample is
+    predicted once by a probe fitted without its group (a level: its line and gem frames stay
+    together, so no probe is scored on the twin of a frame it saw); Wilson interval over all.
+    Also returns the held-out class probabilities (n_samples, n_classes), for a graded score."""
+    from sklearn.model_selection import GroupKFold
+
+    X, y, groups = np.asarray(X), np.asarray(y), np.asarray(groups)
+    k = min(int(n_splits), len(np.unique(groups)))
+    if k < 2:
+        raise ProbeError(f"held-out groups need at least two distinct groups, got {len(np.unique(groups))}")
+    classes = np.unique(y)
+    proba = np.zeros((len(y), len(classes)))
+    correct = 0
+    for tr, te in GroupKFold(n_splits=k).split(X, y, groups):
+        score, model = holdout_score(estimator, X, y, tr, te)
+        correct += round(score.accuracy * score.n_test)
+        proba[np.ix_(te, np.searchsorted(classes, model.classes_))] = model.predict_proba(X[te])
+    lo, hi = wilson_interval(correct, len(y))
+    return Score(correct / len(y), lo, hi, len(y)), proba
+
+
+def information_bits(proba: np.ndarray, y) -> float:
+    """Bits of a binary label a probe's held-out probabilities recover: 1 - log loss / ln 2 for
+    balanced classes (1: certain and right, 0: no better than a coin, negative: confidently wrong).
+    Graded where accuracy saturates at 1."""
+    y = np.asarray(y)
+    classes = np.unique(y)
+    p = np.clip(proba[np.arange(len(y)), np.searchsorted(classes, y)], 1e-12, 1.0)
+    return float(1.0 + np.mean(np.log2(p)))

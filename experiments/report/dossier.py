@@ -7,7 +7,8 @@ takes from every free cell of a maze, drawn as arrows over the frame it sees (tr
 objects, the same seeing only green, and the setting where it is most unusual;
 ``gmg.experiments.vfield``); its expected visits per cell on one level, clean and seeing only
 green, from its exact Markov chain (``vfield.expected_visits``); rollout GIFs when
-``gmg.experiments.rollout`` provides them. Only ``episodes`` is required: everything else is
+``gmg.experiments.rollout`` provides them; its channel pulls, shape preference and how it mixes
+channels (``gmg.experiments.report.channels``). Only ``episodes`` is required: everything else is
 skipped with a note saying which ``gmg`` verb would add it.
 """
 
@@ -221,6 +222,7 @@ def explain(agent_id: int, run_dir: str | Path, agents=None,
 
     from gmg.experiments.population import population_of_run
 
+    spec = agents if isinstance(agents, (str, Path)) else "AGENTS"
     try:
         agents = population_of_run(run_dir, agents)
         if agents is None:
@@ -233,7 +235,11 @@ def explain(agent_id: int, run_dir: str | Path, agents=None,
     if model is not None:
         _policy_figures(ref, model, matrix, agent_id, out, device, level_id, figures, notes)
 
-    page = _page(agent_id, run_dir, figures, z, notes, explained)
+    from gmg.experiments.report.channels import channel_section
+
+    trained = getattr(agents, "trained_on", None)
+    channels = channel_section(run_dir, agent_id, trained.goal if trained else "yellow_line", metrics, out, str(spec))
+    page = _page(agent_id, run_dir, figures, z, notes, explained, channels)
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
@@ -313,13 +319,13 @@ def _channel_model_table(run_dir: Path, agent_id: int) -> tuple[str, str] | None
 
 
 def _page(agent_id: int, run_dir: Path, figures: list[tuple[str, str]], z: pd.DataFrame, notes: list[str],
-          explained: tuple[str, str] | None = None) -> str:
+          explained: tuple[str, str] | None = None, channels: dict | None = None) -> str:
     import jinja2
 
     template = jinja2.Environment(autoescape=True).from_string(DOSSIER_TEMPLATE)
     table = z[["setting", "metric", "value", "median", "z"]].to_html(index=False, float_format="%.3f", border=0)
     return template.render(agent=agent_id, run=run_dir.name, figures=figures, table=table, notes=notes,
-                           explained=explained)
+                           explained=explained, channels=channels)
 
 
 DOSSIER_TEMPLATE = """<!doctype html>
@@ -331,6 +337,10 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;border-botto
 <h1>Agent {{ agent }}</h1><p>run <code>{{ run }}</code></p>
 <h2>What makes it unusual (robust z against the population)</h2>{{ table|safe }}
 {% if explained %}<h2>What the channel model explains</h2><p>{{ explained[0] }}</p>{{ explained[1]|safe }}{% endif %}
+{% if channels %}<h2 id="channels">Channels, shape and mixing</h2>{% for s in channels.sentences %}<p>{{ s }}</p>{% endfor %}
+{% if channels.figure %}<figure><img src="{{ channels.figure }}" alt="channels, shape and mixing"><figcaption>pulls
+against the population (10-90%), mixed colours between the channel rules, shape preference against the shape readout
+</figcaption></figure>{% endif %}{% for n in channels.notes %}<p class="note">{{ n }}</p>{% endfor %}{% endif %}
 {% for src, caption in figures %}<figure><img src="{{ src }}" alt="{{ caption }}"><figcaption>{{ caption }}</figcaption></figure>
 {% endfor %}
 {% if notes %}<h2>Not shown</h2><ul>{% for n in notes %}<li class="note">{{ n }}</li>{% endfor %}</ul>{% endif %}
