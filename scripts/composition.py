@@ -43,12 +43,12 @@ ZOOS = {"zoo:yellow-line": "yellow-line", "zoo:white-line": "white-line"}
 EARLIER = ("walk", "shrink")  # the walk and contest models' rows of docs/img/contest-ZOO.csv, beside
 
 
-def read_order(settings: list[str]) -> list[str]:
-    """The frame sets, those the model needs first (neither, each object alone), the pairs last."""
-    sets = frame_sets(settings, None)
+def read_order(settings: list[str], pairs: bool = True) -> list[str]:
+    """The frame sets, those the model needs first (neither, each object alone), the pairs last
+    (only for the network's own chain)."""
     first = [NONE] + [alone(parse_setting(s).obj1, 0) for s in settings] + [alone(parse_setting(s).obj2, 1)
                                                                              for s in settings]
-    return list(dict.fromkeys([*first, *sets]))
+    return list(dict.fromkeys([*first, *(frame_sets(settings, None) if pairs else [])]))
 
 
 def cached_csv(path: Path, make) -> pd.DataFrame:
@@ -62,7 +62,8 @@ def cached_csv(path: Path, make) -> pd.DataFrame:
 def observed_of(run_dir: Path, settings: list[str]) -> tuple[pd.DataFrame, pd.Series, int]:
     """(rows agent, setting, observed; noise ceilings; levels) of the sampled episodes in ``run_dir``."""
     eps = no_intervention(read_stage(run_dir, "episodes"))
-    eps = eps[eps["setting"].isin(settings)].assign(setting=lambda d: base_names(d["setting"]))
+    eps = eps.assign(setting=base_names(eps["setting"]))
+    eps = eps[eps["setting"].isin(settings)]
     obs = metrics(eps).rename(columns={"preference": "observed"})[["agent", "setting", "observed"]].dropna()
     return obs, noise_ceiling(eps), int(eps["level"].max()) + 1
 
@@ -73,7 +74,8 @@ def plot(paths: list[Path], out: Path) -> Path:
     fig, axes = plt.subplots(len(paths), 1, figsize=(15, 4.6 * len(paths)), squeeze=False)
     for ax, path in zip(axes[:, 0], paths):
         d = pd.read_csv(path)
-        d = d[d["target"] == "observed"]
+        target = "observed" if (d["target"] == "observed").any() else "network"
+        d = d[d["target"] == target]
         settings = list(dict.fromkeys(d["setting"]))
         models = list(dict.fromkeys(d["model"]))
         width = 0.8 / len(models)
@@ -90,7 +92,7 @@ def plot(paths: list[Path], out: Path) -> Path:
         ax.set_ylim(-1.1, 1.05)
         ax.set_xticks(np.arange(len(settings)), [s.replace("-vs-", "\nvs ") for s in settings], fontsize=7)
         ax.set(ylabel="R² across agents (LOSO), 95% CI", title=f"{path.stem}: leave-one-setting-out R² against "
-               "observed preferences (below -1 drawn at -1)")
+               f"{target} preferences (below -1 drawn at -1)")
         ax.legend(fontsize=7, ncol=len(models) + 1, loc="lower left")
     fig.text(0.01, 0.005, "python scripts/composition.py --agents zoo:yellow-line|zoo:white-line --n-levels 50 "
              "(composed chains on 50 levels; observed: 1000 levels sampled); 2-core Intel Xeon @ 2.80GHz "
@@ -105,7 +107,8 @@ def main() -> None:
     ap.add_argument("--n-levels", type=int, default=50)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--run-dir", type=Path, help="sampled episodes of the two-object settings (gmg evaluate)")
-    ap.add_argument("--read-only", action="store_true", help="stop once the frames are read")
+    ap.add_argument("--stop-after", choices=["read", "chains"], help="stop once the frames are read or the chains solved")
+    ap.add_argument("--no-pairs", action="store_true", help="read no pair frames: no own chain, no network target")
     ap.add_argument("--out", type=Path, default=Path("docs/img/composition"), help="OUT-ZOO.csv and OUT.png")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -114,40 +117,50 @@ def main() -> None:
     t = population(args.agents).trained_on
     settings = two_object_settings([s.name for s in default_settings(t.goal, t.background)])
     args.work.mkdir(parents=True, exist_ok=True)
-    r = read_cached(args.agents, read_order(settings), args.n_levels, args.work / "readout.npz", progress=True)
+    r = read_cached(args.agents, read_order(settings, not args.no_pairs), args.n_levels, args.work / "readout.npz", progress=True)
     print(f"read: {time.time() - start:.0f} s", flush=True)
-    if args.read_only:
+    if args.stop_after == "read":
         return
     solved: dict = {}  # chains shared between compositions (sum = scaled at 1)
     grid = pd.concat([cached_csv(args.work / f"grid-{kind}.csv",
                                  lambda kind=kind: grid_predictions(r, args.agents, settings, [kind], solved))
                       for kind in COMPOSITIONS], ignore_index=True)
-    own = cached_csv(args.work / "own.csv", lambda: own_chain(r, args.agents, settings))
+    if not args.no_pairs:
+        own = cached_csv(args.work / "own.csv", lambda: own_chain(r, args.agents, settings))
     print(f"chains: {time.time() - start:.0f} s", flush=True)
-    obs, ceilings, n_obs = observed_of(args.run_dir, settings)
-    target = obs.merge(own, on=["agent", "setting"])
+    if args.stop_after == "chains":
+        return
+    targets = {} if args.no_pairs else {"network": own}
+    ceilings, n_obs = pd.Series(dtype=float), 0
+    if args.run_dir is not None:
+        obs, ceilings, n_obs = observed_of(args.run_dir, settings)
+        targets["observed"] = obs
     tables = []
-    for column in ("observed", "network"):
+    for column, target in targets.items():
         s, pooled = score(grid, target, ceilings, column)
         tables.append(s.assign(target=column, pooled=s["model"].map(pooled)))
-    zoo = ZOOS[args.agents]
-    earlier = pd.read_csv(Path("docs/img") / f"contest-{zoo}.csv")
-    earlier = earlier[earlier["model"].isin(EARLIER)].rename(columns={"observed_mean": "target_mean"})
-    earlier = earlier.assign(target="observed", levels=f"1000 (earlier run; model: {n_obs} levels)")
     table = pd.concat(tables, ignore_index=True).assign(levels=f"{args.n_levels} (observed: {n_obs})")
-    # the pair's own chain against the observed preference: how far N levels are from the 1000 sampled
-    chk = target.groupby("setting", sort=False).apply(lambda g: pd.Series({"own_r2": r2(g["network"], g["observed"])}))
-    table = pd.concat([table, earlier[[c for c in table.columns if c in earlier.columns]]], ignore_index=True)
-    table = table.merge(chk.reset_index(), on="setting", how="left")
+    zoo = ZOOS[args.agents]
+    if "observed" in targets:
+        earlier = pd.read_csv(Path("docs/img") / f"contest-{zoo}.csv")
+        earlier = earlier[earlier["model"].isin(EARLIER)].rename(columns={"observed_mean": "target_mean"})
+        earlier = earlier.assign(target="observed", levels="1000 (earlier run)")
+        table = pd.concat([table, earlier[[c for c in table.columns if c in earlier.columns]]], ignore_index=True)
+    if "observed" in targets and "network" in targets:
+        # the pair's own chain on N levels against the sampled preference: what N levels cost
+        both = obs.merge(own, on=["agent", "setting"])
+        chk = both.groupby("setting", sort=False).apply(lambda g: r2(g["network"], g["observed"])).rename("own_r2")
+        table = table.merge(chk.reset_index(), on="setting", how="left")
     out_csv = args.out.parent / f"{args.out.name}-{zoo}.csv"
     table.to_csv(out_csv, index=False)
     show = table.assign(text=table.apply(lambda x: f"{x['r2']:.2f} [{x['r2_lo']:.2f}, {x['r2_hi']:.2f}]", axis=1))
     pd.set_option("display.width", 250)
-    for column in ("observed", "network"):
+    for column in targets:
         w = show[show["target"] == column].pivot(index="setting", columns="model", values="text")
         w["ceiling"] = table.groupby("setting")["noise_ceiling"].first().map("{:.2f}".format)
-        w["own chain vs observed"] = chk["own_r2"].map("{:.2f}".format)
-        print(f"\ntarget: {column}\n" + w.loc[settings].to_string())
+        if "own_r2" in table:
+            w["own chain vs observed"] = table.groupby("setting")["own_r2"].first().map("{:.2f}".format)
+        print(f"\ntarget: {column}\n" + w.reindex([x for x in settings if x in w.index]).to_string())
         pooled = table[table["target"] == column].groupby("model")["pooled"].first()
         print("pooled: " + ", ".join(f"{k} {v:.3f}" for k, v in pooled.items()))
         for kind in COMPOSITIONS:

@@ -42,11 +42,11 @@ from gmg.experiments.settings import parse_setting
 from gmg.training.errors import UserError
 
 FLOOR = 1e-7  # a move probability below this counts as this in log space (the readout is float32)
-COMPOSITIONS = {
+COMPOSITIONS = {  # grids around item 1's shares kept (0.6-0.9) and subtraction (0.9 own - 0.2 partner)
     "sum": Variant(),
-    "scaled": Variant(("alpha",), (np.array([0.25, 0.5, 0.75, 1.0, 1.25, 1.5]),)),
-    "compete": Variant(("alpha", "gamma"), (np.array([0.5, 0.75, 1.0]), np.array([0.0, 0.2, 0.4]))),
-    "mixture": Variant(("kappa",), (np.array([0.0, 1.0, 4.0]),)),
+    "scaled": Variant(("alpha",), (np.array([0.5, 0.625, 0.75, 0.875, 1.0, 1.25]),)),
+    "compete": Variant(("alpha", "gamma"), (np.array([0.75, 1.0]), np.array([0.0, 0.2, 0.4]))),
+    "mixture": Variant(("kappa",), (np.array([1.0, 4.0]),)),
 }
 
 
