@@ -47,8 +47,9 @@ CHUNK_KEY = ("agent", "setting", "intervention")
 OUTCOMES = ("timeout", "obj1", "obj2")  # indexed by the env's ``reached`` code
 LOG_FILE = "evaluate.log"
 
-# policy(obs uint8 (n, H, W, 3), env, envs int64 (n,) original env index) -> int64 (n,) actions
-Policy = Callable[[torch.Tensor, MazeEnv, torch.Tensor], torch.Tensor]
+# policy(env, envs int64 (n,) original env index) -> int64 (n,) actions; the frames it needs it
+# draws with ``env.observe(mask)`` (the env is lazy: nothing is drawn unless asked)
+Policy = Callable[[MazeEnv, torch.Tensor], torch.Tensor]
 
 
 def play(
@@ -66,7 +67,8 @@ def play(
     """First episode of every (group, level) env of one setting, all advancing together.
 
     Env j is group j // n_levels on evaluation level j % n_levels (of the level source ``levels``). The policy sees only
-    the envs still playing, in original order. Returns numpy arrays of length
+    the envs still playing, in original order, in a lazy env (``MazeEnv(lazy=True)``: it draws
+    the frames it needs with ``env.observe(mask)``). Returns numpy arrays of length
     ``n_groups * n_levels``: ``group``, ``level``, ``reached`` (0 timeout, 1 obj1,
     2 obj2), ``steps``, and ``path_len`` of shape (n_groups * n_levels, K).
     """
@@ -74,23 +76,23 @@ def play(
     config = EnvConfig(objects=setting.objects, world_dim=world_dim, size=size,
                        background=setting.background, timeout=timeout, levels=levels, render=render)
     total = n_groups * n_levels
-    env = MazeEnv(total, config, EvaluationLevels(n=n_levels, levels=levels), device)
+    env = MazeEnv(total, config, EvaluationLevels(n=n_levels, levels=levels), device, lazy=True)
     rows = torch.arange(total, device=device) % n_levels
-    obs = env.reset(rows)
+    env.reset(rows)
     path_len = env.bank.path_len[rows]
     reached = torch.full((total,), -1, dtype=torch.int64, device=device)
     steps = torch.zeros(total, dtype=torch.int64, device=device)
     envs = torch.arange(total, device=device)
     for _ in range(timeout):  # every env is truncated at the timeout at the latest
-        actions = policy(obs, env, envs)
-        obs, _, _, _, info = env.step(actions)
+        actions = policy(env, envs)
+        _, _, _, _, info = env.step(actions)
         done = info["done"]
         if bool(done.any()):
             ended = envs[done]
             reached[ended] = info["reached"][done]
             steps[ended] = info["length"][done]
             keep = ~done
-            envs, obs = envs[keep], obs[keep]
+            envs = envs[keep]
             env.keep(keep)
             if envs.numel() == 0:
                 break
@@ -141,25 +143,25 @@ def agent_policy(
         return forward_groups(models, obs, group, masks, local, stats)
 
     @torch.inference_mode()
-    def policy(obs: torch.Tensor, env: MazeEnv, envs: torch.Tensor) -> torch.Tensor:
+    def policy(env: MazeEnv, envs: torch.Tensor) -> torch.Tensor:
         group = envs // n_levels
-        masks = env.object_masks() if local else None
         if memo:
             n_states = 2 * env.free.shape[-1] ** 2
             if not cache:  # the first call sees every env
-                cache["known"] = torch.zeros(int(envs.max()) + 1, n_states, dtype=torch.bool, device=obs.device)
-                cache["logits"] = torch.zeros(int(envs.max()) + 1, n_states, 0, device=obs.device)
+                cache["known"] = torch.zeros(int(envs.max()) + 1, n_states, dtype=torch.bool, device=env.device)
+                cache["logits"] = torch.zeros(int(envs.max()) + 1, n_states, 0, device=env.device)
             state = env.agent * 2 + env.mirrored.long()
             miss = ~cache["known"][envs, state]
             if bool(miss.any()):
-                fresh = forward(obs[miss], group[miss], None if masks is None else masks[miss])
+                masks = env.object_masks(env.row[miss]) if local else None
+                fresh = forward(env.observe(miss), group[miss], masks)
                 if cache["logits"].shape[2] == 0:
-                    cache["logits"] = torch.zeros(*cache["known"].shape, fresh.shape[1], device=obs.device)
+                    cache["logits"] = torch.zeros(*cache["known"].shape, fresh.shape[1], device=env.device)
                 cache["logits"][envs[miss], state[miss]] = fresh
                 cache["known"][envs[miss], state[miss]] = True
             logits = cache["logits"][envs, state]
         else:
-            logits = forward(obs, group, masks)
+            logits = forward(env.observe(), group, env.object_masks() if local else None)
         if greedy:
             return logits.argmax(1)
         act = torch.arange(logits.shape[1], device=logits.device)[None, :]

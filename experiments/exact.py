@@ -234,7 +234,7 @@ def exact_chunk(refs: list, setting, device, n_levels: int, greedy: bool, seed: 
     world_dim, size, timeout = geometry
     config = EnvConfig(objects=setting.objects, world_dim=world_dim, size=size, background=setting.background,
                        timeout=timeout, levels=levels, render=render)
-    env = MazeEnv(1, config, EvaluationLevels(n=n_levels, levels=levels), device)
+    env = MazeEnv(1, config, EvaluationLevels(n=n_levels, levels=levels), device, lazy=True)  # each level drawn once
     ids = [r.agent_id for r in refs]
     models = [r.load(device) for r in refs]
     with contextlib.ExitStack() as stack:

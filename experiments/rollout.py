@@ -58,22 +58,18 @@ def rollout(
     config = EnvConfig(objects=setting.objects, world_dim=trained.world_dim, size=trained.size,
                        background=setting.background, timeout=timeout, levels=trained.levels,
                        render=trained.render)
-    env = MazeEnv(1, config, EvaluationLevels(n=level + 1, levels=trained.levels), device)
-    obs = env.reset(torch.tensor([level], device=env.device))
+    # lazy: a finished episode is not reset, so its last frame is drawn like any other
+    env = MazeEnv(1, config, EvaluationLevels(n=level + 1, levels=trained.levels), device, lazy=True)
+    env.reset(torch.tensor([level], device=env.device))
     # n_levels only maps env index -> agent; the noise keys on the level id itself
     policy = agent_policy([ref.load(device)], [ref.agent_id], setting, level + 1, greedy, seed)
     envs = torch.tensor([level], device=env.device)
-    frames = [split_frame(obs[0].cpu().numpy(), scale)]
+    frames = [split_frame(env.observe()[0].cpu().numpy(), scale)]
     for _ in range(timeout):
-        action = policy(obs, env, envs)
-        static = env.static.clone()  # the level as it is before a finished episode resets it
-        obs, _, _, _, info = env.step(action)
+        _, _, _, _, info = env.step(policy(env, envs))
+        frames.append(split_frame(env.observe()[0].cpu().numpy(), scale))
         if bool(info["done"][0]):
-            # obs is the next level's first frame by now: draw where the episode ended
-            last = env.renderer.with_agent(static, info["agent"], info["mirrored"])
-            frames.append(split_frame(last[0].cpu().numpy(), scale))
             break
-        frames.append(split_frame(obs[0].cpu().numpy(), scale))
     record = {"agent": ref.agent_id, "setting": setting.name, "level": level,
               "outcome": OUTCOMES[int(info["reached"][0])], "steps": int(info["length"][0])}
     frames += [frames[-1]] * 2  # hold the last frame

@@ -489,6 +489,46 @@ def test_the_accelerator_reset_path_draws_the_same_frames_on_cpu():
     assert resets > 32  # timeouts and goals made many resets
 
 
+@pytest.mark.parametrize("render", ["box", "procgen"])
+def test_a_lazy_env_draws_the_eager_frames_of_the_envs_asked_and_keeps_finished_episodes(render):
+    """Evaluation's lazy env: the frames of any subset of envs, drawn on demand, equal the eager
+    env's pixel for pixel (textured backgrounds, both renderers), and a finished env keeps its
+    last state (its frame is the one an eager env shows before resetting) until dropped."""
+    if render == "procgen":
+        pytest.importorskip("procgen")
+    cfg = EnvConfig(objects=("red_line", "yellow_gem"), background="textured", timeout=30, render=render)
+    n = 24
+    eager = MazeEnv(n, cfg, EvaluationLevels(n=8))
+    lazy = MazeEnv(n, cfg, EvaluationLevels(n=8), lazy=True)
+    rows = torch.arange(n) % 8
+    obs = eager.reset(rows)
+    assert lazy.reset(rows) is None
+    assert torch.equal(lazy.observe(), obs)
+    acts = torch.randint(0, 15, (30, n), generator=torch.Generator().manual_seed(1))
+    ended = 0
+    for t in range(30):
+        some = torch.arange(lazy.num_envs) % 3 == t % 3
+        assert torch.equal(lazy.observe(some), obs[some])
+        before = eager.static.clone()
+        obs, r, term, trunc, info = eager.step(acts[t][: eager.num_envs])
+        lz, rl, terml, truncl, infol = lazy.step(acts[t][: lazy.num_envs])
+        assert lz is None and torch.equal(rl, r) and torch.equal(infol["reached"], info["reached"])
+        done = info["done"]
+        # an eager env shows its next level by now; the lazy one still stands where it ended
+        last = eager.renderer.with_agent(before, info["agent"], info["mirrored"])
+        assert torch.equal(lazy.observe()[done], last[done])
+        ended += int(done.sum())
+        if bool(done.any()):
+            eager.keep(~done)
+            lazy.keep(~done)
+            obs = obs[~done]
+            if lazy.num_envs == 0:
+                break
+    assert ended > 0
+    with pytest.raises(UserError, match="EvaluationLevels"):
+        MazeEnv(2, cfg, TrainingLevels(10, 0), lazy=True)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_same_levels_and_frames_on_gpu():

@@ -42,7 +42,7 @@ def oracle(target: int):
     moves = torch.tensor([MOVES["up"], MOVES["down"], MOVES["left"], MOVES["right"]])
     deltas = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
-    def policy(obs: torch.Tensor, env: MazeEnv, envs: torch.Tensor) -> torch.Tensor:
+    def policy(env: MazeEnv, envs: torch.Tensor) -> torch.Tensor:
         n, w = env.num_envs, env.free.shape[-1]
         objs = env.objects
         blocked = torch.zeros(n, w * w, dtype=torch.bool)
@@ -270,7 +270,7 @@ def test_intervention_context_is_entered_and_recorded(tiny_population: Path):
     for ref in resolve_agents(tiny_population):
         with torch.inference_mode():
             action = int(ref.load()(torch.zeros(1, 3, 64, 64))[0].argmax())
-        constant = play(setting, lambda obs, env, envs: torch.full((env.num_envs,), action), 1, 20, timeout=FAST)
+        constant = play(setting, lambda env, envs: torch.full((env.num_envs,), action), 1, 20, timeout=FAST)
         expected = episodes_frame(constant, [ref.agent_id], setting, "blind")
         got = df[df["agent"] == ref.agent_id].reset_index(drop=True)
         pd.testing.assert_frame_equal(got[expected.columns], expected)

@@ -195,6 +195,13 @@ class MazeEnv:
     finished episode where ``done`` (``level``, ``reached`` 0 = timeout / 1 = obj1 /
     2 = obj2, ``length``, ``path_len`` (N, K), the final ``agent`` cell and ``mirrored``)
     plus ``level_now`` of every env.
+
+    With ``lazy`` (evaluation's first episodes, ``EvaluationLevels`` only) no frame is drawn
+    unless asked: ``reset`` and ``step`` return ``None`` for ``obs``, ``observe(mask)`` draws the
+    frames of the envs asked for (a policy that caches its logits per state needs few), the
+    frames without the mouse are drawn once per level of the bank and shared by every env on
+    it, and a finished env is not reset (the caller drops it with ``keep``). The frames drawn
+    are the eager env's, pixel for pixel.
     """
 
     STATE = ("row", "agent", "mirrored", "steps", "counter")  # what a resumed run restores
@@ -205,8 +212,13 @@ class MazeEnv:
         config: EnvConfig = EnvConfig(),
         levels: TrainingLevels | EvaluationLevels | None = None,
         device: torch.device | str = "cpu",
+        lazy: bool = False,
     ):
         check_world_dim(config.world_dim)
+        if lazy and not isinstance(levels, EvaluationLevels):
+            raise EnvError("a lazy env plays a fixed list of evaluation levels: give EvaluationLevels")
+        self.lazy = lazy
+        self._level_static: torch.Tensor | None = None  # lazy: the bank's frames without the mouse
         if num_envs < 1:
             raise EnvError(f"num_envs must be at least 1, got {num_envs}")
         if config.timeout < 1:
@@ -243,6 +255,8 @@ class MazeEnv:
         self.agent = torch.full((n,), start_cell(self._world), dtype=torch.int64, device=dev)
         self.mirrored = torch.zeros(n, dtype=torch.bool, device=dev)
         self.steps = torch.zeros(n, dtype=torch.int64, device=dev)
+        if self.lazy:
+            return None
         self.static = self.render_static(self.row)
         return self.observe()
 
@@ -253,7 +267,8 @@ class MazeEnv:
     def load_state(self, state: dict) -> None:
         for k in self.STATE:
             setattr(self, k, state[k].to(self.device))
-        self.static = self.render_static(self.row)
+        if not self.lazy:
+            self.static = self.render_static(self.row)
 
     def render_static(self, rows: torch.Tensor) -> torch.Tensor:
         """uint8: the frames of bank rows ``rows`` (int64 (N,)) without the mouse, flattened as
@@ -263,10 +278,19 @@ class MazeEnv:
         wall = ~b.free[rows].reshape(rows.shape[0], -1)
         return self.renderer.static(wall, b.objects[rows], bg)
 
+    def bank_static(self, rows: torch.Tensor) -> torch.Tensor:
+        """``render_static`` of bank rows ``rows``; a lazy env draws each row once and keeps it."""
+        if not self.lazy:
+            levels, which = torch.unique(rows, return_inverse=True)  # each level's background drawn once
+            return self.render_static(levels)[which]
+        if self._level_static is None:
+            self._level_static = self.render_static(torch.arange(len(self.bank), device=self.device))
+        return self._level_static[rows]
+
     def keep(self, mask: torch.Tensor) -> None:
         """Keep only the envs where ``mask`` (bool (N,)) holds, in order; the others are dropped
         for good (evaluation plays each env's first episode and stops stepping finished ones)."""
-        for name in ("row", "agent", "mirrored", "steps", "static"):
+        for name in ("row", "agent", "mirrored", "steps", *(() if self.lazy else ("static",))):
             setattr(self, name, getattr(self, name)[mask])
         self.num_envs = int(self.row.shape[0])
 
@@ -279,11 +303,17 @@ class MazeEnv:
             raise EnvError(f"{objects.shape[1]} cells for the {len(self.specs)} objects of this maze")
         objects = objects.expand(len(self.bank), -1).clone()
         self.bank = dataclasses.replace(self.bank, objects=objects, path_len=path_lengths(self.bank.free, objects))
-        self.static = self.render_static(self.row)
+        self._level_static = None
+        if not self.lazy:
+            self.static = self.render_static(self.row)
 
-    def observe(self) -> torch.Tensor:
-        """Current frames, uint8 (N, size, size, 3)."""
-        return self.renderer.with_agent(self.static, self.agent, self.mirrored)
+    def observe(self, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Current frames, uint8 (N, size, size, 3), or those of the envs where ``mask`` (bool
+        (N,)) holds."""
+        if mask is None:
+            mask = slice(None)
+        static = self.bank_static(self.row[mask]) if self.lazy else self.static[mask]
+        return self.renderer.with_agent(static, self.agent[mask], self.mirrored[mask])
 
     def object_masks(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """bool (N, size, size, K): the pixels of each object in the current frames (the mouse
@@ -296,8 +326,7 @@ class MazeEnv:
         """uint8 (N, size, size, 3): the frame ``observe`` shows with the mouse on flat cell
         ``agent`` (int64 (N,)), ``mirrored`` (bool (N,)) or not, in bank row ``rows`` (int64 (N,))
         of this env's levels; the env's own state is left alone (exact evaluation draws every state)."""
-        levels, which = torch.unique(rows, return_inverse=True)  # each level's background drawn once
-        return self.renderer.with_agent(self.render_static(levels)[which], agent, mirrored)
+        return self.renderer.with_agent(self.bank_static(rows), agent, mirrored)
 
     @property
     def level_ids(self) -> torch.Tensor:
@@ -338,6 +367,9 @@ class MazeEnv:
             "agent": self.agent,
             "mirrored": self.mirrored,
         }
+        if self.lazy:  # first episodes only: the caller drops the finished envs
+            info["level_now"] = info["level"]
+            return None, reward, terminated, truncated, info
         self._autoreset(done)
         info["level_now"] = self.bank.level_ids[self.row]
         return self.observe(), reward, terminated, truncated, info
