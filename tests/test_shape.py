@@ -111,3 +111,32 @@ def test_without_the_shape_contest_the_run_names_the_command(tmp_path):
 
     with pytest.raises(MissingStage, match="gmg evaluate"):
         shape.observed_shape(tmp_path, "yellow_line")
+
+
+def test_run_shape_writes_the_tables_and_scores_against_the_stores_contest(tmp_path):
+    """A population of 4 random agents with a planted shape contest: per-layer rows for each
+    agent and random network, per-agent rows carrying the observed preference, one score per
+    predictor over the 4 agents."""
+    import pandas as pd
+    from conftest import make_agent_dir
+
+    from gmg.experiments.store import ResultsStore
+
+    for seed in range(4):
+        make_agent_dir(tmp_path / "agents", seed)
+    run = tmp_path / "run"
+    n = 20
+    with ResultsStore(run) as store:
+        store.write_chunk("episodes", pd.concat([pd.DataFrame({
+            "agent": a, "setting": "yellow_line-vs-yellow_gem", "intervention": "none", "level": range(n),
+            "outcome": ["obj1"] * (5 + 3 * a) + ["obj2"] * (n - 5 - 3 * a), "steps": 10, "path_len_obj1": 5,
+            "path_len_obj2": pd.array([6] * n, dtype="Int64")}) for a in range(4)], ignore_index=True), {})
+    out = shape.run_shape(tmp_path / "agents", run, n_levels=10, n_random=1)
+    written = pd.read_csv(run / "analysis" / "shape_agents.csv")
+    assert written["observed"].tolist() == pytest.approx([(5 + 3 * a) / n for a in range(4)])
+    probes = pd.read_csv(run / "analysis" / "shape_probes.csv")
+    assert set(probes["network"]) == {"trained", "random"} and probes.groupby(["network", "agent"]).size().nunique() == 1
+    assert (probes["n_test"] == 20).all()  # every frame held out once
+    scores = out["scores"].set_index("predictor")
+    assert list(scores.index) == list(shape.PREDICTORS) and (scores["n"] == 4).all()
+    assert (run / "analysis" / "shape_scores.csv").is_file()

@@ -248,7 +248,8 @@ def predictive_score(x, y, n_boot: int = 1000, seed: int = 0) -> dict:
 
 def across_agents(per_agent: pd.DataFrame, observed: pd.Series, predictors=PREDICTORS) -> pd.DataFrame:
     """One row per predictor: ``predictive_score`` of it for ``observed`` (by agent)."""
-    d = per_agent.set_index("agent").join(observed.rename("observed"), how="inner")
+    d = per_agent.drop(columns="observed", errors="ignore").set_index("agent").join(observed.rename("observed"),
+                                                                                    how="inner")
     return pd.DataFrame([{"predictor": p, **predictive_score(d[p], d["observed"])} for p in predictors])
 
 
@@ -263,15 +264,15 @@ def run_shape(agents, run_dir: str | Path, n_levels: int = 500, n_random: int = 
     agents = population(agents)
     probes, per_agent = shape_study(agents, n_levels, n_random=n_random, seed=seed, device=device, progress=progress)
     out = {"probes": probes, "per_agent": per_agent, "setting": shape_setting(agents.trained_on.goal)}
+    folder = Path(run_dir) / "analysis"
+    folder.mkdir(parents=True, exist_ok=True)
+    probes.assign(n_levels=n_levels).to_csv(folder / "shape_probes.csv", index=False)
     try:
         observed = observed_shape(run_dir, agents.trained_on.goal)
         out["per_agent"] = per_agent = per_agent.merge(observed.rename("observed").reset_index(), on="agent", how="left")
         out["scores"] = across_agents(per_agent, observed).assign(setting=out["setting"])
     except MissingStage:
         out["scores"] = None
-    folder = Path(run_dir) / "analysis"
-    folder.mkdir(parents=True, exist_ok=True)
-    probes.assign(n_levels=n_levels).to_csv(folder / "shape_probes.csv", index=False)
     per_agent.assign(n_levels=n_levels).to_csv(folder / "shape_agents.csv", index=False)
     if out["scores"] is not None:
         out["scores"].to_csv(folder / "shape_scores.csv", index=False)
