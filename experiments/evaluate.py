@@ -191,7 +191,7 @@ def episodes_frame(result: dict[str, np.ndarray], agent_ids: list[int], setting:
 
 
 def default_batch_envs(device: torch.device) -> int:
-    # CPU: ~37 KB of frames per env, keep a batch near 300 MB; GPUs hold far more
+    # CPU: 8 agents x 1000 levels to a batch (a chunk of work for a worker process); GPUs take far more
     return 8192 if device.type == "cpu" else 131072
 
 
