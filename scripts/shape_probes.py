@@ -34,7 +34,12 @@ from gmg.experiments.plots.style import pyplot
 from gmg.experiments.population import population
 from gmg.training.errors import UserError
 
-MACHINE = "2-core AMD EPYC (avx512, no AMX), torch CPU"
+
+def machine_line() -> str:
+    from gmg.training.runtime import machine
+
+    m = machine()
+    return f"{m['cores']}-core {m['cpu']}, torch {m['torch']}"
 
 
 def load_or_run(spec: str, run_dir: Path, n_levels: int, reuse: bool) -> dict:
@@ -102,7 +107,7 @@ def figure(results: dict[str, dict], path: Path, command: str, n_levels: int) ->
                     "frames, 5-fold held-out levels")
         layer_panel(row[1], r["probes"], "bits", f"{name}: the same probe in held-out bits (1 - log loss / ln 2)")
         scatter_panel(row[2], r["per_agent"], r["scores"], r["setting"])
-    fig.suptitle(f"`{command}` ({MACHINE})", fontsize=8)
+    fig.suptitle(f"`{command}` ({machine_line()})", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     figure(results, args.out / "shape-probes.png", command + f" --n-levels {args.n_levels}", args.n_levels)
     print(tables["scores"][["population", "predictor", "n", "r2", "r2_lo", "r2_hi", "spearman", "spearman_lo",
                             "spearman_hi"]].to_string(index=False, float_format="%.3f"))
-    print(f"{platform.python_version()} on {MACHINE}; predictors: {', '.join(PREDICTORS)}")
+    print(f"{platform.python_version()} on {machine_line()}; predictors: {', '.join(PREDICTORS)}")
     return 0
 
 
