@@ -32,7 +32,7 @@ from gmg.experiments.analysis.composition import (
     score,
 )
 from gmg.experiments.analysis.predict import noise_ceiling
-from gmg.experiments.analysis.scoring import r2
+from gmg.experiments.analysis.scoring import r2, r2_interval
 from gmg.experiments.evaluate import metrics
 from gmg.experiments.plots.style import pyplot, save_figure
 from gmg.experiments.population import population
@@ -69,35 +69,42 @@ def observed_of(run_dir: Path, settings: list[str]) -> tuple[pd.DataFrame, pd.Se
 
 
 def plot(paths: list[Path], out: Path) -> Path:
-    """R² per setting and model with its 95% interval, one panel per zoo, beside the walk and contest models."""
+    """R² per setting and model with its 95% interval, one panel per zoo and target: against the
+    observed preferences (beside the walk and contest models and the network's own chain) and
+    against the network's own chain on the same levels."""
     plt = pyplot()
-    fig, axes = plt.subplots(len(paths), 1, figsize=(15, 4.6 * len(paths)), squeeze=False)
-    for ax, path in zip(axes[:, 0], paths):
+    panels = [(p, t) for p in paths for t in ("observed", "network") if (pd.read_csv(p)["target"] == t).any()]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(15, 4.4 * len(panels)), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    colour = {}
+    for ax, (path, target) in zip(axes[:, 0], panels):
         d = pd.read_csv(path)
-        target = "observed" if (d["target"] == "observed").any() else "network"
         d = d[d["target"] == target]
         settings = list(dict.fromkeys(d["setting"]))
         models = list(dict.fromkeys(d["model"]))
         width = 0.8 / len(models)
-        cmap = plt.get_cmap("tab10")
         for i, m in enumerate(models):
             g = d[d["model"] == m].set_index("setting").reindex(settings)
             x = np.arange(len(settings)) + (i - (len(models) - 1) / 2) * width
             y = g["r2"].clip(-1.05, 1)
+            c = colour.setdefault(m, cmap(len(colour)))
             ax.errorbar(x, y, yerr=(y - g["r2_lo"].clip(-1.05, 1), g["r2_hi"].clip(-1.05, 1) - y), fmt="o", ms=4,
-                        capsize=2, lw=1, color=cmap(i), label=m)
+                        capsize=2, lw=1, color=c, label=m)
         ceil = d.groupby("setting")["noise_ceiling"].first().reindex(settings)
-        ax.scatter(np.arange(len(settings)), ceil, marker="_", s=300, color="k", label="noise ceiling")
+        if target == "observed":
+            ax.scatter(np.arange(len(settings)), ceil, marker="_", s=300, color="k", label="noise ceiling")
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_ylim(-1.1, 1.05)
         ax.set_xticks(np.arange(len(settings)), [s.replace("-vs-", "\nvs ") for s in settings], fontsize=7)
-        ax.set(ylabel="R² across agents (LOSO), 95% CI", title=f"{path.stem}: leave-one-setting-out R² against "
-               f"{target} preferences (below -1 drawn at -1)")
+        what = "observed preferences (1000 levels sampled)" if target == "observed" else \
+            "the network's own exact chain on the pair frames (same levels)"
+        ax.set(ylabel="R² across agents, 95% CI", title=f"{path.stem}: leave-one-setting-out R² against {what}; "
+               "below -1 drawn at -1")
         ax.legend(fontsize=7, ncol=len(models) + 1, loc="lower left")
-    fig.text(0.01, 0.005, "python scripts/composition.py --agents zoo:yellow-line|zoo:white-line --n-levels 50 "
-             "(composed chains on 50 levels; observed: 1000 levels sampled); 2-core Intel Xeon @ 2.80GHz "
-             "(avx512f, no AMX), torch CPU", fontsize=7)
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.text(0.01, 0.003, "python scripts/composition.py --agents zoo:yellow-line|zoo:white-line --n-levels 50 --run-dir "
+             "RUN (composed chains on the first 50 levels; walk/shrink: docs/img/contest-*.csv, 1000 levels); "
+             "2-core Intel Xeon @ 2.80GHz (avx512f, no AMX), torch CPU", fontsize=7)
+    fig.tight_layout(rect=(0, 0.015, 1, 1))
     return save_figure(fig, out)
 
 
@@ -147,10 +154,17 @@ def main() -> None:
         earlier = earlier.assign(target="observed", levels="1000 (earlier run)")
         table = pd.concat([table, earlier[[c for c in table.columns if c in earlier.columns]]], ignore_index=True)
     if "observed" in targets and "network" in targets:
-        # the pair's own chain on N levels against the sampled preference: what N levels cost
+        # the pair's own chain on the same N levels against the sampled preference: what N levels cost
         both = obs.merge(own, on=["agent", "setting"])
-        chk = both.groupby("setting", sort=False).apply(lambda g: r2(g["network"], g["observed"])).rename("own_r2")
-        table = table.merge(chk.reset_index(), on="setting", how="left")
+        rows = []
+        for setting, g in both.groupby("setting", sort=False):
+            lo, hi = r2_interval(g["network"].to_numpy(), g["observed"].to_numpy())
+            rows.append({"model": "own chain", "setting": setting, "r2": r2(g["network"], g["observed"]), "r2_lo": lo,
+                         "r2_hi": hi, "noise_ceiling": float(ceilings.get(setting, np.nan)),
+                         "target_mean": g["observed"].mean(), "predicted_mean": g["network"].mean(), "constants": "",
+                         "target": "observed", "pooled": r2(both["network"], both["observed"]),
+                         "levels": f"{args.n_levels} (observed: {n_obs})"})
+        table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
     out_csv = args.out.parent / f"{args.out.name}-{zoo}.csv"
     table.to_csv(out_csv, index=False)
     show = table.assign(text=table.apply(lambda x: f"{x['r2']:.2f} [{x['r2_lo']:.2f}, {x['r2_hi']:.2f}]", axis=1))
@@ -158,8 +172,6 @@ def main() -> None:
     for column in targets:
         w = show[show["target"] == column].pivot(index="setting", columns="model", values="text")
         w["ceiling"] = table.groupby("setting")["noise_ceiling"].first().map("{:.2f}".format)
-        if "own_r2" in table:
-            w["own chain vs observed"] = table.groupby("setting")["own_r2"].first().map("{:.2f}".format)
         print(f"\ntarget: {column}\n" + w.reindex([x for x in settings if x in w.index]).to_string())
         pooled = table[table["target"] == column].groupby("model")["pooled"].first()
         print("pooled: " + ", ".join(f"{k} {v:.3f}" for k, v in pooled.items()))
