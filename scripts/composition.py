@@ -118,11 +118,14 @@ def main() -> None:
     ap.add_argument("--no-pairs", action="store_true", help="read no pair frames: no own chain, no network target")
     ap.add_argument("--out", type=Path, default=Path("docs/img/composition"), help="OUT-ZOO.csv and OUT.png")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--settings", nargs="*", help="these two-object settings only (default: the zoo's list)")
+    ap.add_argument("--kinds", nargs="*", default=list(COMPOSITIONS), choices=list(COMPOSITIONS),
+                    help="compositions to solve and score (one setting: sum alone, nothing to fit on)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     start = time.time()
     t = population(args.agents).trained_on
-    settings = two_object_settings([s.name for s in default_settings(t.goal, t.background)])
+    settings = two_object_settings(args.settings or [s.name for s in default_settings(t.goal, t.background)])
     args.work.mkdir(parents=True, exist_ok=True)
     r = read_cached(args.agents, read_order(settings, not args.no_pairs), args.n_levels, args.work / "readout.npz", progress=True)
     print(f"read: {time.time() - start:.0f} s", flush=True)
@@ -131,7 +134,7 @@ def main() -> None:
     solved: dict = {}  # chains shared between compositions (sum = scaled at 1)
     grid = pd.concat([cached_csv(args.work / f"grid-{kind}.csv",
                                  lambda kind=kind: grid_predictions(r, args.agents, settings, [kind], solved))
-                      for kind in COMPOSITIONS], ignore_index=True)
+                      for kind in args.kinds], ignore_index=True)
     if not args.no_pairs:
         own = cached_csv(args.work / "own.csv", lambda: own_chain(r, args.agents, settings))
     print(f"chains: {time.time() - start:.0f} s", flush=True)
@@ -144,7 +147,7 @@ def main() -> None:
         targets["observed"] = obs
     tables = []
     for column, target in targets.items():
-        s, pooled = score(grid, target, ceilings, column)
+        s, pooled = score(grid, target, ceilings, column, args.kinds)
         tables.append(s.assign(target=column, pooled=s["model"].map(pooled)))
     table = pd.concat(tables, ignore_index=True).assign(levels=f"{args.n_levels} (observed: {n_obs})")
     zoo = ZOOS[args.agents]
@@ -175,7 +178,7 @@ def main() -> None:
         print(f"\ntarget: {column}\n" + w.reindex([x for x in settings if x in w.index]).to_string())
         pooled = table[table["target"] == column].groupby("model")["pooled"].first()
         print("pooled: " + ", ".join(f"{k} {v:.3f}" for k, v in pooled.items()))
-        for kind in COMPOSITIONS:
+        for kind in args.kinds:
             c = table[(table["target"] == column) & (table["model"] == kind)]
             if c["constants"].fillna("").str.len().any():
                 print(f"{kind} constants: " + "; ".join(f"{s}: {k}" for s, k in zip(c["setting"], c["constants"])))
