@@ -525,6 +525,16 @@ def test_a_lazy_env_draws_the_eager_frames_of_the_envs_asked_and_keeps_finished_
             if lazy.num_envs == 0:
                 break
     assert ended > 0
+    # objects moved after frames were drawn: the kept levels are drawn again, not reused
+    eager, lazy = MazeEnv(2, cfg, EvaluationLevels(n=8)), MazeEnv(2, cfg, EvaluationLevels(n=8), lazy=True)
+    for e in (eager, lazy):
+        e.reset(torch.tensor([7, 3]))
+    lazy.observe()
+    free = eager.bank.free[3].reshape(-1).nonzero().squeeze(1)
+    cells = free[free != start_cell(W)][-2:]
+    for e in (eager, lazy):
+        e.place_objects(cells)
+    assert torch.equal(lazy.observe(), eager.observe())
     with pytest.raises(UserError, match="EvaluationLevels"):
         MazeEnv(2, cfg, TrainingLevels(10, 0), lazy=True)
 

@@ -279,18 +279,28 @@ class MazeEnv:
         return self.renderer.static(wall, b.objects[rows], bg)
 
     def bank_static(self, rows: torch.Tensor) -> torch.Tensor:
-        """``render_static`` of bank rows ``rows``; a lazy env draws each row once and keeps it."""
+        """``render_static`` of bank rows ``rows``, each level drawn once per call; a lazy env
+        keeps what it drew and draws only rows it has not seen (a rollout of level 999 draws one)."""
+        levels, which = torch.unique(rows, return_inverse=True)
         if not self.lazy:
-            levels, which = torch.unique(rows, return_inverse=True)  # each level's background drawn once
             return self.render_static(levels)[which]
         if self._level_static is None:
-            self._level_static = self.render_static(torch.arange(len(self.bank), device=self.device))
+            self._level_drawn = torch.zeros(len(self.bank), dtype=torch.bool, device=self.device)
+        new = levels[~self._level_drawn[levels]]
+        if new.numel():
+            drawn = self.render_static(new)
+            if self._level_static is None:
+                self._level_static = torch.empty(len(self.bank), *drawn.shape[1:], dtype=drawn.dtype,
+                                                 device=self.device)
+            self._level_static[new] = drawn
+            self._level_drawn[new] = True
         return self._level_static[rows]
 
     def keep(self, mask: torch.Tensor) -> None:
         """Keep only the envs where ``mask`` (bool (N,)) holds, in order; the others are dropped
         for good (evaluation plays each env's first episode and stops stepping finished ones)."""
-        for name in ("row", "agent", "mirrored", "steps", *(() if self.lazy else ("static",))):
+        names = ("row", "agent", "mirrored", "steps") + (() if self.lazy else ("static",))  # lazy: static per level
+        for name in names:
             setattr(self, name, getattr(self, name)[mask])
         self.num_envs = int(self.row.shape[0])
 
